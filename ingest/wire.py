@@ -1,0 +1,352 @@
+"""Decode and encode mod_wsgi 6.1 telemetry datagrams.
+
+A datagram is a 24-byte header (magic ``WSGI``, version, kind, flags, pid,
+seq, stamp) followed by TLV records up to its last byte: ``field id u16``,
+``type tag u8``, a ``u16`` length or element count for variable types, then
+the value. Field names come from :mod:`ingest.fields`.
+
+Why the layout cache: one mod_wsgi process sends the same record layout
+tick after tick (same fields, same string lengths, same slot count). The
+first datagram of a layout is walked record by record; the walk is then
+compiled into one ``struct`` format plus a generated function that builds
+the field dict. Later datagrams of that layout decode with a single
+``unpack_from`` and one tuple comparison that proves every id, tag and
+length is where the layout says, so a hostile or changed datagram can
+never be read through the wrong layout.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import sys
+from array import array
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import Any, NamedTuple
+
+from .fields import BY_ID, BY_NAME, Tag, field_name, kind_name
+
+MAGIC = b"WSGI"
+VERSION = 1
+HEADER = struct.Struct("<4sBBHIId")
+HEADER_SIZE = HEADER.size  # 24
+MAX_DATAGRAM = 65536
+U32_MAX = 0xFFFFFFFF
+
+_TLV = struct.Struct("<HB")
+_U16 = struct.Struct("<H")
+_FIXED = {Tag.U64: "Q", Tag.F64: "d", Tag.I64: "q"}
+_ARRAY = {Tag.I32_ARRAY: ("i", 4), Tag.F64_ARRAY: ("d", 8)}
+_TAGS = {int(t): t for t in Tag}
+_BIG_ENDIAN = sys.byteorder == "big"
+_ARRAY_MAKER = "_array" if _BIG_ENDIAN else "array"  # wire order is little-endian
+
+Value = int | float | str | bytes | array
+
+
+class DecodeError(ValueError):
+    """A datagram that cannot be decoded; names the problem and the offset.
+
+    ``pid`` is set when the header was readable, so the loss can be
+    counted against the process that sent it.
+    """
+
+    def __init__(self, problem: str, offset: int | None = None, pid: int | None = None):
+        self.problem = problem
+        self.offset = offset
+        self.pid = pid
+        where = f" at offset {offset}" if offset is not None else ""
+        super().__init__(f"{problem}{where}")
+
+
+class UnsupportedVersion(DecodeError):
+    """A header version other than 1: a new version may change the layout."""
+
+
+@dataclass(slots=True)
+class Datagram:
+    version: int
+    kind: int
+    flags: int
+    pid: int
+    seq: int
+    stamp: float
+    fields: dict[str, Value]
+    size: int
+
+    @property
+    def kind_name(self) -> str:
+        return kind_name(self.kind)
+
+
+class Record(NamedTuple):
+    """One TLV record as found on the wire (``count`` is None for fixed tags)."""
+
+    id: int
+    tag: int
+    count: int | None
+    offset: int
+
+
+def text(raw: bytes) -> str | bytes:
+    """UTF-8 text stays text; anything else keeps its exact bytes."""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return raw
+
+
+def _array(code: str, raw: bytes) -> array:
+    values = array(code, raw)
+    if _BIG_ENDIAN:
+        values.byteswap()
+    return values
+
+
+def display(value: Any) -> str:
+    """A printable form of a field value that never hides or invents bytes."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if isinstance(value, array):
+        return str(value.tolist())
+    return str(value)
+
+
+def jsonable(value: Any) -> Any:
+    """The JSON convention of wire-vectors: bytes become ``{"hex": ...}``."""
+    if isinstance(value, bytes):
+        return {"hex": value.hex()}
+    if isinstance(value, array):
+        return value.tolist()
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    return value
+
+
+# -- header ------------------------------------------------------------------
+
+def _header(data: bytes) -> tuple[int, int, int, int, int, float]:
+    if len(data) < HEADER_SIZE:
+        raise DecodeError(f"datagram too short: {len(data)} bytes, header needs {HEADER_SIZE}", 0)
+    magic, version, kind, flags, pid, seq, stamp = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise DecodeError(f"bad magic {magic!r}, expected {MAGIC!r}", 0)
+    if version != VERSION:
+        raise UnsupportedVersion(f"unsupported version {version} (this decoder reads {VERSION})", 4, pid)
+    return version, kind, flags, pid, seq, stamp
+
+
+# -- the record walk (first sighting of a layout, and the reference path) ----
+
+def walk(data: bytes, start: int = HEADER_SIZE, pid: int | None = None) -> list[Record]:
+    """Walk the TLV records of ``data`` from ``start`` to its exact end."""
+    end = len(data)
+    records = []
+    pos = start
+    while pos < end:
+        if end - pos < _TLV.size:
+            raise DecodeError(f"truncated TLV header: {end - pos} stray byte(s)", pos, pid)
+        fid, tag = _TLV.unpack_from(data, pos)
+        at = pos
+        pos += _TLV.size
+        if tag in _FIXED:
+            count, size = None, 8
+        elif tag == Tag.BYTES or tag in _ARRAY:
+            if end - pos < 2:
+                raise DecodeError(f"field {fid}: truncated length", pos, pid)
+            (count,) = _U16.unpack_from(data, pos)
+            pos += 2
+            size = count if tag == Tag.BYTES else count * _ARRAY[tag][1]
+        else:
+            raise DecodeError(f"field {fid}: unknown type tag 0x{tag:02x}", at + 2, pid)
+        if end - pos < size:
+            raise DecodeError(
+                f"field {fid} ({_TAGS[tag].name}): value needs {size} bytes, {end - pos} left", pos, pid
+            )
+        pos += size
+        records.append(Record(fid, tag, count, at))
+    return records
+
+
+# -- compiled layouts ----------------------------------------------------------
+
+class _Layout:
+    """One record layout compiled to a struct format and a dict builder.
+
+    Each record's header (id, tag and, for variable types, the length) is
+    unpacked as one short bytes item and compared as a whole with the header
+    the layout was built from; arrays are unpacked as raw bytes and turned
+    into compact ``array.array`` values, far cheaper than one int per slot.
+    """
+
+    __slots__ = ("struct", "shape", "expected", "build")
+
+    def __init__(self, records: Iterable[Record]):
+        fmt = ["<"]
+        shape_positions: list[int] = []
+        expected: list[bytes] = []
+        body: list[str] = []
+        safe_body: list[str] = []
+        for rec in records:
+            tag = _TAGS[rec.tag]
+            head = _TLV.pack(rec.id, rec.tag)
+            if tag in _FIXED:
+                fmt.append(f"3s{_FIXED[tag]}")
+                size_code = ""
+            else:
+                head += _U16.pack(rec.count)
+                fmt.append("5s")
+                if tag == Tag.BYTES:
+                    size_code = f"{rec.count}s"
+                else:
+                    code, width = _ARRAY[tag]
+                    size_code = f"{rec.count * width}s"
+                fmt.append(size_code)
+            pos = 2 * len(expected)
+            shape_positions.append(pos)
+            expected.append(head)
+            if tag in _FIXED:
+                value = safe = f"u[{pos + 1}]"
+            elif tag == Tag.BYTES:
+                value, safe = f"u[{pos + 1}].decode()", f"text(u[{pos + 1}])"
+            else:
+                value = safe = f"{_ARRAY_MAKER}({_ARRAY[tag][0]!r}, u[{pos + 1}])"
+            body.append(f"{field_name(rec.id)!r}: {value}")
+            safe_body.append(f"{field_name(rec.id)!r}: {safe}")
+        self.struct = struct.Struct("".join(fmt))
+        self.shape = itemgetter(*shape_positions, 0)  # always a tuple, even for one record
+        self.expected = (*expected, expected[0])
+        # Two builders: the fast one assumes UTF-8 strings (nearly always
+        # true); the first non-UTF-8 value makes it fall back to the safe one.
+        source = (
+            "def fast(u):\n    return {" + ", ".join(body) + "}\n"
+            "def safe(u):\n    return {" + ", ".join(safe_body) + "}\n"
+            "def build(u):\n"
+            "    try:\n        return fast(u)\n"
+            "    except UnicodeDecodeError:\n        return safe(u)\n"
+        )
+        namespace: dict[str, Any] = {"text": text, "_array": _array, "array": array}
+        exec(compile(source, "<wire layout>", "exec"), namespace)  # noqa: S102 - generated above
+        self.build: Callable[[tuple], dict[str, Value]] = namespace["build"]
+
+    def decode(self, data: bytes) -> dict[str, Value] | None:
+        """The fields if ``data`` really has this layout, else None."""
+        u = self.struct.unpack_from(data, HEADER_SIZE)
+        if self.shape(u) != self.expected:
+            return None
+        return self.build(u)
+
+
+_cache: dict[tuple[int, int], list[_Layout]] = {}
+_CACHE_KEYS = 2048
+_LAYOUTS_PER_KEY = 4
+
+
+def decode(data: bytes) -> Datagram:
+    """Decode one datagram; raise :class:`DecodeError` for anything malformed."""
+    version, kind, flags, pid, seq, stamp = _header(data)
+    size = len(data)
+    if size == HEADER_SIZE:
+        return Datagram(version, kind, flags, pid, seq, stamp, {}, size)
+    key = (kind, size)
+    layouts = _cache.get(key)
+    if layouts:
+        for layout in layouts:
+            fields = layout.decode(data)
+            if fields is not None:
+                return Datagram(version, kind, flags, pid, seq, stamp, fields, size)
+    layout = _Layout(walk(data, pid=pid))
+    fields = layout.decode(data)
+    if fields is None:  # pragma: no cover - the walk just proved the layout
+        raise DecodeError("layout mismatch after walk", HEADER_SIZE, pid)
+    if layouts is None:
+        if len(_cache) >= _CACHE_KEYS:
+            _cache.clear()
+        _cache[key] = [layout]
+    else:
+        if len(layouts) >= _LAYOUTS_PER_KEY:
+            layouts.pop(0)
+        layouts.append(layout)
+    return Datagram(version, kind, flags, pid, seq, stamp, fields, size)
+
+
+def peek_pid(data: bytes) -> int | None:
+    """The sender's pid when the header is readable, for counting bad datagrams."""
+    if len(data) >= HEADER_SIZE and data[:4] == MAGIC:
+        return HEADER.unpack_from(data)[4]
+    return None
+
+
+# -- encoding (tests, simulate, fuzzing) ---------------------------------------
+
+def _infer_tag(value: Any) -> Tag:
+    if isinstance(value, bool | int):
+        return Tag.U64 if value >= 0 else Tag.I64
+    if isinstance(value, float):
+        return Tag.F64
+    if isinstance(value, str | bytes):
+        return Tag.BYTES
+    if isinstance(value, array):
+        return Tag.F64_ARRAY if value.typecode == "d" else Tag.I32_ARRAY
+    if isinstance(value, list | tuple):
+        return Tag.F64_ARRAY if any(isinstance(v, float) for v in value) else Tag.I32_ARRAY
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _field_id(name: str, value: Any) -> tuple[int, Tag]:
+    field = BY_NAME.get(name)
+    if field is not None:
+        return field.id, field.tag
+    if name.startswith("id") and name[2:].isdigit():
+        fid = int(name[2:])
+        known = BY_ID.get(fid)
+        return fid, known.tag if known else _infer_tag(value)
+    raise KeyError(f"unknown field name {name!r}")
+
+
+def encode_record(fid: int, tag: int, value: Any) -> bytes:
+    """One TLV record; the tag decides the value's encoding."""
+    head = _TLV.pack(fid, tag)
+    if tag in _FIXED:
+        return head + struct.pack("<" + _FIXED[_TAGS[tag]], value)
+    if tag == Tag.BYTES:
+        raw = value.encode() if isinstance(value, str) else bytes(value)
+        return head + _U16.pack(len(raw)) + raw
+    code, _ = _ARRAY[_TAGS[tag]]
+    return head + _U16.pack(len(value)) + struct.pack(f"<{len(value)}{code}", *value)
+
+
+def encode(kind: int, pid: int, seq: int, stamp: float, fields: Mapping[str, Any],
+           *, version: int = VERSION, flags: int = 0) -> bytes:
+    """Build a datagram from named fields, in the mapping's order."""
+    parts = [HEADER.pack(MAGIC, version, kind, flags, pid, seq, stamp)]
+    for name, value in fields.items():
+        fid, tag = _field_id(name, value)
+        parts.append(encode_record(fid, tag, value))
+    return b"".join(parts)
+
+
+def encode_datagram(d: Datagram) -> bytes:
+    return encode(d.kind, d.pid, d.seq, d.stamp, d.fields, version=d.version, flags=d.flags)
+
+
+def to_json(d: Datagram) -> dict[str, Any]:
+    """The dump/JSON form: header values plus fields as in vectors.jsonl."""
+    return {
+        "kind": d.kind,
+        "kind_name": d.kind_name,
+        "pid": d.pid,
+        "seq": d.seq,
+        "stamp": d.stamp,
+        "size": d.size,
+        "fields": {name: jsonable(value) for name, value in d.fields.items()},
+    }
+
+
+__all__ = [
+    "HEADER_SIZE", "MAGIC", "MAX_DATAGRAM", "VERSION", "Datagram", "DecodeError", "Record",
+    "UnsupportedVersion", "decode", "display", "encode", "encode_datagram", "encode_record",
+    "jsonable", "peek_pid", "text", "to_json", "walk",
+]
