@@ -1,0 +1,141 @@
+"""``python -m ingest serve|dump|simulate|fields``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from . import __version__, dump, fields
+from .agent import Agent, AgentConfig
+from .receiver import DEFAULT_RCVBUF, SocketSetupError
+
+DEFAULT_SOCKET = "/run/wsgi-fleet/telemetry.sock"
+log = logging.getLogger("ingest")
+
+
+def _octal(text: str) -> int:
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an octal mode such as 0660") from None
+    if not 0 <= mode <= 0o777:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a permission mode")
+    return mode
+
+
+def _socket_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--socket", default=DEFAULT_SOCKET,
+                   help="path given to WSGITelemetryService unix:PATH (default %(default)s)")
+    p.add_argument("--socket-mode", type=_octal, default=0o660, metavar="MODE",
+                   help="permissions of the socket file (default 0660)")
+    p.add_argument("--socket-group", metavar="GROUP",
+                   help="group of the socket file: Apache's daemon user must be in it")
+    p.add_argument("--rcvbuf", type=int, default=DEFAULT_RCVBUF, help=argparse.SUPPRESS)
+    p.add_argument("--queue", type=int, default=100_000, metavar="N",
+                   help="datagrams held between the receive and decode threads (default %(default)s)")
+    p.add_argument("--capture", metavar="FILE",
+                   help="also write every received datagram to FILE (.gz to compress)")
+
+
+def _config(args: argparse.Namespace, log_interval: float) -> AgentConfig:
+    return AgentConfig(socket=args.socket, socket_mode=args.socket_mode, socket_group=args.socket_group,
+                       rcvbuf=args.rcvbuf, max_queue=args.queue, log_interval=log_interval,
+                       capture=args.capture, stats_file=getattr(args, "stats_file", None))
+
+
+def run_agent(agent: Agent, done: threading.Event | None = None) -> int:
+    """Start the agent and run until SIGTERM/SIGINT (or ``done``), then drain."""
+    stop = done or threading.Event()
+    try:
+        agent.start()
+    except SocketSetupError as exc:
+        log.error("%s", exc)
+        return 2
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        agent.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    return run_agent(Agent(_config(args, args.log_interval)))
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    printer = dump.Printer(sys.stdout, as_json=args.json, verbose=args.verbose, count=args.count)
+    if args.input:
+        return dump.run_input(args.input, printer)
+    agent = Agent(_config(args, log_interval=0))
+    agent.listeners.append(printer)
+    agent.error_listeners.append(
+        lambda data, exc: print(dump.malformed_note(None, data, exc), file=sys.stderr, flush=True))
+    status = run_agent(agent, printer.finished)
+    if status == 0:
+        print(dump.summary_line(agent.state), file=sys.stderr)
+    return status
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from . import simulate
+
+    return simulate.main(args)
+
+
+def cmd_fields(args: argparse.Namespace) -> int:
+    sys.stdout.write(fields.markdown_table())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"wsgi-fleet agent {__version__}")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="receive mod_wsgi telemetry on the socket and keep process state")
+    _socket_options(serve)
+    serve.add_argument("--log-interval", type=float, default=60.0, metavar="SECONDS",
+                       help="seconds between status log lines; 0 turns them off (default %(default)s)")
+    serve.add_argument("--stats-file", metavar="FILE",
+                       help="write the agent's counters and per-process state as JSON here on exit")
+    serve.set_defaults(func=cmd_serve)
+
+    d = sub.add_parser("dump", help="print every datagram, from the socket or a capture file")
+    _socket_options(d)
+    d.add_argument("--input", metavar="FILE", help="read a capture file (u32 length + bytes, gzip allowed)")
+    d.add_argument("--json", action="store_true", help="JSON lines instead of readable lines")
+    d.add_argument("-v", "--verbose", action="store_true", help="print every field under each line")
+    d.add_argument("--count", type=int, default=0, metavar="N", help="stop after N datagrams")
+    d.set_defaults(func=cmd_dump)
+
+    sim = sub.add_parser("simulate", help="send a synthetic mod_wsgi fleet's datagrams to a socket")
+    from . import simulate
+
+    simulate.add_arguments(sim)
+    sim.set_defaults(func=cmd_simulate)
+
+    f = sub.add_parser("fields", help="print the field table as Markdown")
+    f.set_defaults(func=cmd_fields)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    try:
+        return args.func(args)
+    except BrokenPipeError:  # dump | head
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        return 130
