@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from . import capture, wire
 from .receiver import DEFAULT_RCVBUF, Receiver, bind_socket
@@ -31,6 +32,7 @@ ErrorListener = Callable[[bytes, wire.DecodeError], None]
 #: 0.5 ms: with the kernel's default queue of 10 datagrams, the interpreter's
 #: usual 5 ms switch interval is long enough to overflow it at 4,000/s.
 SWITCH_INTERVAL = 0.0005
+_IDLE: Any = object()  # "nothing arrived for a while": time for housekeeping
 
 
 @dataclass
@@ -119,10 +121,10 @@ class Agent:
                 try:
                     data = get(timeout=0.5)
                 except queue.Empty:  # time for housekeeping
-                    data = b""
+                    data = _IDLE
                 if data is None:
                     break
-                if data:
+                if data is not _IDLE:  # an empty datagram is still a (malformed) datagram
                     receiver.handled += 1
                     if writer is not None:
                         writer.write(data)
