@@ -8,6 +8,7 @@ printer now, the console forwarder next) and writes the periodic log line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -82,10 +83,8 @@ class Agent:
         """Stop taking datagrams, decode what was received, remove the socket."""
         if self.receiver is None:
             return
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(self.config.socket)  # senders now fail fast instead of queueing
-        except FileNotFoundError:
-            pass
         self.receiver.stop()
         self.receiver.join(timeout)
         if self._decoder is not None:

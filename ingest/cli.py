@@ -123,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_arguments(sim)
     sim.set_defaults(func=cmd_simulate)
 
+    demo = sub.add_parser("demo", help="the agent fed by a simulated fleet, with live output")
+    from . import demo as demo_module
+
+    demo_module.add_arguments(demo)
+    demo.set_defaults(func=lambda args: demo_module.run(args))
+
     f = sub.add_parser("fields", help="print the field table as Markdown")
     f.set_defaults(func=cmd_fields)
     return parser

@@ -137,7 +137,8 @@ _IO_SLOTS_STATUS = [
 ]
 
 _LIFECYCLE = [
-    Field(130, "shutdown_reason", B, "text", (STOPPING, STOPPED), "why the process stops", "daemon mode only"),
+    Field(130, "shutdown_reason", B, "text", (STOPPING, STOPPED), "why the process stops",
+          "daemon mode only"),
     Field(131, "process_uptime", F, "s", (STOPPED,), "STARTED stamp to this datagram"),
     Field(132, "lifetime_request_count", U, "n", (STOPPED,), "requests finished in the process's life"),
     Field(133, "active_requests_at_decision", U, "n", (STOPPING,), "requests in flight at the decision"),
@@ -201,10 +202,12 @@ def _gc_generation_fields() -> list[Field]:
     ]
 
 
-_GC = _gc_generation_fields() + [
+_GC = [
+    *_gc_generation_fields(),
     Field(315, "gc_is_enabled", U, "0/1", (GCS,), "gc.isenabled()"),
     Field(316, "gc_freeze_count", U, "n", (GCS,), "gc.get_freeze_count()"),
-    Field(317, "gc_dropped_events", U, "n", (GCS,), "GC events lost since the previous snapshot (per tick, not cumulative)"),
+    Field(317, "gc_dropped_events", U, "n", (GCS,),
+          "GC events lost since the previous snapshot (per tick, not cumulative)"),
     Field(320, "gc_event_start_stamp", F, "epoch s", (GCE,), "when the collection started"),
     Field(321, "gc_event_duration", F, "s", (GCE,), "pause length"),
     Field(322, "gc_event_generation", U, "0/1/2", (GCE,), "generation collected"),

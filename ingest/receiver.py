@@ -10,6 +10,7 @@ another thread so a slow decode never leaves the kernel queue to fill up.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import grp
 import logging
@@ -215,7 +216,5 @@ class Receiver(threading.Thread):
     def stop(self) -> None:
         """Wake the blocked ``recv`` and let the thread drain and finish."""
         self._stopping = True
-        try:
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RD)
-        except OSError:
-            pass

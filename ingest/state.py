@@ -267,8 +267,8 @@ class ProcessTable:
             if silent > SILENT_INTERVALS * proc.interval + 1.0:
                 self._end(proc, "gone")
                 continue
-            stale = [k for k, r in proc.slow_active.items()
-                     if r["seq"] < proc.last_seq and proc.last_stamp - r["stamp"] > SILENT_INTERVALS * proc.interval]
+            horizon = proc.last_stamp - SILENT_INTERVALS * proc.interval
+            stale = [k for k, r in proc.slow_active.items() if r["stamp"] < horizon]
             for k in stale:
                 del proc.slow_active[k]
                 proc.slow_orphaned += 1

@@ -119,7 +119,10 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return {"hex": value.hex()}
     if isinstance(value, array):
-        return value.tolist()
+        values = value.tolist()
+        if value.typecode == "d" and not all(map(math.isfinite, values)):
+            return [v if math.isfinite(v) else repr(v) for v in values]
+        return values
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
     return value
@@ -181,7 +184,7 @@ class _Layout:
     into compact ``array.array`` values, far cheaper than one int per slot.
     """
 
-    __slots__ = ("struct", "shape", "expected", "build")
+    __slots__ = ("build", "expected", "shape", "struct")
 
     def __init__(self, records: Iterable[Record]):
         fmt = ["<"]
@@ -201,7 +204,7 @@ class _Layout:
                 if tag == Tag.BYTES:
                     size_code = f"{rec.count}s"
                 else:
-                    code, width = _ARRAY[tag]
+                    width = _ARRAY[tag][1]
                     size_code = f"{rec.count * width}s"
                 fmt.append(size_code)
             pos = 2 * len(expected)
@@ -339,7 +342,7 @@ def to_json(d: Datagram) -> dict[str, Any]:
         "kind_name": d.kind_name,
         "pid": d.pid,
         "seq": d.seq,
-        "stamp": d.stamp,
+        "stamp": jsonable(d.stamp),
         "size": d.size,
         "fields": {name: jsonable(value) for name, value in d.fields.items()},
     }
