@@ -1,0 +1,1 @@
+"""Helpers shared by tests (real Apache + mod_wsgi, load generation)."""
