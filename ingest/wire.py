@@ -309,25 +309,38 @@ def _field_id(name: str, value: Any) -> tuple[int, Tag]:
     raise KeyError(f"unknown field name {name!r}")
 
 
+_FIXED_STRUCTS = {int(tag): struct.Struct("<HB" + code) for tag, code in _FIXED.items()}
+_VAR_HEAD = struct.Struct("<HBH")
+
+
 def encode_record(fid: int, tag: int, value: Any) -> bytes:
     """One TLV record; the tag decides the value's encoding."""
-    head = _TLV.pack(fid, tag)
-    if tag in _FIXED:
-        return head + struct.pack("<" + _FIXED[_TAGS[tag]], value)
+    fixed = _FIXED_STRUCTS.get(tag)
+    if fixed is not None:
+        return fixed.pack(fid, tag, value)
     if tag == Tag.BYTES:
         raw = value.encode() if isinstance(value, str) else bytes(value)
-        return head + _U16.pack(len(raw)) + raw
-    code, _ = _ARRAY[_TAGS[tag]]
-    return head + _U16.pack(len(value)) + struct.pack(f"<{len(value)}{code}", *value)
+        return _VAR_HEAD.pack(fid, tag, len(raw)) + raw
+    code = _ARRAY[_TAGS[tag]][0]
+    if isinstance(value, array) and value.typecode == code and not _BIG_ENDIAN:
+        body = value.tobytes()
+    else:
+        body = struct.pack(f"<{len(value)}{code}", *value)
+    return _VAR_HEAD.pack(fid, tag, len(value)) + body
+
+
+_ids: dict[str, tuple[int, int]] = {f.name: (f.id, int(f.tag)) for f in BY_NAME.values()}
 
 
 def encode(kind: int, pid: int, seq: int, stamp: float, fields: Mapping[str, Any],
            *, version: int = VERSION, flags: int = 0) -> bytes:
     """Build a datagram from named fields, in the mapping's order."""
     parts = [HEADER.pack(MAGIC, version, kind, flags, pid, seq, stamp)]
+    append, ids = parts.append, _ids
     for name, value in fields.items():
-        fid, tag = _field_id(name, value)
-        parts.append(encode_record(fid, tag, value))
+        known = ids.get(name)
+        fid, tag = known if known is not None else _field_id(name, value)
+        append(encode_record(fid, tag, value))
     return b"".join(parts)
 
 
