@@ -69,9 +69,9 @@ def test_dump_human_lines_escape_control_characters_from_requests():
 
 def test_dump_live_from_the_socket_with_count_and_capture(sockdir):
     path, cap = str(sockdir / "d.sock"), str(sockdir / "live.dgrams")
-    proc = subprocess.Popen([sys.executable, "-m", "ingest", "dump", "--socket", path, "--socket-mode", "0600",
-                             "--json", "--count", "20", "--capture", cap],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "ingest", "dump", "--socket", path, "--socket-mode", "0600",
+               "--json", "--count", "20", "--capture", cap]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 10
         while not os.path.exists(path) and time.monotonic() < deadline:
