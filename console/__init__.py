@@ -1,0 +1,1 @@
+"""The wsgi-fleet console: a Django + Channels project."""
