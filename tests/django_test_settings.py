@@ -13,7 +13,7 @@ os.environ.setdefault("ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("SQLITE_PATH", "/tmp/wsgi-fleet-tests.sqlite3")
 
-from console.settings import *  # noqa: E402,F403
+from console.settings import *  # noqa: F403
 
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False

@@ -66,7 +66,8 @@ class Host(models.Model):
 class TokenQuerySet(models.QuerySet):
     def active(self) -> TokenQuerySet:
         now = timezone.now()
-        return self.filter(revoked__isnull=True).filter(models.Q(expires__isnull=True) | models.Q(expires__gt=now))
+        unexpired = models.Q(expires__isnull=True) | models.Q(expires__gt=now)
+        return self.filter(revoked__isnull=True).filter(unexpired)
 
 
 class Token(models.Model):
@@ -79,8 +80,9 @@ class Token(models.Model):
     created = models.DateTimeField(auto_now_add=True)
     expires = models.DateTimeField(null=True, blank=True)
     last_used = models.DateTimeField(null=True, blank=True, editable=False)
-    revoked = models.DateTimeField(null=True, blank=True, editable=False,
-                                   help_text="Set when the token was revoked; a revoked token never works again.")
+    revoked = models.DateTimeField(
+        null=True, blank=True, editable=False,
+        help_text="Set when the token was revoked; a revoked token never works again.")
     note = models.CharField(max_length=200, blank=True)
 
     objects = TokenQuerySet.as_manager()
@@ -137,7 +139,8 @@ class ApiToken(Token):
     """Lets a user read what they may see in the console (``top``, scripts)."""
 
     PREFIX = "wfu"
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="fleet_api_tokens")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="fleet_api_tokens")
 
     def __str__(self) -> str:
         return f"{self.PREFIX}_{self.key}… ({self.user})"
