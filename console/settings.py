@@ -66,6 +66,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "console.fleet",
+    "console.live",
+    "console.dashboard",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,124 @@
+"""The console's pages: the fleet and one host with its tabs.
+
+Views stay thin: they check who may see what (``Host.objects.visible_to``),
+read the view state from the query string, and render the first paint.
+Everything live arrives over ``/ws/live/`` (docs/live-protocol.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, render
+
+from console.fleet.models import Host
+
+#: (value in the URL, label, what the tab will show once it is drawn).
+TABS = (
+    ("overview", "Overview", ""),
+    ("capacity", "Capacity", "A worker-slot heatmap: one row per process, one cell per slot, "
+                             "shaded by busy fraction, with a drill-down into slow requests."),
+    ("processes", "Processes", ""),
+    ("gc", "GC", "Garbage-collector pressure, collections per second and pause times, "
+                 "per process and interpreter."),
+    ("slow", "Slow requests", "Active and completed slow requests across hosts, with phases, "
+                              "thread and timings."),
+)
+TAB_KEYS = frozenset(key for key, _, _ in TABS)
+#: Tabs whose content this release draws; the others say when they arrive.
+LIVE_TABS = frozenset({"overview", "processes"})
+
+#: Window presets in seconds; any other value inside the protocol's range
+#: (docs/live-protocol.md) is kept and shown as a custom entry.
+WINDOWS = (
+    (60, "1 min"),
+    (300, "5 min"),
+    (900, "15 min"),
+    (3600, "1 hour"),
+    (21600, "6 hours"),
+    (86400, "24 hours"),
+    (604800, "7 days"),
+    (1209600, "14 days"),
+)
+WINDOW_MIN, WINDOW_MAX = 60, 1_209_600
+DEFAULT_WINDOW = 300
+MAX_GROUP = 256
+
+
+@dataclass(frozen=True)
+class HostView:
+    """What a host page shows; all of it lives in the URL so a link reproduces it."""
+
+    tab: str = "overview"
+    group: str = "*"
+    window: int = DEFAULT_WINDOW
+
+    @classmethod
+    def from_query(cls, query: QueryDict) -> HostView:
+        """Read the state, falling back to the default for anything malformed."""
+        tab = query.get("tab", "overview")
+        if tab not in TAB_KEYS:
+            tab = "overview"
+        group = query.get("group", "*")
+        if len(group) > MAX_GROUP:
+            group = "*"
+        try:
+            window = int(query.get("window", DEFAULT_WINDOW))
+        except ValueError:
+            window = DEFAULT_WINDOW
+        if not WINDOW_MIN <= window <= WINDOW_MAX:
+            window = DEFAULT_WINDOW
+        return cls(tab=tab, group=group, window=window)
+
+    def query(self, **changes: Any) -> str:
+        query = QueryDict(mutable=True)
+        query.update({"tab": self.tab, "group": self.group, "window": str(self.window), **changes})
+        return query.urlencode()
+
+
+def label_pairs(labels: Any) -> list[str]:
+    """Labels as ``key=value`` strings; the JSON field may hold anything an admin typed."""
+    if isinstance(labels, dict):
+        return [f"{key}={value}" for key, value in sorted(labels.items(), key=lambda item: str(item[0]))]
+    if labels in (None, "", [], {}):
+        return []
+    return [str(labels)]
+
+
+def window_choices(current: int) -> list[tuple[int, str]]:
+    choices = list(WINDOWS)
+    if current not in dict(choices):
+        choices.append((current, f"{current} s"))
+        choices.sort()
+    return choices
+
+
+@login_required
+def fleet(request: HttpRequest) -> HttpResponse:
+    hosts = Host.objects.visible_to(request.user).select_related("team")
+    rows = [{"host": host, "labels": label_pairs(host.labels)} for host in hosts]
+    return render(request, "dashboard/fleet.html", {
+        "rows": rows,
+        "host_count": len(rows),
+        "lost_total": sum(row["host"].datagrams_lost for row in rows),
+    })
+
+
+@login_required
+def host(request: HttpRequest, name: str) -> HttpResponse:
+    # Someone else's host answers exactly like one that does not exist.
+    host = get_object_or_404(Host.objects.visible_to(request.user).select_related("team"), name=name)
+    view = HostView.from_query(request.GET)
+    tabs = [{"key": key, "label": label, "about": about, "query": view.query(tab=key),
+             "live": key in LIVE_TABS} for key, label, about in TABS]
+    return render(request, "dashboard/host.html", {
+        "host": host,
+        "labels": label_pairs(host.labels),
+        "view": view,
+        "tabs": tabs,
+        "windows": window_choices(view.window),
+        "host_count": Host.objects.visible_to(request.user).count(),
+    })

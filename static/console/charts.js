@@ -1,0 +1,217 @@
+// Time-series charts on uPlot (static/vendor/uplot, MIT): a time axis,
+// legend and tooltip values, drag-to-zoom shared by every chart of a group,
+// double-click to go back to live.
+//
+// Charts only draw when told to (`flush`), so a hidden tab costs nothing but
+// keeping its arrays; the arrays are trimmed to the window by the caller, so
+// memory stays flat however long a wall screen runs.
+
+const uPlot = window.uPlot;
+const HEIGHT = 190;
+
+let colors = readColors();
+
+function readColors() {
+  const style = getComputedStyle(document.documentElement);
+  const get = (name, fallback) => style.getPropertyValue(name).trim() || fallback;
+  return { axis: get("--muted", "#888"), grid: get("--grid", "rgba(128,128,128,.2)") };
+}
+
+document.addEventListener("themechange", () => {
+  colors = readColors();
+});
+
+// Room for the longest tick label (about 7 px a character at the axis font).
+function labelRoom(u, values) {
+  const longest = Math.max(1, ...(values || []).map((v) => String(v).length));
+  return Math.ceil(longest * 7 + 18);
+}
+
+function axis(values) {
+  return {
+    stroke: () => colors.axis,
+    grid: { stroke: () => colors.grid, width: 1 },
+    ticks: { stroke: () => colors.grid, width: 1 },
+    ...(values ? { values: (u, splits) => splits.map(values), size: labelRoom } : {}),
+  };
+}
+
+/** A small tooltip next to the cursor: time, then each visible series. */
+function tooltipPlugin(format) {
+  let box;
+  let hovered = false; // the cursor is synced to every chart; the tooltip shows on this one only
+  return {
+    hooks: {
+      init: (u) => {
+        box = document.createElement("div");
+        box.className = "chart-tooltip";
+        box.hidden = true;
+        u.over.append(box);
+        u.over.addEventListener("mouseenter", () => { hovered = true; });
+        u.over.addEventListener("mouseleave", () => {
+          hovered = false;
+          box.hidden = true;
+        });
+      },
+      setCursor: (u) => {
+        const idx = u.cursor.idx;
+        if (!hovered || idx === null || idx === undefined || u.cursor.left < 0) {
+          box.hidden = true;
+          return;
+        }
+        const lines = [new Date(u.data[0][idx] * 1000).toLocaleTimeString([], { hour12: false })];
+        for (let i = 1; i < u.series.length; i += 1) {
+          if (u.series[i].show) lines.push(u.series[i].label + ": " + format(u.data[i][idx]));
+        }
+        box.replaceChildren(...lines.map((text) => {
+          const line = document.createElement("div");
+          line.textContent = text;
+          return line;
+        }));
+        box.hidden = false;
+        const left = u.cursor.left + 12;
+        const flip = left + box.offsetWidth > u.over.clientWidth;
+        box.style.left = (flip ? u.cursor.left - box.offsetWidth - 12 : left) + "px";
+        box.style.top = Math.max(0, u.cursor.top - box.offsetHeight - 8) + "px";
+      },
+    },
+  };
+}
+
+/** Charts that zoom together and follow the live end of the window together. */
+export class ChartGroup {
+  constructor(onZoom) {
+    this.charts = [];
+    this.zoom = null; // {min, max} in epoch seconds while the user has zoomed in
+    this.onZoom = onZoom;
+    this.syncKey = "g" + Math.random().toString(36).slice(2);
+  }
+
+  add(chart) {
+    chart.group = this;
+    this.charts.push(chart);
+  }
+
+  setZoom(range) {
+    this.zoom = range;
+    for (const chart of this.charts) chart.applyRange();
+    if (this.onZoom) this.onZoom(range);
+  }
+}
+
+export class TimeChart {
+  /**
+   * `series`: [{label, color, width?, dash?}], one per data column after time;
+   * `format`: value -> text (legend, tooltip); `axisFormat`: value -> short
+   * tick label (defaults to `format`); `yRange`: fixed [min, max] or null.
+   */
+  constructor(plot, { series, format, axisFormat = null, yRange = null }) {
+    this.plot = plot;
+    this.series = series;
+    this.format = format;
+    this.axisFormat = axisFormat || format;
+    this.yRange = yRange;
+    this.u = null;
+    this.data = null;
+    this.range = null; // live x range [min, max]
+    this.dirty = false;
+    this.group = null;
+  }
+
+  options(width) {
+    const format = this.format;
+    const yRange = this.yRange;
+    const group = this.group;
+    return {
+      width,
+      height: HEIGHT,
+      scales: {
+        x: { time: true },
+        y: {
+          range: (u, min, max) => {
+            if (yRange) return [yRange[0], Math.max(yRange[1], max ?? 0)];
+            const top = max === null || max <= 0 ? 1 : max * 1.1;
+            return [Math.min(0, min ?? 0), top];
+          },
+        },
+      },
+      axes: [axis(null), axis(this.axisFormat)],
+      series: [
+        {},
+        ...this.series.map((s) => ({
+          label: s.label,
+          stroke: s.color,
+          width: s.width || 1.5,
+          dash: s.dash,
+          points: { show: false },
+          value: (u, v) => format(v),
+        })),
+      ],
+      legend: { live: true },
+      cursor: {
+        sync: { key: group ? group.syncKey : undefined },
+        drag: { x: true, y: false, setScale: false },
+        bind: { dblclick: () => null }, // our own handler below: back to live
+      },
+      hooks: {
+        setSelect: [(u) => {
+          if (u.select.width > 4 && group) {
+            const min = u.posToVal(u.select.left, "x");
+            const max = u.posToVal(u.select.left + u.select.width, "x");
+            group.setZoom({ min, max });
+          }
+          u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
+        }],
+        ready: [(u) => {
+          u.over.addEventListener("dblclick", () => group && group.setZoom(null));
+        }],
+      },
+      plugins: [tooltipPlugin(format)],
+    };
+  }
+
+  /** New arrays [t, col1, ...] and the live x range; drawn at the next flush. */
+  setData(data, range) {
+    this.data = data;
+    this.range = range;
+    this.dirty = true;
+  }
+
+  /** Draw pending data; call only while the chart is on screen. */
+  flush() {
+    if (!this.data) return;
+    const width = this.plot.clientWidth;
+    if (width === 0) return; // hidden: keep it dirty
+    if (!this.u) {
+      this.u = new uPlot(this.options(width), this.data, this.plot);
+      this.dirty = true;
+    }
+    if (width !== this.u.width) this.u.setSize({ width, height: HEIGHT }); // resized while hidden
+    if (!this.dirty) return;
+    this.dirty = false;
+    this.u.setData(this.data, false);
+    this.applyRange();
+  }
+
+  applyRange() {
+    if (!this.u) return;
+    const zoom = this.group && this.group.zoom;
+    const range = zoom || (this.range ? { min: this.range[0], max: this.range[1] } : null);
+    if (range) this.u.setScale("x", range);
+  }
+
+  resize() {
+    if (!this.u) return;
+    const width = this.plot.clientWidth;
+    if (width > 0 && width !== this.u.width) this.u.setSize({ width, height: HEIGHT });
+  }
+
+  redraw() {
+    if (this.u && this.plot.clientWidth > 0) this.u.redraw(false);
+  }
+
+  /** Width in CSS pixels, for asking the console for that many points. */
+  width() {
+    return this.plot.clientWidth;
+  }
+}

@@ -1,0 +1,275 @@
+// Fleet page: the server-rendered table, kept live by fleet.snapshot /
+// fleet.update, with filter and sort kept in the URL (?q=...&sort=-p95).
+
+import * as fmt from "./format.js";
+import { everySecond, serverNow, setDataTime, setLoss, setTotals, startLive } from "./live.js";
+
+const table = document.getElementById("fleet");
+const tbody = table.tBodies[0];
+const empty = document.getElementById("fleet-empty");
+const filterInput = document.getElementById("fleet-filter");
+const shown = document.getElementById("fleet-shown");
+
+// Column order of the template; `num` columns are right-aligned numbers.
+const COLUMNS = [
+  ["name"], ["team"], ["labels"], ["online"], ["throughput", "num"], ["capacity", "num"],
+  ["p95", "num"], ["rate_4xx", "num"], ["rate_5xx", "num"], ["slow_active", "num"],
+  ["restarts", "num"], ["processes", "num"], ["lost", "num"], ["age"],
+];
+
+const hosts = new Map(); // id -> latest host entry from the console
+const params = new URLSearchParams(window.location.search);
+let sortKey = params.get("sort") || "name";
+let dirty = false;
+
+function labelList(labels) {
+  if (!labels || typeof labels !== "object" || Array.isArray(labels)) return [];
+  return Object.keys(labels).sort().map((key) => {
+    const value = labels[key];
+    return key + "=" + (typeof value === "object" && value !== null ? JSON.stringify(value) : String(value));
+  });
+}
+
+function hostUrl(name) {
+  return table.dataset.hostUrl.replace("HOST-NAME", encodeURIComponent(name));
+}
+
+function buildRow(entry) {
+  const tr = document.createElement("tr");
+  tr.dataset.hostId = String(entry.id);
+  for (const [field, kind] of COLUMNS) {
+    const td = document.createElement("td");
+    td.dataset.field = field;
+    if (kind === "num") td.className = "num";
+    tr.append(td);
+  }
+  const link = document.createElement("a");
+  tr.querySelector('[data-field="name"]').append(link);
+  const state = tr.querySelector('[data-field="online"]');
+  const dot = document.createElement("span");
+  dot.className = "dot";
+  const text = document.createElement("span");
+  text.className = "state";
+  state.append(dot, text);
+  return tr;
+}
+
+function rowFor(entry) {
+  let tr = tbody.querySelector(`tr[data-host-id="${Number(entry.id)}"]`);
+  if (!tr) {
+    tr = buildRow(entry);
+    tbody.append(tr);
+  }
+  return tr;
+}
+
+function setCell(tr, field, text, kind) {
+  const td = tr.querySelector(`[data-field="${field}"]`);
+  if (!td) return;
+  if (td.textContent !== text) td.textContent = text;
+  if (kind !== undefined) td.dataset.kind = kind;
+}
+
+function renderRow(tr, entry) {
+  const m = entry.metrics || {};
+  const agent = entry.agent || {};
+  const name = String(entry.name);
+  tr.dataset.name = name;
+  tr.dataset.team = String(entry.team ?? "");
+  const labels = labelList(entry.labels);
+  tr.dataset.labels = labels.join(" ");
+
+  const link = tr.querySelector('[data-field="name"] a');
+  if (link.textContent !== name) {
+    link.textContent = name;
+    link.href = hostUrl(name);
+  }
+  setCell(tr, "team", tr.dataset.team);
+  const labelCell = tr.querySelector('[data-field="labels"]');
+  if (labelCell.dataset.value !== tr.dataset.labels) {
+    labelCell.dataset.value = tr.dataset.labels;
+    labelCell.replaceChildren(...labels.map((label) => {
+      const chip = document.createElement("span");
+      chip.className = "chip";
+      chip.textContent = label;
+      return chip;
+    }));
+  }
+  const online = Boolean(entry.online);
+  tr.querySelector(".dot").dataset.state = online ? "online" : "offline";
+  tr.querySelector(".state").textContent = online ? "online" : "offline";
+  tr.classList.toggle("offline", !online);
+
+  setCell(tr, "throughput", fmt.number(m.throughput));
+  setCell(tr, "capacity", fmt.percent(m.capacity), m.capacity >= 0.9 ? "bad" : m.capacity >= 0.7 ? "warn" : "");
+  setCell(tr, "p95", fmt.duration(m.p95));
+  setCell(tr, "rate_4xx", fmt.number(m.rate_4xx), m.rate_4xx > 0 ? "warn" : "");
+  setCell(tr, "rate_5xx", fmt.number(m.rate_5xx), m.rate_5xx > 0 ? "bad" : "");
+  setCell(tr, "slow_active", fmt.count(m.slow_active), m.slow_active > 0 ? "warn" : "");
+  setCell(tr, "restarts", fmt.count(m.restarts));
+  setCell(tr, "processes", fmt.count(m.processes));
+  setCell(tr, "lost", fmt.count(agent.lost), agent.lost > 0 ? "bad" : "");
+  const lostCell = tr.querySelector('[data-field="lost"]');
+  lostCell.title = `received ${fmt.count(agent.received)} · malformed ${fmt.count(agent.malformed)}`
+    + ` · spooled ${fmt.count(agent.spooled)} · dropped ${fmt.count(agent.dropped)}`;
+  renderAge(tr, entry);
+}
+
+function renderAge(tr, entry) {
+  let text;
+  let kind = "";
+  if (typeof entry.last_seen !== "number") {
+    text = "never";
+  } else {
+    const age = serverNow() - entry.last_seen;
+    text = entry.online ? fmt.age(age) + " ago" : "offline, " + fmt.age(age) + " ago";
+    kind = age < 5 ? "" : age < 30 ? "warn" : "bad";
+  }
+  setCell(tr, "age", text, kind);
+}
+
+// -- sort and filter -------------------------------------------------------------
+
+function sortValue(entry, key) {
+  if (key === "name" || key === "team") return String(entry[key] ?? "").toLowerCase();
+  if (key === "online") return entry.online ? 1 : 0;
+  if (key === "lost") return entry.agent ? entry.agent.lost : null;
+  if (key === "age") return typeof entry.last_seen === "number" ? -entry.last_seen : null;
+  const value = entry.metrics ? entry.metrics[key] : null;
+  return typeof value === "number" ? value : null;
+}
+
+function compare(a, b, key, desc) {
+  const va = sortValue(a, key);
+  const vb = sortValue(b, key);
+  if (va === vb) return String(a.name).localeCompare(String(b.name));
+  if (va === null) return 1; // no data sorts last in both directions
+  if (vb === null) return -1;
+  const order = va < vb ? -1 : 1;
+  return desc ? -order : order;
+}
+
+function applySort() {
+  const desc = sortKey.startsWith("-");
+  const key = desc ? sortKey.slice(1) : sortKey;
+  const rows = Array.from(tbody.rows);
+  const entryOf = (tr) => hosts.get(Number(tr.dataset.hostId)) || { name: tr.dataset.name, team: tr.dataset.team };
+  const sorted = rows.slice().sort((a, b) => compare(entryOf(a), entryOf(b), key, desc));
+  if (sorted.some((tr, i) => tr !== rows[i])) tbody.append(...sorted);
+  for (const button of table.querySelectorAll("th button[data-sort]")) {
+    const th = button.parentElement;
+    th.setAttribute("aria-sort", button.dataset.sort === key ? (desc ? "descending" : "ascending") : "none");
+  }
+}
+
+function applyFilter() {
+  const terms = filterInput.value.toLowerCase().split(/\s+/).filter(Boolean);
+  let visible = 0;
+  for (const tr of tbody.rows) {
+    const haystack = [tr.dataset.name, tr.dataset.team, tr.dataset.labels].join(" ").toLowerCase();
+    const match = terms.every((term) => haystack.includes(term));
+    tr.hidden = !match;
+    if (match) visible += 1;
+  }
+  const total = tbody.rows.length;
+  shown.textContent = terms.length ? `${visible} of ${total} shown` : "";
+  empty.hidden = total > 0;
+}
+
+function saveState() {
+  const next = new URLSearchParams(window.location.search);
+  const q = filterInput.value.trim();
+  if (q) next.set("q", q); else next.delete("q");
+  if (sortKey !== "name") next.set("sort", sortKey); else next.delete("sort");
+  const query = next.toString();
+  window.history.replaceState(null, "", query ? "?" + query : window.location.pathname);
+}
+
+// -- totals and live data -----------------------------------------------------------
+
+function renderTotals() {
+  let online = 0;
+  let throughput = 0;
+  let errors = 0;
+  let lost = 0;
+  let newest = null;
+  for (const entry of hosts.values()) {
+    const m = entry.metrics || {};
+    if (entry.online) online += 1;
+    if (typeof m.throughput === "number") throughput += m.throughput;
+    if (typeof m.rate_5xx === "number") errors += m.rate_5xx;
+    if (entry.agent && typeof entry.agent.lost === "number") lost += entry.agent.lost;
+    if (typeof entry.last_seen === "number" && (newest === null || entry.last_seen > newest)) newest = entry.last_seen;
+  }
+  const n = hosts.size;
+  setTotals(`${n} host${n === 1 ? "" : "s"} · ${online} online · ${fmt.number(throughput)} req/s`
+    + ` · ${fmt.number(errors)} 5xx/s`);
+  setLoss(lost, "Datagrams lost on all hosts you can see (sequence gaps reported by the agents)");
+  if (newest !== null) setDataTime(newest);
+}
+
+function render() {
+  dirty = false;
+  for (const entry of hosts.values()) renderRow(rowFor(entry), entry);
+  renderTotals();
+  applySort();
+  applyFilter();
+}
+
+function scheduleRender() {
+  // requestAnimationFrame does not run in a background tab: updates pile up
+  // in `hosts` and are drawn once when the tab is shown again.
+  if (!dirty) {
+    dirty = true;
+    window.requestAnimationFrame(render);
+  }
+}
+
+function accept(list) {
+  for (const entry of Array.isArray(list) ? list : []) {
+    if (entry && Number.isInteger(entry.id)) hosts.set(entry.id, entry);
+  }
+}
+
+startLive({
+  "fleet.snapshot": (message) => {
+    hosts.clear();
+    accept(message.hosts);
+    // A host that is no longer in the snapshot was removed or moved out of our teams.
+    for (const tr of Array.from(tbody.rows)) {
+      if (!hosts.has(Number(tr.dataset.hostId))) tr.remove();
+    }
+    scheduleRender();
+  },
+  "fleet.update": (message) => {
+    accept(message.hosts);
+    scheduleRender();
+  },
+}).subscribe({ scope: "fleet" });
+
+everySecond(() => {
+  if (document.hidden) return;
+  for (const tr of tbody.rows) {
+    const entry = hosts.get(Number(tr.dataset.hostId));
+    if (entry) renderAge(tr, entry);
+  }
+});
+
+filterInput.addEventListener("input", () => {
+  applyFilter();
+  saveState();
+});
+for (const button of table.querySelectorAll("th button[data-sort]")) {
+  button.addEventListener("click", () => {
+    const key = button.dataset.sort;
+    // First click: names ascending, numbers descending (the worst first).
+    const textual = key === "name" || key === "team";
+    if (sortKey === key) sortKey = "-" + key;
+    else if (sortKey === "-" + key) sortKey = key;
+    else sortKey = textual ? key : "-" + key;
+    applySort();
+    saveState();
+  });
+}
+applySort();
+applyFilter();

@@ -1,0 +1,79 @@
+// Number and time formatting shared by the pages. `null` and `undefined`
+// mean "no data" (docs/live-protocol.md) and show as a dash, never as 0.
+
+export const DASH = "—";
+
+function missing(value) {
+  return value === null || value === undefined || Number.isNaN(value);
+}
+
+export function number(value, digits = 1) {
+  if (missing(value)) return DASH;
+  const abs = Math.abs(value);
+  if (abs >= 1e6) return (value / 1e6).toFixed(digits) + "M";
+  if (abs >= 1e4) return (value / 1e3).toFixed(digits) + "k";
+  if (Number.isInteger(value)) return String(value);
+  return value.toFixed(abs < 10 ? digits + 1 : digits);
+}
+
+export function count(value) {
+  return missing(value) ? DASH : Math.round(value).toLocaleString("en");
+}
+
+/** A 0..1 fraction as a percentage. */
+export function percent(value) {
+  if (missing(value)) return DASH;
+  return (value * 100).toFixed(value > 0 && value < 0.1 ? 1 : 0) + " %";
+}
+
+/** Seconds (as the protocol sends times) as milliseconds or seconds. */
+export function duration(seconds) {
+  if (missing(seconds)) return DASH;
+  const ms = seconds * 1000;
+  if (ms < 1) return ms.toFixed(2) + " ms";
+  if (ms < 10) return ms.toFixed(1) + " ms";
+  if (ms < 1000) return Math.round(ms) + " ms";
+  return seconds.toFixed(seconds < 10 ? 2 : 1) + " s";
+}
+
+export function bytes(value) {
+  if (missing(value)) return DASH;
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = value;
+  let i = 0;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i += 1;
+  }
+  return (i === 0 ? String(Math.round(v)) : v.toFixed(v < 10 ? 1 : 0)) + " " + units[i];
+}
+
+/** CPU as the protocol sends it: cores in use (1.0 = one core busy). */
+export function cores(value) {
+  if (missing(value)) return DASH;
+  return value < 1 ? (value * 100).toFixed(0) + " % core" : value.toFixed(2) + " cores";
+}
+
+/** An age in seconds, short: "0.4 s", "12 s", "3 min", "5 h", "2 d". */
+export function age(seconds) {
+  if (missing(seconds)) return DASH;
+  const s = Math.max(0, seconds);
+  if (s < 10) return s.toFixed(1) + " s";
+  if (s < 120) return Math.round(s) + " s";
+  if (s < 7200) return Math.round(s / 60) + " min";
+  if (s < 172800) return Math.round(s / 3600) + " h";
+  return Math.round(s / 86400) + " d";
+}
+
+/** Epoch seconds as local wall-clock time. */
+export function clock(epoch) {
+  if (missing(epoch)) return DASH;
+  return new Date(epoch * 1000).toLocaleTimeString([], { hour12: false });
+}
+
+/** The group names as people read them: "*" is every group, "" is embedded mode. */
+export function groupName(group) {
+  if (group === "*") return "All groups";
+  if (group === "") return "(embedded)";
+  return String(group);
+}
