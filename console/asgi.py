@@ -1,8 +1,9 @@
 """The ASGI stack, composed where it can be read in one place.
 
-HTTP goes to Django. WebSockets: browsers (session auth, Origin checked
-against ALLOWED_HOSTS) and agents (bearer token, no Origin: agents are not
-browsers) have separate stacks and routes.
+HTTP goes to Django. WebSockets go through the URL router to two stacks
+(see console/live/routing.py): agents authenticate with a host token;
+browsers with their session, behind the Origin check; ``top`` with a user
+API token.
 """
 
 import os
@@ -12,6 +13,11 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
 django_application = get_asgi_application()
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_application})
+from console.live.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter({
+    "http": django_application,
+    "websocket": URLRouter(websocket_urlpatterns),
+})

@@ -66,7 +66,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "console.fleet",
-    "console.live",
     "console.dashboard",
 ]
 
