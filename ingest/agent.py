@@ -123,20 +123,21 @@ class Agent:
                     data = _IDLE
                 if data is None:
                     break
-                if data is not _IDLE:  # an empty datagram is still a (malformed) datagram
-                    receiver.handled += 1
-                    if writer is not None:
-                        writer.write(data)
-                    try:
-                        datagram = decode(data)
-                    except DecodeError as exc:
-                        add_malformed(data, exc)
-                        for on_error in error_listeners:
-                            on_error(data, exc)
-                    else:
-                        proc = add(datagram)
-                        for listener in listeners:
-                            listener(datagram, proc)
+                if data is not _IDLE:
+                    receiver.handled += len(data)
+                    for raw in data:
+                        if writer is not None:
+                            writer.write(raw)
+                        try:
+                            datagram = decode(raw)
+                        except DecodeError as exc:
+                            add_malformed(raw, exc)
+                            for on_error in error_listeners:
+                                on_error(raw, exc)
+                        else:
+                            proc = add(datagram)
+                            for listener in listeners:
+                                listener(datagram, proc)
                 now = time.monotonic()
                 if now >= next_expire:
                     self.state.expire()

@@ -1,0 +1,100 @@
+"""Validation of agent messages (docs/agent-protocol.md).
+
+Everything an agent sends is checked here before it reaches the store:
+the token proves which host is talking, not that the bytes are sane.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+PROTOCOL = 1
+MAX_SAMPLES = 5000
+MAX_FIELDS = 512
+MAX_STRING = 64 * 1024
+_NUMBER = (int, float)
+
+
+class ProtocolError(ValueError):
+    """A message that breaks the protocol; the message says how."""
+
+
+def unpack(data: bytes) -> dict[str, Any]:
+    try:
+        message = msgpack.unpackb(
+            data, raw=False, strict_map_key=True,
+            max_str_len=MAX_STRING, max_bin_len=MAX_STRING, max_array_len=max(MAX_SAMPLES, 4096),
+            max_map_len=MAX_FIELDS,
+        )
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise ProtocolError(f"not a msgpack message: {exc}") from None
+    except UnicodeDecodeError:
+        raise ProtocolError("string that is not UTF-8 (byte strings must be msgpack bin)") from None
+    if not isinstance(message, dict) or not isinstance(message.get("t"), str):
+        raise ProtocolError("a message is a map with a string 't'")
+    return message
+
+
+def _int(message: dict, key: str) -> int:
+    value = message.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ProtocolError(f"{key!r} must be a non-negative integer")
+    return value
+
+
+def _str(message: dict, key: str, *, optional: bool = False) -> str | None:
+    value = message.get(key)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or len(value) > 256:
+        raise ProtocolError(f"{key!r} must be a string")
+    return value
+
+
+def validate_hello(message: dict) -> dict:
+    if message.get("protocol") != PROTOCOL:
+        raise ProtocolError(
+            f"unsupported protocol {message.get('protocol')!r}; this console speaks {PROTOCOL}")
+    _str(message, "instance")
+    _str(message, "agent")
+    return message
+
+
+def validate_sample(sample: Any) -> dict:
+    if not isinstance(sample, dict):
+        raise ProtocolError("a sample is a map")
+    for key in ("k", "p", "i", "s"):
+        _int(sample, key)
+    if not isinstance(sample.get("t"), _NUMBER) or isinstance(sample.get("t"), bool):
+        raise ProtocolError("sample 't' must be a number")
+    for key in ("g", "n"):
+        value = sample.get(key)
+        if value is not None and (not isinstance(value, str) or len(value) > 256):
+            raise ProtocolError(f"sample {key!r} must be a string or null")
+    fields = sample.get("f")
+    if not isinstance(fields, dict) or len(fields) > MAX_FIELDS:
+        raise ProtocolError("sample 'f' must be a map of at most 512 fields")
+    return sample
+
+
+def validate_batch(message: dict) -> tuple[str, int, list[dict]]:
+    instance = _str(message, "instance")
+    batch_id = _int(message, "id")
+    samples = message.get("samples")
+    if not isinstance(samples, list) or len(samples) > MAX_SAMPLES:
+        raise ProtocolError(f"'samples' must be a list of at most {MAX_SAMPLES}")
+    return instance, batch_id, [validate_sample(s) for s in samples]  # type: ignore[return-value]
+
+
+def validate_heartbeat(message: dict) -> dict[str, int]:
+    counters = message.get("counters")
+    if not isinstance(counters, dict):
+        raise ProtocolError("'counters' must be a map")
+    return {str(k): int(v) for k, v in counters.items()
+            if isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)}
+
+
+def pack(message: dict) -> bytes:
+    return msgpack.packb(message, use_bin_type=True)
