@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__, dump, fields
 from .agent import Agent, AgentConfig
@@ -47,27 +48,74 @@ def _config(args: argparse.Namespace, log_interval: float) -> AgentConfig:
                        capture=args.capture, stats_file=getattr(args, "stats_file", None))
 
 
-def run_agent(agent: Agent, done: threading.Event | None = None) -> int:
-    """Start the agent and run until SIGTERM/SIGINT (or ``done``), then drain."""
+def run_agent(agent: Agent, done: threading.Event | None = None, forwarder: Any = None,
+              drain_timeout: float = 10.0, spooling: bool = False) -> int:
+    """Start the agent and run until SIGTERM/SIGINT (or ``done``), then drain.
+
+    The signal handlers go in before the socket exists, so a SIGTERM that
+    arrives as soon as the socket appears still stops the agent cleanly.
+    """
     stop = done or threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        if forwarder is not None:
+            forwarder.start()
         agent.start()
     except SocketSetupError as exc:
         log.error("%s", exc)
+        if forwarder is not None:
+            forwarder.stop(0)
         return 2
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         while not stop.wait(0.5):
             pass
     finally:
-        agent.stop()
+        agent.stop()  # first: its last datagrams still reach the forwarder
+        if forwarder is not None and not forwarder.stop(drain_timeout):
+            log.warning("console did not take every batch before the deadline; the rest %s",
+                        "stays in the spool" if spooling else "is lost (no --spool-dir)")
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
 
 
+def _forwarder(args: argparse.Namespace, agent: Agent) -> Any:
+    """The console forwarder for ``--console``, or None when running standalone."""
+    if not args.console:
+        return None
+    from .forwarder import Forwarder
+
+    if not args.token_file:
+        raise SystemExit("serve: --console needs --token-file (the host's agent token)")
+    try:
+        with open(args.token_file) as fh:
+            token = fh.read().strip()
+    except OSError as exc:
+        raise SystemExit(f"serve: cannot read --token-file {args.token_file}: {exc.strerror}") from None
+    ssl_context = None
+    if args.ca_file:
+        import ssl
+
+        ssl_context = ssl.create_default_context(cafile=args.ca_file)
+    url = args.console.rstrip("/")
+    if not url.endswith("/ws/agent"):
+        url += "/ws/agent"
+    forwarder = Forwarder(url + "/", token, hostname=args.hostname, spool_dir=args.spool_dir,
+                          spool_max_bytes=args.spool_max_bytes, spool_max_age=args.spool_max_age,
+                          counters=agent.counters, ssl=ssl_context)
+    agent.listeners.append(forwarder)
+    return forwarder
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    return run_agent(Agent(_config(args, args.log_interval)))
+    agent = Agent(_config(args, args.log_interval))
+    try:
+        forwarder = _forwarder(args, agent)
+    except Exception as exc:  # bad URL, unusable or locked spool directory
+        log.error("cannot forward to the console: %s", exc)
+        return 2
+    return run_agent(agent, forwarder=forwarder, drain_timeout=args.drain_timeout,
+                     spooling=bool(args.spool_dir))
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
@@ -105,6 +153,18 @@ def build_parser() -> argparse.ArgumentParser:
     _socket_options(serve)
     serve.add_argument("--log-interval", type=float, default=60.0, metavar="SECONDS",
                        help="seconds between status log lines; 0 turns them off (default %(default)s)")
+    serve.add_argument("--console", metavar="URL",
+                       help="forward samples to this console, e.g. wss://console.example/ "
+                            "(/ws/agent/ is added)")
+    serve.add_argument("--token-file", metavar="PATH", help="file holding this host's agent token")
+    serve.add_argument("--spool-dir", metavar="DIR",
+                       help="keep unacknowledged batches here too, so they survive an agent restart")
+    serve.add_argument("--spool-max-bytes", type=int, default=64 << 20, metavar="N")
+    serve.add_argument("--spool-max-age", type=float, default=3600.0, metavar="SECONDS")
+    serve.add_argument("--hostname", help="this host's name as the agent reports it (default: gethostname())")
+    serve.add_argument("--ca-file", metavar="PATH", help="CA bundle to verify a wss:// console with")
+    serve.add_argument("--drain-timeout", type=float, default=10.0, metavar="SECONDS",
+                       help="on SIGTERM, how long to keep delivering to the console (default %(default)s)")
     serve.add_argument("--stats-file", metavar="FILE",
                        help="write the agent's counters and per-process state as JSON here on exit")
     serve.set_defaults(func=cmd_serve)
