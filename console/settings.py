@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "console.fleet",
+    "console.live",
     "console.dashboard",
 ]
 

@@ -1,0 +1,1 @@
+"""Live data in and out: the agents' consumer and the browsers' consumer."""

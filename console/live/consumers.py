@@ -1,0 +1,167 @@
+"""The two WebSocket consumers: agents in, browsers and ``top`` out.
+
+Kept thin: validation lives in ``protocol``, reads and writes in the
+window store, per-second frames are built once by the consumer that holds
+the host's agent connection (``publish``) and fanned out as ready-made
+text to every subscriber through the channel layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
+from django.conf import settings
+
+from console.windows.batch import InvalidSample
+
+from . import protocol, publish, queries
+from .protocol import ProtocolError
+from .store import StoreUnavailable, store_kind, window_store
+
+log = logging.getLogger("console.live")
+
+
+class AgentConsumer(AsyncWebsocketConsumer):
+    """``/ws/agent/``: one connected agent, authenticated by its host token."""
+
+    async def connect(self) -> None:
+        self.host = self.scope.get("agent_host")
+        if self.host is None:
+            await self.close()  # before accept: HTTP 403, whatever was wrong with the token
+            return
+        self.instance: str | None = None
+        self.store = window_store()
+        self.groups_seen: set[str] = set()
+        self.publisher: asyncio.Task | None = None
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "publisher", None) is not None:
+            self.publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.publisher
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        limit = settings.WSGI_FLEET["AGENT_MAX_MESSAGE"]
+        try:
+            if bytes_data is None:
+                raise ProtocolError("text frames are not part of the agent protocol")
+            if len(bytes_data) > limit:
+                await queries.count_refused(self.host['id'])
+                await self.refuse(4413, f"message of {len(bytes_data)} bytes is over the {limit}-byte limit")
+                return
+            message = protocol.unpack(bytes_data)
+            handler = self.handlers.get(message["t"])
+            if handler is None:
+                raise ProtocolError(f"unknown message type {message['t']!r}")
+            await handler(self, message)
+        except (ProtocolError, InvalidSample) as exc:
+            await queries.count_refused(self.host['id'])
+            await self.refuse(4400, str(exc))
+        except StoreUnavailable:
+            await self.refuse(4503, "window store unavailable; keep spooling")
+
+    async def refuse(self, code: int, reason: str) -> None:
+        log.warning("agent of %s refused (%d): %s", self.host["name"], code, reason)
+        await self.send(bytes_data=protocol.pack({"t": "error", "reason": reason}))
+        await self.close(code)
+
+    async def on_hello(self, message: dict) -> None:
+        protocol.validate_hello(message)
+        self.instance = message["instance"]
+        acked = await self.store.aacked(self.host['id'], self.instance)
+        await queries.record_hello(self.host['id'], str(message.get("agent", ""))[:100])
+        await self.send(bytes_data=protocol.pack({
+            "t": "welcome", "protocol": protocol.PROTOCOL, "host": self.host["name"],
+            "max_message": settings.WSGI_FLEET["AGENT_MAX_MESSAGE"], "acked": acked,
+        }))
+        if self.publisher is None:
+            self.publisher = asyncio.create_task(publish.run(self.host, self.store, self.groups_seen))
+
+    async def on_batch(self, message: dict) -> None:
+        instance, batch_id, samples = protocol.validate_batch(message)
+        if self.instance is None or instance != self.instance:
+            raise ProtocolError("batch before hello, or from another agent instance")
+        result = await self.store.awrite_batch(self.host['id'], instance, batch_id, samples, now=time.time())
+        for sample in samples:
+            self.groups_seen.add(sample.get("g") or "")
+        await self.send(bytes_data=protocol.pack(
+            {"t": "ack", "id": batch_id, "written": result.written, "duplicate": result.duplicate}))
+
+    async def on_heartbeat(self, message: dict) -> None:
+        counters = protocol.validate_heartbeat(message)
+        await self.store.aset_counters(self.host['id'], counters, time.time())
+        await queries.record_heartbeat(self.host['id'], counters)
+
+    handlers = {"hello": on_hello, "batch": on_batch, "heartbeat": on_heartbeat}
+
+
+class LiveConsumer(AsyncJsonWebsocketConsumer):
+    """``/ws/live/``: pages and ``top``; only hosts of the user's teams."""
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated or not user.is_active:
+            await self.close()
+            return
+        self.user = user
+        self.store = window_store()
+        self.joined: list[str] = []
+        await self.accept()
+        await self.send_json({"type": "hello", "user": user.get_username(), "store": store_kind(),
+                              "single_process": store_kind() == "memory", "now": time.time()})
+
+    async def disconnect(self, code: int) -> None:
+        await self.leave()
+
+    async def leave(self) -> None:
+        for group in getattr(self, "joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        self.joined = []
+
+    async def join(self, groups: list[str]) -> None:
+        await self.leave()
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.joined = groups
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if not isinstance(content, dict) or content.get("type") not in ("subscribe", "unsubscribe"):
+            await self.send_json({"type": "error", "reason": "expected subscribe or unsubscribe"})
+            return
+        try:
+            if content["type"] == "unsubscribe":
+                await self.leave()
+            elif content.get("scope") == "fleet":
+                await self.subscribe_fleet()
+            elif content.get("scope") == "host":
+                await self.subscribe_host(content)
+            else:
+                await self.send_json({"type": "error", "reason": "scope must be fleet or host"})
+        except StoreUnavailable:
+            await self.send_json({"type": "status", "store_ok": False,
+                                  "reason": "window store unavailable; agents are spooling"})
+
+    async def subscribe_fleet(self) -> None:
+        hosts = await queries.visible_hosts(self.user)
+        await self.join(publish.fleet_groups(self.user, hosts))
+        entries = await publish.fleet_entries(self.store, hosts, time.time())
+        await self.send_json({"type": "fleet.snapshot", "now": time.time(), "hosts": entries})
+
+    async def subscribe_host(self, content: dict) -> None:
+        host = await queries.visible_host(self.user, content.get("host"))
+        if host is None:
+            await self.send_json({"type": "error", "reason": "no such host"})
+            return
+        request = publish.SnapshotRequest.from_message(content)
+        await self.join([publish.host_group(host["id"])])
+        await self.send_json(await publish.host_snapshot(self.store, host, request, time.time()))
+
+    async def live_text(self, event: dict) -> None:
+        """Frames built once by the publisher, sent as they are to every subscriber."""
+        await self.send(text_data=event["text"])

@@ -1,0 +1,160 @@
+"""Per-second frames for subscribers, built once per host.
+
+The consumer holding a host's agent connection runs ``run``: each second
+it reads the second that just closed (two seconds back, so that samples
+still in an agent's 250 ms batch have arrived), turns it into display
+metrics once, and sends the same JSON text to every subscriber of the
+host and of its team through the channel layer. Snapshots for a new
+subscriber are read from the window store, downsampled to the points the
+chart can show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from ingest.frames import derive, merge
+
+from .store import StoreUnavailable
+
+log = logging.getLogger("console.live")
+
+#: Seconds a frame waits for late samples before it is published.
+PUBLISH_DELAY = 2
+#: A host is online while its agent was heard from within this many seconds.
+ONLINE_WITHIN = 15.0
+SERIES_KEYS = ("throughput", "rate_1xx", "rate_2xx", "rate_3xx", "rate_4xx", "rate_5xx",
+               "capacity", "cpu", "rss", "p50", "p95", "p99")
+AGENT_KEYS = ("received", "lost", "malformed", "spooled", "dropped")
+
+
+def host_group(host_id: int) -> str:
+    return f"host.{host_id}"
+
+
+def team_group(team_id: int) -> str:
+    return f"team.{team_id}"
+
+
+STAFF_GROUP = "fleet.all"
+
+
+def fleet_groups(user: Any, hosts: list[dict[str, Any]]) -> list[str]:
+    if user.is_staff:
+        return [STAFF_GROUP]
+    return sorted({team_group(h["team_id"]) for h in hosts})
+
+
+def metrics(frame: dict[str, float], span: float) -> dict[str, Any]:
+    """The live protocol's metrics of one frame (docs/live-protocol.md)."""
+    d = derive(frame, span)
+    out: dict[str, Any] = {
+        "throughput": d["throughput"], "capacity": d["capacity"], "cpu": d["cpu"], "rss": d["rss"],
+        "p50": d["request_p50"], "p95": d["request_p95"], "p99": d["request_p99"],
+        "requests": d["requests"], "processes": d["processes"], "slow_active": d["slow_active"],
+        "restarts": d["started"], "status": {}, "loss": d["loss"],
+    }
+    for name in ("1xx", "2xx", "3xx", "4xx", "5xx"):
+        out[f"rate_{name}"] = d[f"status_{name}_rate"]
+        out["status"][name] = d[f"status_{name}"]
+    return out
+
+
+@dataclass(frozen=True)
+class SnapshotRequest:
+    group: str = "*"
+    window: int = 300
+    points: int = 300
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> SnapshotRequest:
+        group = message.get("group", "*")
+        window, points = message.get("window", 300), message.get("points", 300)
+        return cls(
+            group=group if isinstance(group, str) and len(group) <= 256 else "*",
+            window=min(max(int(window), 60), 14 * 86400) if isinstance(window, int | float) else 300,
+            points=min(max(int(points), 10), 2000) if isinstance(points, int | float) else 300,
+        )
+
+
+async def host_snapshot(store: Any, host: dict[str, Any], request: SnapshotRequest,
+                        now: float) -> dict[str, Any]:
+    since = now - request.window
+    series = await store.aframes(host["id"], request.group, since, now, request.points, now=now)
+    columns: dict[str, list[Any]] = {"t": [t for t, _ in series]}
+    points = [metrics(frame, float(series.step)) for _, frame in series]
+    for key in SERIES_KEYS:
+        columns[key] = [p[key] for p in points]
+    total = metrics(merge(frame for _, frame in series), float(request.window)) if series else None
+    groups = sorted({p.get("group") or "" for p in await store.aprocesses(host["id"], now=now)})
+    return {
+        "type": "host.snapshot", "host": host["id"], "group": request.group, "now": now,
+        "step": series.step, "groups": ["*", *groups], "series": columns,
+        "totals": {"requests": total["requests"] if total else 0, "status": total["status"] if total else {}},
+        "processes": await store.aprocesses(host["id"], now=now),
+    }
+
+
+def fleet_entry(host: dict[str, Any], status: dict[str, Any], frame_metrics: dict[str, Any] | None,
+                now: float) -> dict[str, Any]:
+    last_seen = status.get("last_seen")
+    counters = status.get("counters", {})
+    return {
+        "id": host["id"], "name": host["name"], "team": host["team"], "labels": host["labels"],
+        "online": last_seen is not None and now - last_seen < ONLINE_WITHIN,
+        "last_seen": last_seen, "age": None if last_seen is None else max(now - last_seen, 0.0),
+        "agent": {"version": host.get("agent_version", ""), **{k: counters.get(k, 0) for k in AGENT_KEYS}},
+        "metrics": {k: frame_metrics.get(k) for k in ("throughput", "capacity", "p95", "rate_4xx", "rate_5xx",
+                                                      "slow_active", "restarts", "processes")}
+        if frame_metrics else {},
+    }
+
+
+async def fleet_entries(store: Any, hosts: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+    statuses = await store.ahost_status([h["id"] for h in hosts])
+    second = math.floor(now) - PUBLISH_DELAY
+    entries = []
+    for host in hosts:
+        series = await store.aframes(host["id"], "*", second, second + 1, 1, now=now)
+        frame_metrics = metrics(series[0][1], 1.0) if series else None
+        entries.append(fleet_entry(host, statuses.get(host["id"], {}), frame_metrics, now))
+    return entries
+
+
+async def publish_second(store: Any, host: dict[str, Any], groups: set[str], second: int) -> None:
+    layer = get_channel_layer()
+    per_group: dict[str, Any] = {}
+    for group in ["*", *sorted(groups)]:
+        series = await store.aframes(host["id"], group, second, second + 1, 1)
+        if series:
+            per_group[group] = metrics(series[0][1], 1.0)
+    now = time.time()
+    frame = {"type": "host.frame", "host": host["id"], "t": second, "now": now, "groups": per_group}
+    await layer.group_send(host_group(host["id"]), {"type": "live.text", "text": json.dumps(frame)})
+    status = (await store.ahost_status([host["id"]])).get(host["id"], {})
+    update = {"type": "fleet.update", "now": now,
+              "hosts": [fleet_entry(host, status, per_group.get("*"), now)]}
+    text = json.dumps(update)
+    for group in (team_group(host["team_id"]), STAFF_GROUP):
+        await layer.group_send(group, {"type": "live.text", "text": text})
+
+
+async def run(host: dict[str, Any], store: Any, groups: set[str]) -> None:
+    """Publish every second until cancelled (when the agent disconnects)."""
+    while True:
+        now = time.time()
+        await asyncio.sleep(math.ceil(now) - now + 0.05)
+        try:
+            await publish_second(store, host, groups, math.floor(time.time()) - PUBLISH_DELAY)
+        except StoreUnavailable:
+            log.warning("window store unavailable; frames for %s are not published", host["name"])
+        except Exception:  # a bug here must not take the agent's connection down with it
+            log.exception("publishing frames of %s failed", host["name"])

@@ -1,0 +1,23 @@
+"""Rolling windows of fleet telemetry: raw samples, per-second frames and tiers.
+
+Plain Python (no Django import), so the agent's tests, benchmarks and
+``top`` can use it without settings; the Django app glue lives elsewhere.
+"""
+
+from ingest.frames import HOST
+
+from .batch import DEFAULT_TIERS, InvalidSample, Tier
+from .store import BACKENDS, BaseWindowStore, Series, StoreUnavailable, WriteResult, get_store
+
+__all__ = (
+    "BACKENDS",
+    "DEFAULT_TIERS",
+    "HOST",
+    "BaseWindowStore",
+    "InvalidSample",
+    "Series",
+    "StoreUnavailable",
+    "Tier",
+    "WriteResult",
+    "get_store",
+)

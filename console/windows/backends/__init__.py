@@ -1,0 +1,1 @@
+"""Window store backends: each module exposes a class named ``WindowStore``."""

@@ -1,0 +1,195 @@
+"""The in-process window store: the demo default when no REDIS_URL is set.
+
+One console process only (nothing is shared between workers), and gone
+on restart. It mirrors the Redis backend rule for rule, including its
+clocks: trimming of raw samples, slow requests, lifecycle events and the
+process registry follows the ``now`` each write passes in, while frames
+and batch marks expire like Redis keys, after a time-to-live computed
+from that ``now`` and counted on this process's monotonic clock. Raw
+samples are also capped by count, so a flood cannot exhaust memory.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ingest.frames import HOST, Frame, add_loss, merge_into
+
+from ..batch import Batch, merge_record
+from ..store import BaseWindowStore
+
+
+@dataclass(slots=True)
+class _Host:
+    marks: dict[str, tuple[int, float]] = field(default_factory=dict)
+    raw: deque[tuple[float, bytes]] = field(default_factory=deque)
+    frames: dict[tuple[int, int, str], tuple[Frame, float]] = field(default_factory=dict)
+    groups: dict[str, float] = field(default_factory=dict)
+    deadlines: list[tuple[float, tuple[int, int, str]]] = field(default_factory=list)
+    processes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    slow_active: dict[str, tuple[float, bytes]] = field(default_factory=dict)
+    slow_done: list[tuple[float, bytes]] = field(default_factory=list)
+    lifecycle: list[tuple[float, bytes]] = field(default_factory=list)
+    agent: dict[str, Any] = field(default_factory=dict)
+
+
+class WindowStore(BaseWindowStore):
+    """In-process store; ``max_raw_samples`` caps each host's raw samples."""
+
+    def __init__(self, url: str | None = None, *, max_raw_samples: int = 200_000, **options: Any):
+        super().__init__(url, **options)
+        self.max_raw_samples = max_raw_samples
+        self.clock = time.monotonic
+        self._hosts: dict[int, _Host] = {}
+
+    def _host(self, host_id: int) -> _Host:
+        host = self._hosts.get(host_id)
+        if host is None:
+            host = self._hosts[host_id] = _Host()
+        return host
+
+    # -- writing -------------------------------------------------------------
+
+    async def _awrite(self, host_id: int, instance: str, batch_id: int, batch: Batch,
+                      now: float) -> int | None:
+        # Nothing here awaits, so the whole write is atomic for asyncio.
+        host = self._host(host_id)
+        if batch_id <= self._mark(host, instance):
+            return None
+        self._add_raw(host, batch.raw, now)
+        for key, (delta, expires) in batch.frames.items():
+            self._merge_frame(host, key, delta, expires)
+        self._see_groups(host, batch.groups, now)
+        self._apply_processes(host, batch, now)
+        self._apply_slow(host, batch, now)
+        for item in batch.lifecycle:
+            bisect.insort(host.lifecycle, item)
+        _trim_sorted(host.lifecycle, now - self.lifecycle_retention)
+        host.marks[instance] = (batch_id, self.clock() + self.mark_retention)
+        host.agent["last_batch"] = now
+        host.agent["last_seen"] = max(now, host.agent.get("last_seen", now))
+        return batch.written
+
+    def _mark(self, host: _Host, instance: str) -> int:
+        mark, deadline = host.marks.get(instance, (0, 0.0))
+        return mark if deadline > self.clock() else 0
+
+    def _add_raw(self, host: _Host, blobs: list[bytes], now: float) -> None:
+        raw = host.raw
+        arrival = max(now, raw[-1][0]) if raw else now  # like Redis stream ids: never backwards
+        raw.extend((arrival, blob) for blob in blobs)
+        cutoff = now - self.raw_retention
+        while raw and (raw[0][0] < cutoff or len(raw) > self.max_raw_samples):
+            raw.popleft()
+
+    def _merge_frame(self, host: _Host, key: tuple[int, int, str], delta: Frame, expires: float) -> None:
+        clock = self.clock()
+        while host.deadlines and host.deadlines[0][0] <= clock:
+            _, old = heapq.heappop(host.deadlines)
+            entry = host.frames.get(old)
+            if entry is not None and entry[1] <= clock:
+                del host.frames[old]
+        entry = host.frames.get(key)
+        frame = dict(delta) if entry is None or entry[1] <= clock else merge_into(entry[0], delta)
+        host.frames[key] = (frame, clock + expires)
+        heapq.heappush(host.deadlines, (clock + expires, key))
+
+    def _see_groups(self, host: _Host, groups: dict[str, float], now: float) -> None:
+        for group, when in groups.items():
+            host.groups[group] = max(when, host.groups.get(group, when))
+        cutoff = now - self.longest
+        for group in [g for g, when in host.groups.items() if when < cutoff]:
+            del host.groups[group]
+
+    def _apply_processes(self, host: _Host, batch: Batch, now: float) -> None:
+        for key, delta in batch.processes.items():
+            record = host.processes.get(key)
+            host.processes[key] = dict(delta) if record is None else merge_record(record, delta)
+        cutoff = now - self.process_retention
+        for key in [k for k, r in host.processes.items() if r["last_seen"] < cutoff]:
+            del host.processes[key]
+
+    def _apply_slow(self, host: _Host, batch: Batch, now: float) -> None:
+        active, done = host.slow_active, host.slow_done
+        active.update(batch.slow_active)
+        for key, stamp, blob in batch.slow_done:
+            active.pop(key, None)
+            bisect.insort(done, (stamp, blob))
+        stale = now - self.slow_stale
+        for key in [k for k, (seen, _) in active.items()
+                    if seen < stale or any(k.startswith(p) for p in batch.stopped)]:
+            bisect.insort(done, active.pop(key))  # expired: never completed
+        _trim_sorted(done, now - self.slow_retention)
+        del done[:max(0, len(done) - self.slow_kept)]
+
+    async def _aset_counters(self, host_id: int, counters: dict[str, int], now: float,
+                             buckets: list[tuple[int, int, float]]) -> None:
+        host = self._host(host_id)
+        previous = host.agent.get("counters", {}).get("lost", 0)
+        lost = int(counters.get("lost", 0))
+        grown = lost - previous if lost >= previous else lost  # a restarted agent counts from 0
+        if grown > 0:
+            for tier, bucket, expires in buckets:
+                if expires > 0:
+                    self._merge_frame(host, (tier, bucket, HOST), add_loss({}, grown), expires)
+            self._see_groups(host, {HOST: now}, now)
+        host.agent["counters"] = counters
+        host.agent["last_heartbeat"] = now
+        host.agent["last_seen"] = max(now, host.agent.get("last_seen", now))
+
+    # -- reading -------------------------------------------------------------
+
+    async def _aacked(self, host_id: int, instance: str) -> int:
+        return self._mark(self._host(host_id), instance)
+
+    async def _aframes(self, host_id: int, groups: list[str], tier: int,
+                       buckets: list[int]) -> list[list[Frame | None]]:
+        frames, clock = self._host(host_id).frames, self.clock()
+        out = []
+        for group in groups:
+            entries = (frames.get((tier, bucket, group)) for bucket in buckets)
+            out.append([dict(e[0]) if e is not None and e[1] > clock else None for e in entries])
+        return out
+
+    async def _agroups(self, host_id: int, since: float) -> list[str]:
+        return sorted(g for g, when in self._host(host_id).groups.items() if when >= since)
+
+    async def _araw_newest_first(self, host_id: int, since: float, until: float) -> AsyncIterator[bytes]:
+        for arrival, blob in reversed(self._host(host_id).raw):
+            if arrival < since:
+                break
+            if arrival <= until:
+                yield blob
+
+    async def _aprocess_records(self, host_id: int) -> list[dict[str, Any]]:
+        return [dict(r) for r in self._host(host_id).processes.values()]
+
+    async def _aslow_records(self, host_id: int, limit: int) -> tuple[list[tuple[float, bytes]], list[bytes]]:
+        host = self._host(host_id)
+        return list(host.slow_active.values()), [blob for _, blob in reversed(host.slow_done[-limit:])]
+
+    async def _alifecycle(self, host_id: int, since: float, until: float) -> list[bytes]:
+        events = self._host(host_id).lifecycle
+        start = bisect.bisect_left(events, (since, b""))
+        return [blob for stamp, blob in events[start:] if stamp < until]
+
+    async def _ahost_status(self, host_ids: list[int]) -> dict[int, dict[str, Any]]:
+        out: dict[int, dict[str, Any]] = {}
+        for host_id in host_ids:
+            agent = self._hosts[host_id].agent if host_id in self._hosts else {}
+            out[host_id] = {**agent, "counters": dict(agent.get("counters", {}))} if agent else {}
+        return out
+
+    async def aping(self) -> bool:
+        return True
+
+
+def _trim_sorted(items: list[tuple[float, bytes]], cutoff: float) -> None:
+    """Drop the entries of a stamp-sorted list older than ``cutoff``."""
+    del items[:bisect.bisect_left(items, (cutoff, b""))]

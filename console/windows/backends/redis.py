@@ -1,0 +1,237 @@
+"""The Redis window store (redis.asyncio): shared by every console worker.
+
+Key layout, all under one prefix (``wf:`` by default) and one hash tag per
+host, so a host's keys live in one cluster slot and the write script may
+touch them all:
+
+=================================  ===========================================================
+``wf:{H}:hwm:{instance}``          highest batch id written for an agent instance (string)
+``wf:{H}:raw``                     stream by arrival, one entry per batch (zlib); MINID-trimmed
+``wf:{H}:f{T}:{block}:{group}``    hash: frames (msgpack) of BLOCK buckets of tier T s, field =
+                                   offset in the block; TTL per tier. No "*" frames but loss:
+                                   the host frame is the merge of its groups', made on read
+``wf:{H}:groups``                  zset: group -> time of its latest sample
+``wf:{H}:procs`` / ``:procs:seen``  process records by "pid:incarnation"; zset by last seen
+``wf:{H}:slow:active`` / ``:seen``  latest active record per request; zset by last seen
+``wf:{H}:slow:done``               completed and expired slow requests, zset by stamp
+``wf:{H}:life``                    STARTED / STOPPING / STOPPED samples, zset by stamp
+``wf:{H}:agent``                   last_seen, last_batch, last_heartbeat, ``c:<counter>``
+=================================  ===========================================================
+
+Every key has a TTL, so a host that stops reporting leaves nothing behind.
+An outage of any kind (refused, timed out, loading, out of memory) leaves
+every method as StoreUnavailable, within ``timeout`` seconds per call.
+Needs Redis 7.0 or later (``XADD <ms>-*``, ``ZADD GT``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import zlib
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgpack
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from ingest.frames import HOST, Frame, compact
+
+from ..batch import Batch
+from ..store import BaseWindowStore, StoreUnavailable
+from .redis_lua import COUNTERS, WRITE
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+#: buckets per frame hash: one key a minute per group at 1 s, 10 min at 10 s, 1 h at 1 min
+BLOCK = 60
+_RAW_PAGE = 32  # stream entries are whole batches, up to a few MB each
+_COMPRESS_ABOVE = 200  # bytes; below, zlib's own header eats the gain
+
+
+def _ms(seconds: float) -> int:
+    return max(1, math.ceil(seconds * 1000))
+
+
+class WindowStore(BaseWindowStore):
+    """Redis store; ``prefix`` isolates deployments (and tests), ``timeout`` bounds every
+    call, ``compress_raw`` trades ~2 us of CPU per sample for about half the raw bytes."""
+
+    def __init__(self, url: str | None = None, *, prefix: str = "wf:", timeout: float = 2.0,
+                 compress_raw: bool = True, **options: Any):
+        super().__init__(url or DEFAULT_URL, **options)
+        self.prefix = prefix
+        self.timeout = timeout
+        self.compress_raw = compress_raw
+        parts = urlsplit(self.url)  # for messages: never the credentials
+        self.where = parts._replace(netloc=parts.netloc.rpartition("@")[2], query="").geturl()
+        # One quick retry lets a pooled connection that died with a Redis
+        # restart reconnect; more would only delay the 4503 to the agent. A
+        # retried write is safe: the batch mark turns it into a duplicate.
+        self.redis = Redis.from_url(self.url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                    retry=Retry(NoBackoff(), 1))
+        self._write = self.redis.register_script(WRITE)
+        self._counters = self.redis.register_script(COUNTERS)
+
+    def key(self, host_id: int, name: str = "") -> str:
+        return f"{self.prefix}{{{host_id}}}:{name}"
+
+    @staticmethod
+    def _block(tier: int, bucket: int, group: str) -> tuple[str, str]:
+        """(key suffix, field) of a frame: its block of BLOCK buckets, and its offset there."""
+        block = bucket - bucket % (tier * BLOCK)
+        return f"f{tier}:{block}:{group}", str((bucket - block) // tier)
+
+    def _frame_slot(self, tier: int, bucket: int, group: str, expires: float) -> list[Any]:
+        # The hash lives as long as its last bucket does.
+        key, field = self._block(tier, bucket, group)
+        last = bucket - bucket % (tier * BLOCK) + (BLOCK - 1) * tier
+        return [key, field, _ms(expires + last - bucket)]
+
+    @contextlib.asynccontextmanager
+    async def _guard(self, action: str) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self.timeout * 2 + 1):
+                yield
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"window store {self.where} unavailable ({action}): {exc!r}") from exc
+
+    # -- writing -------------------------------------------------------------
+
+    def _raw_entry(self, batch: Batch) -> tuple[str, bytes]:
+        # The samples of one batch share most of their structure (same fields,
+        # same identity strings), so compressing them together halves them.
+        joined = b"".join(batch.raw)
+        if self.compress_raw and len(joined) > _COMPRESS_ABOVE:
+            packed = zlib.compress(joined, 1)
+            if len(packed) < len(joined):
+                return "z", packed
+        return "s", joined
+
+    def _payload(self, batch: Batch) -> bytes:
+        raw_field, raw = self._raw_entry(batch)
+        # Redis's cmsgpack predates msgpack's bin type: byte strings go as
+        # the old raw type, which Lua reads as its (binary-safe) strings.
+        return msgpack.packb(use_bin_type=False, o={
+            "n": batch.written, "raw": raw, "raw_field": raw_field, "raw_ret": self.raw_retention,
+            "frames": [[*self._frame_slot(tier, bucket, group, expires), compact(frame)]
+                       for (tier, bucket, group), (frame, expires) in batch.frames.items()],
+            "groups": [[group, when] for group, when in batch.groups.items()],
+            "procs": list(batch.processes.items()), "proc_ret": self.process_retention,
+            "sact": [[key, seen, blob] for key, (seen, blob) in batch.slow_active.items()],
+            "sdone": batch.slow_done, "stop": batch.stopped, "slow_stale": self.slow_stale,
+            "slow_ret": self.slow_retention, "slow_kept": self.slow_kept,
+            "life": batch.lifecycle, "life_ret": self.lifecycle_retention,
+            "agent_ttl": _ms(self.longest), "mark_ttl": _ms(self.mark_retention),
+        })
+
+    async def _awrite(self, host_id: int, instance: str, batch_id: int, batch: Batch,
+                      now: float) -> int | None:
+        async with self._guard("write"):
+            written = await self._write(keys=[self.key(host_id)],
+                                        args=[instance, batch_id, repr(now), self._payload(batch)])
+        return None if written < 0 else int(written)
+
+    async def _aset_counters(self, host_id: int, counters: dict[str, int], now: float,
+                             buckets: list[tuple[int, int, float]]) -> None:
+        payload = msgpack.packb({
+            "counters": counters, "agent_ttl": _ms(self.longest),
+            "frames": [self._frame_slot(tier, bucket, HOST, expires) for tier, bucket, expires in buckets
+                       if expires > 0],
+        })
+        async with self._guard("heartbeat"):
+            await self._counters(keys=[self.key(host_id)], args=[repr(now), payload])
+
+    # -- reading -------------------------------------------------------------
+
+    async def _aacked(self, host_id: int, instance: str) -> int:
+        async with self._guard("acked"):
+            mark = await self.redis.get(self.key(host_id, f"hwm:{instance}"))
+        return int(mark) if mark else 0
+
+    async def _aframes(self, host_id: int, groups: list[str], tier: int,
+                       buckets: list[int]) -> list[list[Frame | None]]:
+        blocks: dict[str, list[str]] = {}
+        for bucket in buckets:  # one HMGET per block and group, all in one round trip
+            key, field = self._block(tier, bucket, "")
+            blocks.setdefault(key, []).append(field)
+        async with self._guard("frames"):
+            pipe = self.redis.pipeline(transaction=False)
+            for group in groups:
+                for key, fields in blocks.items():
+                    pipe.hmget(self.key(host_id, key + group), fields)
+            replies = await pipe.execute() if blocks else []
+        flat = [msgpack.unpackb(blob) if blob else None for reply in replies for blob in reply]
+        return [flat[i * len(buckets):(i + 1) * len(buckets)] for i in range(len(groups))]
+
+    async def _agroups(self, host_id: int, since: float) -> list[str]:
+        async with self._guard("groups"):
+            groups = await self.redis.zrangebyscore(self.key(host_id, "groups"), repr(since), "+inf")
+        return sorted(g.decode() for g in groups)
+
+    async def _araw_newest_first(self, host_id: int, since: float, until: float) -> AsyncIterator[bytes]:
+        key, low = self.key(host_id, "raw"), str(math.floor(since * 1000))
+        high = str(math.floor(until * 1000))
+        while True:
+            async with self._guard("raw"):
+                entries = await self.redis.xrevrange(key, max=high, min=low, count=_RAW_PAGE)
+            for _, fields in entries:
+                yield zlib.decompress(fields[b"z"]) if b"z" in fields else fields[b"s"]
+            if len(entries) < _RAW_PAGE:
+                return
+            high = "(" + entries[-1][0].decode()
+
+    async def _aprocess_records(self, host_id: int) -> list[dict[str, Any]]:
+        async with self._guard("processes"):
+            records = await self.redis.hvals(self.key(host_id, "procs"))
+        return [msgpack.unpackb(blob) for blob in records]
+
+    async def _aslow_records(self, host_id: int, limit: int) -> tuple[list[tuple[float, bytes]], list[bytes]]:
+        async with self._guard("slow"):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hgetall(self.key(host_id, "slow:active"))
+            pipe.zrange(self.key(host_id, "slow:seen"), 0, -1, withscores=True)
+            pipe.zrevrange(self.key(host_id, "slow:done"), 0, max(limit, 1) - 1)
+            active, seen, done = await pipe.execute()
+        last_seen = dict(seen)
+        return [(last_seen.get(key, 0.0), blob) for key, blob in active.items()], done
+
+    async def _alifecycle(self, host_id: int, since: float, until: float) -> list[bytes]:
+        high = "+inf" if math.isinf(until) else f"({until!r}"
+        async with self._guard("lifecycle"):
+            return await self.redis.zrangebyscore(self.key(host_id, "life"), repr(since), high)
+
+    async def _ahost_status(self, host_ids: list[int]) -> dict[int, dict[str, Any]]:
+        async with self._guard("host status"):
+            pipe = self.redis.pipeline(transaction=False)
+            for host_id in host_ids:
+                pipe.hgetall(self.key(host_id, "agent"))
+            hashes = await pipe.execute() if host_ids else []
+        return {host_id: _status(raw) for host_id, raw in zip(host_ids, hashes, strict=True)}
+
+    async def aping(self) -> bool:
+        try:
+            async with self._guard("ping"):
+                return bool(await self.redis.ping())
+        except StoreUnavailable:
+            return False
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
+
+def _status(raw: dict[bytes, bytes]) -> dict[str, Any]:
+    if not raw:
+        return {}
+    status: dict[str, Any] = {"counters": {}}
+    for name, value in raw.items():
+        key = name.decode()
+        if key.startswith("c:"):
+            status["counters"][key[2:]] = int(float(value))
+        else:
+            status[key] = float(value)
+    return status

@@ -1,0 +1,203 @@
+"""What one agent batch changes in the window, computed once for every backend.
+
+``prepare`` turns a batch of samples into plain deltas: frame deltas per
+(tier, bucket, group), packed raw samples, process-record deltas, slow
+request moves and lifecycle events. A backend only applies them (Python
+dicts, or one Redis Lua script), so the in-process demo store and Redis
+cannot disagree about what a sample means; the contract tests hold them
+to it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from ingest import frames
+from ingest.frames import HOST, Frame, frame_add, merge_into, sample_time
+from ingest.state import IDENTITY_FIELDS
+
+from .samples import pack_sample
+
+TICK, SLOW, STARTED, STOPPING, STOPPED = (frames.TICK, frames.SLOW, frames.STARTED, frames.STOPPING,
+                                          frames.STOPPED)
+KNOWN_KINDS = frozenset({TICK, SLOW, STARTED, STOPPING, STOPPED, frames.GC_SNAPSHOT, frames.GC_EVENT})
+#: A broken agent clock must not pin keys for decades: frames at most this
+#: far in the future of the console's clock still get their normal life.
+FUTURE_SKEW = 3600.0
+#: What a process says about itself (its group is the sample's ``g``).
+IDENTITY = tuple(name for name in IDENTITY_FIELDS if name != "process_group")
+#: Process state ranks: a record only ever moves forward.
+RANKS = ("running", "stopping", "stopped")
+_RANK_OF_KIND = {STOPPING: 1, STOPPED: 2}
+
+
+class InvalidSample(ValueError):
+    """A sample without the shape of docs/agent-protocol.md; names the sample and the problem."""
+
+
+class Tier(NamedTuple):
+    """A frame resolution: bucket width, how long it is kept, the widest span it serves."""
+
+    seconds: int
+    retention: float
+    max_span: float
+
+
+DEFAULT_TIERS = (Tier(1, 3600.0, 900.0), Tier(10, 86400.0, 21600.0), Tier(60, 14 * 86400.0, math.inf))
+
+
+@dataclass(slots=True)
+class Batch:
+    written: int = 0
+    seconds: set[int] = field(default_factory=set)
+    #: (tier seconds, bucket start, group) -> (frame delta, expiry relative to now);
+    #: per process group only: the host frame ("*") is their merge, made when read
+    frames: dict[tuple[int, int, str], tuple[Frame, float]] = field(default_factory=dict)
+    #: group -> time of its latest sample, so a read of "*" knows which groups to merge
+    groups: dict[str, float] = field(default_factory=dict)
+    raw: list[bytes] = field(default_factory=list)
+    #: "pid:incarnation" -> record delta, merged with ``merge_record``
+    processes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: slow key -> (last seen stamp, packed latest active record)
+    slow_active: dict[str, tuple[float, bytes]] = field(default_factory=dict)
+    #: (slow key, stamp, packed completed record)
+    slow_done: list[tuple[str, float, bytes]] = field(default_factory=list)
+    #: "pid:incarnation:" prefixes of processes that stopped: their active records expire
+    stopped: list[str] = field(default_factory=list)
+    lifecycle: list[tuple[float, bytes]] = field(default_factory=list)
+
+
+def _text(value: Any) -> Any:
+    # Registry values are for display; Lua repacks strings as msgpack str,
+    # so bytes that are not UTF-8 are made printable here, once.
+    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
+
+
+def process_key(sample: Mapping[str, Any]) -> str:
+    return f"{sample['p']}:{sample['i']}"
+
+
+def slow_key(sample: Mapping[str, Any]) -> str:
+    """(pid, incarnation, log id) joins a request's active and completed records."""
+    f = sample["f"]
+    log_id = f.get("slow_log_id")
+    if isinstance(log_id, bytes):
+        log_id = log_id.hex()
+    request = log_id or f"{f.get('slow_thread_id')}@{f.get('slow_start_stamp')!r}"
+    return f"{process_key(sample)}:{request}"
+
+
+def _process_delta(sample: Mapping[str, Any], stamp: float) -> dict[str, Any]:
+    kind, f = sample["k"], sample["f"]
+    delta: dict[str, Any] = {"pid": sample["p"], "i": sample["i"], "first_seen": stamp,
+                             "last_seen": stamp, "rank": _RANK_OF_KIND.get(kind, 0)}
+    if sample.get("g") is not None:
+        delta["group"] = _text(sample["g"])
+    if kind in (TICK, STARTED):
+        delta.update({name: _text(f[name]) for name in IDENTITY if name in f})
+        if kind == STARTED:
+            delta["started"] = stamp
+        else:
+            delta["interval"] = f.get("telemetry_interval") or 1.0
+            delta["threads"] = f.get("request_threads_maximum", 0)
+    elif kind in (STOPPING, STOPPED):
+        delta["stopping" if kind == STOPPING else "stopped"] = stamp
+        if "shutdown_reason" in f:
+            delta["shutdown_reason"] = _text(f["shutdown_reason"])
+        for name in ("process_uptime", "lifetime_request_count", "active_requests_at_exit",
+                     "graceful_drain"):
+            if name in f:
+                delta[name] = f[name]
+    return delta
+
+
+def merge_record(current: dict[str, Any], delta: Mapping[str, Any]) -> dict[str, Any]:
+    """Fold a record delta in: seen-times widen, rank only rises, newer values win.
+
+    The Redis backend runs the same rule in Lua (``merge_record`` there).
+    """
+    newer = delta.get("last_seen", 0) >= current.get("last_seen", 0)
+    for key, value in delta.items():
+        old = current.get(key)
+        if key == "first_seen":
+            current[key] = value if old is None else min(old, value)
+        elif key in ("last_seen", "rank"):
+            current[key] = value if old is None else max(old, value)
+        elif newer or old is None:
+            current[key] = value
+    return current
+
+
+_SHAPE = (("k", int), ("p", int), ("i", int), ("s", int), ("t", int | float), ("f", dict))
+
+
+def _check(index: int, sample: Any) -> None:
+    if not isinstance(sample, dict):
+        raise InvalidSample(f"sample {index} is a {type(sample).__name__}, not a map")
+    for key, types in _SHAPE:
+        value = sample.get(key)
+        if not isinstance(value, types) or value is True or value is False:
+            raise InvalidSample(f"sample {index}: {key!r} is missing or of the wrong type")
+    if not math.isfinite(sample["t"]):
+        raise InvalidSample(f"sample {index}: stamp {sample['t']!r} is not a finite number")
+
+
+def prepare(samples: Iterable[Mapping[str, Any]], now: float, tiers: Sequence[Tier] = DEFAULT_TIERS) -> Batch:
+    """The deltas of one batch; raises InvalidSample before anything is written."""
+    batch = Batch()
+    per_second: dict[tuple[int, str], Frame] = {}
+    for index, sample in enumerate(samples):
+        _check(index, sample)
+        try:
+            _add_sample(batch, per_second, sample)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise InvalidSample(f"sample {index} (kind {sample['k']}): {exc}") from exc
+    for (second, group), frame in per_second.items():
+        for tier in tiers:
+            bucket = second - second % tier.seconds
+            expires = frame_expiry(tier, bucket, now)
+            if expires > 0:  # else already older than this tier keeps
+                delta, _ = batch.frames.setdefault((tier.seconds, bucket, group), ({}, expires))
+                merge_into(delta, frame)
+    return batch
+
+
+def frame_expiry(tier: Tier, bucket: int, now: float) -> float:
+    """Seconds from ``now`` until the frame of ``bucket`` leaves ``tier``."""
+    return min(bucket + tier.seconds + tier.retention - now, tier.retention + FUTURE_SKEW)
+
+
+def _add_sample(batch: Batch, per_second: dict[tuple[int, str], Frame], sample: Mapping[str, Any]) -> None:
+    kind, stamp = sample["k"], float(sample["t"])
+    batch.written += 1
+    batch.raw.append(pack_sample(sample))
+    if kind not in KNOWN_KINDS:
+        return
+    when = sample_time(sample)
+    second = math.floor(when)
+    batch.seconds.add(second)
+    group = _text(sample.get("g")) or ""
+    if group == HOST:
+        raise ValueError(f"process group {HOST!r} is reserved for the whole host")
+    batch.groups[group] = max(when, batch.groups.get(group, when))
+    frame_add(per_second.setdefault((second, group), {}), sample)
+    key = process_key(sample)
+    delta = _process_delta(sample, stamp)
+    if key in batch.processes:
+        merge_record(batch.processes[key], delta)
+    else:
+        batch.processes[key] = delta
+    if kind == SLOW:
+        request = slow_key(sample)
+        if sample["f"].get("slow_record_state") == 1:
+            batch.slow_active.pop(request, None)
+            batch.slow_done.append((request, stamp, pack_sample(sample)))
+        else:
+            batch.slow_active[request] = (stamp, pack_sample(sample))
+    elif kind in (STARTED, STOPPING, STOPPED):
+        batch.lifecycle.append((stamp, batch.raw[-1]))
+        if kind == STOPPED:
+            batch.stopped.append(key + ":")

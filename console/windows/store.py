@@ -1,0 +1,307 @@
+"""The rolling-window store: the one model every page, ``top``, alert and export reads.
+
+Two backends share this contract (and one suite of contract tests):
+``backends.redis`` for production and several console workers, and
+``backends.memory`` for the single-process demo. As with Django's session
+engines, a backend is a module exposing a class named ``WindowStore``,
+chosen by dotted path; ``get_store`` picks Redis when given a ``redis://``
+URL. Methods are async and carry the ``a`` prefix.
+
+This base class holds everything that is not storage: turning a batch
+into deltas (``batch.prepare``), choosing a tier and downsampling for a
+chart, classifying processes and slow requests by silence. Backends
+implement the ``_a*`` primitives.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib
+import math
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+from ingest.frames import HOST, Frame, Sample, merge_into
+from ingest.state import SILENT_INTERVALS
+
+from .batch import DEFAULT_TIERS, IDENTITY, RANKS, Batch, Tier, frame_expiry, prepare
+from .samples import unpack_sample, unpack_samples
+
+BACKENDS = {
+    "memory": "console.windows.backends.memory.WindowStore",
+    "redis": "console.windows.backends.redis.WindowStore",
+}
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+#: Raw samples are ordered by arrival; a sample's stamp may lead its
+#: arrival by this much (agent clock ahead) or trail it by RAW_LATE (resent
+#: after a reconnect) and still be found by ``araw``.
+RAW_SKEW = 60.0
+RAW_LATE = 300.0
+
+
+class StoreUnavailable(Exception):
+    """The window store cannot be reached (Redis down, timing out, refusing writes).
+
+    Every store method raises this and nothing else for an outage, so the
+    agent consumer can close with 4503 and the pages can say "no data"
+    without knowing which backend is configured.
+    """
+
+
+class WriteResult(NamedTuple):
+    written: int
+    duplicate: bool
+    #: the 1 s buckets the batch touched, for the live frame publisher
+    seconds: tuple[int, ...] = ()
+
+
+class Series(list[tuple[float, Frame]]):
+    """Chart points ``(start, frame)``, oldest first; only points that hold data.
+
+    ``step`` is each point's width in seconds (the span for ``derive``),
+    ``tier`` the stored resolution the points were merged from.
+    """
+
+    def __init__(self, points: Iterable[tuple[float, Frame]] = (), step: int = 1, tier: int = 1):
+        super().__init__(points)
+        self.step = step
+        self.tier = tier
+
+
+def choose_tier(tiers: Sequence[Tier], since: float, until: float, now: float) -> Tier:
+    """The finest tier whose span limit fits and whose retention still covers ``since``."""
+    span = until - since
+    for tier in tiers:
+        if span <= tier.max_span and now - since <= tier.retention + tier.seconds:
+            return tier
+    return tiers[-1]
+
+
+def point_step(tier: int, first: float, until: float, points: int) -> int:
+    """A point width, a multiple of the tier, so that points aligned on multiples
+    of it (stable from one refresh to the next) number at most ``points``.
+
+    [first, until) of length L touches at most ceil(L / step) + 1 aligned
+    cells, hence the ``points - 1``; one point takes the whole range.
+    """
+    cells = max(1, math.ceil((until - first) / tier))
+    if points <= 1:
+        return tier * cells
+    return tier * max(1, math.ceil(cells / (points - 1)))
+
+
+class BaseWindowStore(abc.ABC):
+    """Async window store; see the module docstring. Options are keyword-only."""
+
+    def __init__(self, url: str | None = None, *, tiers: Sequence[Tier] = DEFAULT_TIERS,
+                 raw_retention: float = 3600.0, lifecycle_retention: float = 86400.0,
+                 slow_retention: float = 3600.0, slow_kept: int = 2000, slow_stale: float = 60.0,
+                 mark_retention: float = 86400.0, process_retention: float = 3600.0):
+        self.url = url
+        self.tiers = tuple(sorted((Tier(*t) for t in tiers), key=lambda t: t.seconds))
+        self.raw_retention = raw_retention
+        self.lifecycle_retention = lifecycle_retention
+        self.slow_retention = slow_retention
+        self.slow_kept = slow_kept
+        self.slow_stale = slow_stale
+        self.mark_retention = mark_retention
+        self.process_retention = process_retention
+        #: nothing a store keeps outlives this (the coarsest tier's retention)
+        self.longest = max(t.seconds + t.retention for t in self.tiers)
+
+    # -- writing -------------------------------------------------------------
+
+    async def awrite_batch(self, host_id: int, instance: str, batch_id: int,
+                           samples: Sequence[Mapping[str, Any]], now: float) -> WriteResult:
+        """Write a batch once: ids at or below the (host, instance) mark are duplicates.
+
+        Raw samples, frames of every touched second and tier, the process
+        registry, slow requests and lifecycle events change together with
+        the mark, or not at all. Raises InvalidSample before writing.
+        """
+        batch = prepare(samples, now, self.tiers)
+        written = await self._awrite(host_id, instance, batch_id, batch, now)
+        if written is None:
+            return WriteResult(0, True)
+        return WriteResult(written, False, tuple(sorted(batch.seconds)))
+
+    async def aset_counters(self, host_id: int, counters: Mapping[str, int], now: float) -> None:
+        """Store an agent heartbeat; the growth of its ``lost`` counter goes into the host frames."""
+        buckets = []
+        for tier in self.tiers:
+            bucket = math.floor(now) - math.floor(now) % tier.seconds
+            buckets.append((tier.seconds, bucket, frame_expiry(tier, bucket, now)))
+        await self._aset_counters(host_id, {str(k): int(v) for k, v in counters.items()}, now, buckets)
+
+    # -- reading -------------------------------------------------------------
+
+    async def aframes(self, host_id: int, group: str, since: float, until: float, points: int,
+                      now: float | None = None) -> Series:
+        """Frames of ``group`` ("*" whole host, "" embedded) merged to at most ``points`` points."""
+        now = time.time() if now is None else now
+        tier = choose_tier(self.tiers, since, until, now)
+        first = math.floor(since) - math.floor(since) % tier.seconds
+        step = point_step(tier.seconds, first, until, points)
+        buckets = list(range(first, math.ceil(until), tier.seconds))
+        # The host frame is not stored: it is the merge of its groups' frames
+        # (and of "*" itself, which holds what only the host knows: loss).
+        groups = await self._agroups(host_id, first) if group == HOST else [group]
+        merged: dict[int, Frame] = {}
+        for frames in await self._aframes(host_id, groups, tier.seconds, buckets) if groups else []:
+            for bucket, frame in zip(buckets, frames, strict=True):
+                if frame:
+                    start = first if points <= 1 else bucket - bucket % step
+                    merge_into(merged.setdefault(start, {}), frame)
+        return Series(((float(t), merged[t]) for t in sorted(merged)), step=step, tier=tier.seconds)
+
+    async def araw(self, host_id: int, since: float, until: float, kinds: Iterable[int] | None = None,
+                   limit: int = 1000) -> list[Sample]:
+        """The newest ``limit`` raw samples stamped in [since, until), oldest first."""
+        wanted = frozenset(kinds) if kinds is not None else None
+        out: list[Sample] = []
+        async for chunk in self._araw_newest_first(host_id, since - RAW_SKEW, until + RAW_LATE):
+            for sample in reversed(unpack_samples(chunk)):
+                if since <= sample["t"] < until and (wanted is None or sample["k"] in wanted):
+                    out.append(sample)
+                    if len(out) >= limit:
+                        out.reverse()
+                        return out
+        out.reverse()
+        return out
+
+    async def aacked(self, host_id: int, instance: str) -> int:
+        """The highest batch id written for this agent instance (0 if none): ``welcome.acked``."""
+        return await self._aacked(host_id, instance)
+
+    async def aprocesses(self, host_id: int, now: float | None = None) -> list[dict[str, Any]]:
+        """The process registry, by pid and incarnation.
+
+        Each record: pid, incarnation, group, state (running, stopping,
+        stopped, or gone: silent for more than 3 intervals without a
+        STOPPED), first_seen / last_seen (sample stamps), identity
+        (hostname, versions, MPM, parent pid), interval, threads, and as
+        they happen started / stopping / stopped stamps, shutdown_reason,
+        process_uptime, lifetime_request_count, active_requests_at_exit,
+        graceful_drain.
+        """
+        now = time.time() if now is None else now
+        out = []
+        for record in await self._aprocess_records(host_id):
+            state = RANKS[int(record.pop("rank", 0))]
+            interval = record.get("interval") or 1.0
+            if state != "stopped" and now - record["last_seen"] > SILENT_INTERVALS * interval + 1.0:
+                state = "gone"
+            record["incarnation"] = record.pop("i")
+            record["state"] = state
+            record.setdefault("group", None)
+            record["identity"] = {name: record.pop(name) for name in IDENTITY if name in record}
+            out.append(record)
+        return sorted(out, key=lambda r: (r["pid"], r["incarnation"]))
+
+    async def aslow(self, host_id: int, state: str | None = None, limit: int = 200,
+                    now: float | None = None) -> list[dict[str, Any]]:
+        """Slow requests: active (still repeated), expired (no longer repeated, never
+        completed: killed, or its process stopped) and completed, newest first."""
+        now = time.time() if now is None else now
+        intervals = {f"{r['pid']}:{r['incarnation']}": r.get("interval") or 1.0
+                     for r in await self.aprocesses(host_id, now)}
+        active, done = await self._aslow_records(host_id, limit)
+        out = []
+        for last_seen, blob in active:
+            sample = unpack_sample(blob)
+            interval = intervals.get(f"{sample['p']}:{sample['i']}", 1.0)
+            silent = now - last_seen > SILENT_INTERVALS * interval + 1.0
+            out.append(_slow_view(sample, "expired" if silent else "active"))
+        for blob in done:
+            sample = unpack_sample(blob)
+            out.append(_slow_view(sample, "completed" if sample["f"].get("slow_record_state") == 1
+                                  else "expired"))
+        out = [r for r in out if state is None or r["state"] == state]
+        out.sort(key=lambda r: (r["state"] != "active", -r["stamp"]))
+        return out[:limit]
+
+    async def alifecycle(self, host_id: int, since: float, until: float = math.inf) -> list[Sample]:
+        """STARTED, STOPPING and STOPPED samples stamped in [since, until), oldest first."""
+        return [unpack_sample(blob) for blob in await self._alifecycle(host_id, since, until)]
+
+    async def ahost_status(self, host_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Per host: last_seen (console clock), last_batch, last_heartbeat and agent counters."""
+        return await self._ahost_status(list(host_ids))
+
+    @abc.abstractmethod
+    async def aping(self) -> bool:
+        """True when the store answers; False (never an exception) when it does not."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release connections; the store is not used afterwards."""
+
+    # -- backend primitives ----------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _awrite(self, host_id: int, instance: str, batch_id: int, batch: Batch,
+                      now: float) -> int | None:
+        """Apply the batch atomically with the mark; None when it was a duplicate."""
+
+    @abc.abstractmethod
+    async def _aset_counters(self, host_id: int, counters: dict[str, int], now: float,
+                             buckets: list[tuple[int, int, float]]) -> None:
+        """Store counters; add the growth of ``lost`` to the frames of group "*" in
+        ``buckets`` (tier, bucket start, expiry relative to now) and mark "*" seen."""
+
+    @abc.abstractmethod
+    async def _aacked(self, host_id: int, instance: str) -> int: ...
+
+    @abc.abstractmethod
+    async def _aframes(self, host_id: int, groups: list[str], tier: int,
+                       buckets: list[int]) -> list[list[Frame | None]]:
+        """For each group, its stored frame (or None) of each bucket of ``tier``."""
+
+    @abc.abstractmethod
+    async def _agroups(self, host_id: int, since: float) -> list[str]:
+        """The groups with frames at or after ``since`` ("*" too when it holds loss)."""
+
+    @abc.abstractmethod
+    def _araw_newest_first(self, host_id: int, since: float, until: float) -> Any:
+        """Async iterator of chunks of packed samples (one or more ``pack_sample`` blobs,
+        concatenated) that arrived in [since, until], newest chunk first."""
+
+    @abc.abstractmethod
+    async def _aprocess_records(self, host_id: int) -> list[dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    async def _aslow_records(self, host_id: int, limit: int) -> tuple[list[tuple[float, bytes]], list[bytes]]:
+        """(last seen, packed record) of active requests, and the newest ``limit`` ended ones."""
+
+    @abc.abstractmethod
+    async def _alifecycle(self, host_id: int, since: float, until: float) -> list[bytes]: ...
+
+    @abc.abstractmethod
+    async def _ahost_status(self, host_ids: list[int]) -> dict[int, dict[str, Any]]: ...
+
+
+def _slow_view(sample: Sample, state: str) -> dict[str, Any]:
+    f = sample["f"]
+    return {"state": state, "pid": sample["p"], "incarnation": sample["i"], "group": sample["g"],
+            "stamp": sample["t"], "log_id": f.get("slow_log_id"), "start": f.get("slow_start_stamp"),
+            "duration": f.get("slow_duration"), "fields": f}
+
+
+def import_backend(path: str) -> type[BaseWindowStore]:
+    """The class a dotted path names (``package.module.Class``)."""
+    module_name, _, attr = path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ImportError(f"window store backend {path!r} cannot be imported: {exc}") from exc
+    return cls
+
+
+def get_store(url: str | None = None, *, backend: str | None = None, **options: Any) -> BaseWindowStore:
+    """The store for ``url``: Redis for a ``redis://`` (``rediss://``, ``unix://``) URL,
+    the in-process store otherwise. ``backend`` forces a name from BACKENDS or a dotted path."""
+    if backend is None:
+        backend = "redis" if url and urlsplit(url).scheme in REDIS_SCHEMES else "memory"
+    return import_backend(BACKENDS.get(backend, backend))(url, **options)
+

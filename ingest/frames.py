@@ -1,0 +1,405 @@
+"""Frames: additive per-second aggregates of samples, the unit every view reads.
+
+A frame sums what the samples of one host and one process group (``""``
+for embedded mode, ``"*"`` for the whole host) said during one second.
+Everything in it is chosen so that frames combine by plain addition, or
+by min/max, and nothing else: the frames of many seconds, processes or
+hosts merge into one exact aggregate, which is how the 10 s and 1 min
+tiers, the downsampled charts and the fleet view are built. So a frame
+holds sums that turn into averages only at display time (``derive``):
+mean x count instead of means, busy and available thread-seconds instead
+of a utilisation, byte-seconds of RSS instead of RSS.
+
+A frame is a flat ``dict`` of short keys, cheap to merge in Python and in
+Redis Lua alike. The first character of a key picks the merge rule:
+``<`` min, ``>`` max, anything else is a sum. Phases are numbered as in
+``fields.PHASES`` (0 server ... 7 output_write):
+
+=========  =====================================================================
+n          kind-2 ticks seen (process-ticks)
+per        sample_period seconds summed (process-seconds observed)
+req        requests finished; s1..s5 of them by status class
+busy       busy thread-seconds (capacity_utilization x period x threads max)
+avail      available thread-seconds (period x threads max)
+cpu        CPU seconds (utilization x period); cpuu user, cpus system
+rss        RSS byte-seconds (memory_rss x period)
+inb, outb  request body bytes read, response bytes written
+m{i}       phase i: mean x request_count (sum of durations)
+u{i}       phase i: requests on ticks where the phase was not measured
+<{i} >{i}  phase i: min of minimums, max of maximums (exact)
+h{i}.{b}   phase i: histogram bucket b (sparse, 65-bucket layout)
+sc sd >sd  slow requests completed: count, duration sum, duration max
+sa         active slow records seen (one per process-tick per request)
+up stg dn  STARTED, STOPPING, STOPPED; ng = STOPPED without a clean drain
+g0 g1 g2   GC collections per generation (kind-9 events)
+gp >gp     GC pause seconds: sum, max; gh.{b} pause histogram
+gd         GC events dropped by mod_wsgi (per-tick counts, summed)
+loss       datagrams lost by sequence, added by the store from heartbeats
+=========  =====================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Final, TypedDict
+
+import msgpack
+
+from . import wire
+from .fields import DAEMON_PHASES, HISTOGRAM_BUCKETS, PHASES, Kind
+from .state import Process, ProcessTable
+
+Frame = dict[str, float]
+
+
+class Sample(TypedDict):
+    """One decoded datagram as the agent forwards it (docs/agent-protocol.md)."""
+
+    k: int
+    p: int
+    i: int
+    s: int
+    t: float
+    g: str | None
+    n: str | None
+    f: dict[str, Any]
+
+
+TICK, SLOW, STARTED, STOPPING, STOPPED, GC_SNAPSHOT, GC_EVENT = (
+    int(Kind.REQUEST_METRICS), int(Kind.SLOW_REQUEST), int(Kind.PROCESS_STARTED),
+    int(Kind.PROCESS_STOPPING), int(Kind.PROCESS_STOPPED), int(Kind.GC_SNAPSHOT), int(Kind.GC_EVENT),
+)
+HOST: Final = "*"
+STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx")
+_STATUS = tuple((f"s{c + 1}", f"status_{c + 1}xx_total") for c in range(5))
+_SUMS = (("cpu", "cpu_utilization"), ("cpuu", "cpu_user_utilization"),
+         ("cpus", "cpu_system_utilization"), ("rss", "memory_rss"))
+_PHASE_FIELDS = tuple(
+    (f"{p}_time", f"{p}_time_min", f"{p}_time_max", f"{p}_time_buckets", p in DAEMON_PHASES,
+     f"m{i}", f"u{i}", f"<{i}", f">{i}", i)
+    for i, p in enumerate(PHASES)
+)
+#: Histogram keys precomputed: a busy tick touches eight histograms.
+_HKEYS = tuple(tuple(f"h{i}.{b}" for b in range(HISTOGRAM_BUCKETS)) for i in range(len(PHASES)))
+_GC_HKEYS = tuple(f"gh.{b}" for b in range(HISTOGRAM_BUCKETS))
+OVERFLOW_BUCKET: Final = HISTOGRAM_BUCKETS - 1
+PERCENTILES: Final = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
+
+
+# -- histogram layout (wire-protocol.md section 12) -------------------------------
+
+def bucket_bounds(index: int) -> tuple[float, float]:
+    """Lower (inclusive) and upper (exclusive) edge of a bucket, in seconds.
+
+    Bucket 0 starts at 0, not 1 ms: it also holds every duration below
+    1 ms, exact zeros included. The overflow bucket has no upper edge.
+    """
+    if index >= OVERFLOW_BUCKET:
+        return 65.536, math.inf
+    octave, sub = divmod(index, 4)
+    lower = 0.0 if index == 0 else 2 ** octave * (1 + sub / 4)
+    return lower / 1000, 2 ** octave * (1 + (sub + 1) / 4) / 1000
+
+
+def bucket_index(seconds: float) -> int:
+    """The bucket mod_wsgi would count a duration in."""
+    ms = seconds * 1000
+    if not ms >= 1:  # also NaN
+        return 0
+    if ms >= 65536:
+        return OVERFLOW_BUCKET
+    octave = math.frexp(ms)[1] - 1
+    return 4 * octave + min(3, int((ms / 2 ** octave - 1) * 4))
+
+
+def percentile(counts: Mapping[int, float], p: float, lo: float | None = None,
+               hi: float | None = None) -> float | None:
+    """The p-quantile in seconds of a (merged) histogram; None when it is empty.
+
+    Interpolates inside the bucket holding rank p x N, then clamps into the
+    exact [lo, hi] of the same window: a single 3.500333 s request reads
+    3.500333 s, not the middle of its 512 ms bucket.
+    """
+    total = sum(c for c in counts.values() if c > 0)
+    if total <= 0:
+        return None
+    rank, below, value = p * total, 0.0, 0.0
+    for index in sorted(counts):
+        count = counts[index]
+        if count <= 0:
+            continue
+        if below + count >= rank:
+            lower, upper = bucket_bounds(index)
+            if math.isinf(upper):
+                value = hi if hi is not None else lower
+            else:
+                value = lower + (rank - below) / count * (upper - lower)
+            break
+        below += count
+    if lo is not None:
+        value = max(value, lo)
+    if hi is not None:
+        value = min(value, hi)
+    return value
+
+
+def histogram(frame: Mapping[str, float], prefix: str) -> dict[int, float]:
+    """The sparse histogram stored under ``prefix`` ("h4" request time, "gh" GC pauses)."""
+    start = prefix + "."
+    return {int(key[len(start):]): count for key, count in frame.items() if key.startswith(start)}
+
+
+def _nonzero(values: Any) -> Iterable[tuple[int, Any]]:
+    """(bucket, count) of a histogram sent dense (list, array) or sparse (dict)."""
+    if isinstance(values, Mapping):
+        return [(int(b), c) for b, c in values.items() if c]
+    if not any(values):  # idle ticks: eight all-zero histograms, skipped in C
+        return ()
+    return [(b, c) for b, c in enumerate(values) if c]
+
+
+# -- adding samples ------------------------------------------------------------------
+
+def _add(frame: Frame, key: str, value: float) -> None:
+    if value:
+        frame[key] = frame.get(key, 0) + value
+
+
+def _low(frame: Frame, key: str, value: float) -> None:
+    old = frame.get(key)
+    if old is None or value < old:
+        frame[key] = value
+
+
+def _high(frame: Frame, key: str, value: float) -> None:
+    old = frame.get(key)
+    if old is None or value > old:
+        frame[key] = value
+
+
+def _tick(frame: Frame, f: Mapping[str, Any]) -> None:
+    get = f.get
+    period = get("sample_period") or 0.0
+    threads = get("request_threads_maximum") or 0
+    requests = get("request_count") or 0
+    frame["n"] = frame.get("n", 0) + 1
+    _add(frame, "per", period)
+    _add(frame, "req", requests)
+    for key, name in _STATUS:
+        _add(frame, key, get(name) or 0)
+    _add(frame, "busy", (get("capacity_utilization") or 0.0) * period * threads)
+    _add(frame, "avail", period * threads)
+    for key, name in _SUMS:
+        _add(frame, key, (get(name) or 0) * period)
+    _add(frame, "inb", get("input_bytes_total") or 0)
+    _add(frame, "outb", get("output_bytes_total") or 0)
+    for mean_name, min_name, max_name, buckets_name, daemon_only, mk, uk, lk, hk, i in _PHASE_FIELDS:
+        mean = get(mean_name)
+        if requests:
+            # queue/daemon are absent when not measured (embedded mode, idle
+            # ticks): no sample, not a zero, so they must not pull means down.
+            if mean is None and daemon_only:
+                _add(frame, uk, requests)
+            else:
+                _add(frame, mk, (mean or 0.0) * requests)
+        low = get(min_name)
+        if low is not None:
+            _low(frame, lk, low)
+        high = get(max_name)
+        if high is not None:
+            _high(frame, hk, high)
+        buckets = get(buckets_name)
+        if buckets:
+            keys = _HKEYS[i]
+            for b, count in _nonzero(buckets):
+                frame[keys[b]] = frame.get(keys[b], 0) + count
+
+
+def _slow(frame: Frame, f: Mapping[str, Any]) -> None:
+    if f.get("slow_record_state") == 1:
+        duration = f.get("slow_duration") or 0.0
+        _add(frame, "sc", 1)
+        _add(frame, "sd", duration)
+        _high(frame, ">sd", duration)
+    else:
+        _add(frame, "sa", 1)
+
+
+def _stopped(frame: Frame, f: Mapping[str, Any]) -> None:
+    _add(frame, "dn", 1)
+    if f.get("graceful_drain", 1) == 0 or (f.get("active_requests_at_exit") or 0) > 0:
+        _add(frame, "ng", 1)
+
+
+def _gc_event(frame: Frame, f: Mapping[str, Any]) -> None:
+    duration = f.get("gc_event_duration") or 0.0
+    _add(frame, f"g{min(int(f.get('gc_event_generation') or 0), 2)}", 1)
+    _add(frame, "gp", duration)
+    _high(frame, ">gp", duration)
+    key = _GC_HKEYS[bucket_index(duration)]
+    frame[key] = frame.get(key, 0) + 1
+
+
+_BY_KIND = {
+    TICK: _tick,
+    SLOW: _slow,
+    STARTED: lambda frame, f: _add(frame, "up", 1),
+    STOPPING: lambda frame, f: _add(frame, "stg", 1),
+    STOPPED: _stopped,
+    GC_SNAPSHOT: lambda frame, f: _add(frame, "gd", f.get("gc_dropped_events") or 0),
+    GC_EVENT: _gc_event,
+}
+
+
+def frame_add(frame: Frame, sample: Mapping[str, Any]) -> Frame:
+    """Add one sample to ``frame`` in place; unknown kinds add nothing."""
+    adder = _BY_KIND.get(sample["k"])
+    if adder is not None:
+        adder(frame, sample["f"])
+    return frame
+
+
+def add_loss(frame: Frame, lost: int) -> Frame:
+    """Add sequence loss: agents report it per host, not per sample."""
+    _add(frame, "loss", lost)
+    return frame
+
+
+def sample_time(sample: Mapping[str, Any]) -> float:
+    """When a sample happened: a GC event's own start stamp, else the header stamp.
+
+    mod_wsgi drains GC events up to seconds after they happened (vector 67:
+    3 s late), so their header stamp would put pauses in the wrong second.
+    """
+    if sample["k"] == GC_EVENT:
+        start = sample["f"].get("gc_event_start_stamp")
+        if isinstance(start, float) and math.isfinite(start):
+            return start
+    return sample["t"]
+
+
+# -- merging and storage -------------------------------------------------------------
+
+def merge_into(target: Frame, other: Mapping[str, float]) -> Frame:
+    """Add ``other`` into ``target`` in place: sums add, ``<`` keys min, ``>`` keys max."""
+    for key, value in other.items():
+        old = target.get(key)
+        if old is None:
+            target[key] = value
+        elif key[0] == "<":
+            if value < old:
+                target[key] = value
+        elif key[0] == ">":
+            if value > old:
+                target[key] = value
+        else:
+            target[key] = old + value
+    return target
+
+
+def merge(frames: Iterable[Mapping[str, float]]) -> Frame:
+    """One frame holding the aggregate of all of ``frames`` (seconds, groups or hosts)."""
+    out: Frame = {}
+    for frame in frames:
+        merge_into(out, frame)
+    return out
+
+
+def compact(frame: Mapping[str, float]) -> Frame:
+    """The frame without zero sums (min/max of 0 are real values and stay)."""
+    return {k: v for k, v in frame.items() if v or k[0] in "<>"}
+
+
+def dump(frame: Mapping[str, float]) -> bytes:
+    """Compact msgpack: zero sums and empty buckets take no bytes."""
+    return msgpack.packb(compact(frame))
+
+
+def load(data: bytes) -> Frame:
+    return msgpack.unpackb(data)
+
+
+# -- display metrics -----------------------------------------------------------------
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+def derive(frame: Mapping[str, float], span: float) -> dict[str, float | None]:
+    """Display metrics of a frame covering ``span`` seconds (flat, for charts and alerts).
+
+    Rates are per second of the span; gauges (RSS, CPU) are exact
+    time-weighted averages. A 1-second frame can hold two ticks of one
+    process when its tick drifts across a second boundary, so per-process
+    values (``*_per_process``) are the steadier read at that resolution.
+    Metrics without data (no requests, no threads) are None, never 0.
+    """
+    if span <= 0:
+        raise ValueError(f"span must be positive, got {span!r}")
+    g = frame.get
+    requests, period, ticks = g("req", 0), g("per", 0.0), g("n", 0)
+    out: dict[str, float | None] = {
+        "span": span, "requests": requests, "throughput": requests / span,
+        "processes": period / span, "ticks": ticks,
+        "capacity": _ratio(g("busy", 0.0), g("avail", 0.0)),
+        "cpu": g("cpu", 0.0) / span, "cpu_user": g("cpuu", 0.0) / span,
+        "cpu_system": g("cpus", 0.0) / span, "cpu_per_process": _ratio(g("cpu", 0.0), period),
+        "rss": g("rss", 0.0) / span, "rss_per_process": _ratio(g("rss", 0.0), period),
+        "input_bytes_rate": g("inb", 0) / span, "output_bytes_rate": g("outb", 0) / span,
+    }
+    for c, name in enumerate(STATUS_CLASSES, 1):
+        out[f"status_{name}"] = g(f"s{c}", 0)
+        out[f"status_{name}_rate"] = g(f"s{c}", 0) / span
+    out["pct_4xx"] = _ratio(100.0 * g("s4", 0), requests)
+    out["pct_5xx"] = _ratio(100.0 * g("s5", 0), requests)
+    for i, phase in enumerate(PHASES):
+        weight = requests - g(f"u{i}", 0)
+        low, high = g(f"<{i}"), g(f">{i}")
+        out[f"{phase}_mean"] = _ratio(g(f"m{i}", 0.0), weight) if weight > 0 else None
+        out[f"{phase}_min"], out[f"{phase}_max"] = low, high
+        counts = histogram(frame, f"h{i}")
+        for name, p in PERCENTILES:
+            out[f"{phase}_{name}"] = percentile(counts, p, low, high)
+    collections = g("g0", 0) + g("g1", 0) + g("g2", 0)
+    out.update({
+        "gc_collections": collections, "gc_collections_rate": collections / span,
+        "gc_gen0_rate": g("g0", 0) / span, "gc_gen1_rate": g("g1", 0) / span,
+        "gc_gen2_rate": g("g2", 0) / span,
+        "gc_pause_total": g("gp", 0.0), "gc_pause_max": g(">gp"),
+        "gc_pause_fraction": _ratio(g("gp", 0.0), period),
+        "gc_pause_p99": percentile(histogram(frame, "gh"), 0.99, None, g(">gp")),
+        "gc_dropped": g("gd", 0),
+        "slow_completed": g("sc", 0), "slow_duration_max": g(">sd"),
+        "slow_duration_mean": _ratio(g("sd", 0.0), g("sc", 0)),
+        # Active records repeat once per process-tick: their count per tick,
+        # times the average number of reporting processes, is the number of
+        # slow requests in flight (the latest count on a 1 s frame).
+        "slow_active": g("sa", 0) / ticks * (period / span) if ticks else float(g("sa", 0)),
+        "started": g("up", 0), "stopping": g("stg", 0), "stopped": g("dn", 0),
+        "non_graceful": g("ng", 0), "loss": g("loss", 0),
+    })
+    return out
+
+
+# -- samples as the agent builds them --------------------------------------------------
+
+def sample_from(d: wire.Datagram, process: Process) -> Sample:
+    """The sample the agent forwards for a decoded datagram of ``process``."""
+    fields = {name: v.tolist() if isinstance(v, array) else v for name, v in d.fields.items()}
+    interpreter = fields.get("interpreter_name", "") if d.kind in (GC_SNAPSHOT, GC_EVENT) else None
+    return {"k": d.kind, "p": d.pid, "i": process.incarnation, "s": d.seq, "t": d.stamp,
+            "g": process.group, "n": interpreter, "f": fields}
+
+
+def replay(datagrams: Iterable[bytes]) -> Iterator[Sample]:
+    """Samples of a capture, joined to their process like the agent does (bad ones skipped)."""
+    table = ProcessTable()
+    for data in datagrams:
+        try:
+            d = wire.decode(data)
+        except wire.DecodeError as exc:
+            table.add_malformed(data, exc)
+            continue
+        yield sample_from(d, table.add(d))

@@ -1,0 +1,161 @@
+"""Redis-only behaviour: outages surface as StoreUnavailable without hanging,
+a write is one round trip, every key expires. Outage tests kill and pause
+their own redis-server, never the shared one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import redis
+from window_helpers import Stores, batches, scenario, vector, write_all
+
+from console.windows import HOST, StoreUnavailable, get_store
+
+pytestmark = pytest.mark.asyncio
+H = 7
+
+
+class RedisServer:
+    """A throwaway redis-server on a free port, without persistence."""
+
+    def __init__(self, directory: Path):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.directory = directory
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, socket_timeout=0.5)
+        deadline = time.monotonic() + 10
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(10)
+            self.process = None
+
+    def signal(self, sig: int) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, sig)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    if server.process is not None:
+        server.signal(signal.SIGCONT)
+    server.stop()
+
+
+@pytest_asyncio.fixture
+async def shared():
+    made = Stores("redis")
+    yield made
+    await made.close()
+
+
+async def test_every_method_raises_store_unavailable_while_redis_is_down(private_redis):
+    store = get_store(private_redis.url, timeout=0.5)
+    tick = vector("03")
+    now = tick["t"] + 0.1
+    assert (await store.awrite_batch(H, "a", 1, [tick], now)).written == 1
+    private_redis.stop()
+    calls = {
+        "awrite_batch": lambda: store.awrite_batch(H, "a", 2, [tick], now),
+        "aacked": lambda: store.aacked(H, "a"),
+        "aframes": lambda: store.aframes(H, HOST, now - 60, now, 60, now=now),
+        "araw": lambda: store.araw(H, now - 60, now),
+        "aprocesses": lambda: store.aprocesses(H, now),
+        "aslow": lambda: store.aslow(H, now=now),
+        "alifecycle": lambda: store.alifecycle(H, now - 60),
+        "aset_counters": lambda: store.aset_counters(H, {"lost": 1}, now),
+        "ahost_status": lambda: store.ahost_status([H]),
+    }
+    for name, call in calls.items():
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable, match="unavailable"):
+            await call()
+        assert time.monotonic() - started < 2.0, name
+    assert await store.aping() is False
+    private_redis.start()  # same port, empty: the mark is gone with the data
+    assert await store.aping() is True
+    assert (await store.awrite_batch(H, "a", 2, [tick], now)).written == 1
+    assert await store.aacked(H, "a") == 2
+    await store.aclose()
+
+
+async def test_a_hung_redis_times_out_instead_of_hanging(private_redis):
+    store = get_store(private_redis.url, timeout=0.5)
+    tick = vector("03")
+    assert await store.aping()
+    private_redis.signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            await store.awrite_batch(H, "a", 1, [tick], tick["t"])
+        assert time.monotonic() - started < 3.0
+        assert await store.aping() is False
+    finally:
+        private_redis.signal(signal.SIGCONT)
+    # The write may have run once Redis woke up; the mark makes the retry safe.
+    result = await store.awrite_batch(H, "a", 1, [tick], tick["t"])
+    assert result.duplicate or result.written == 1
+    assert await store.aacked(H, "a") == 1
+    await store.aclose()
+
+
+async def test_a_batch_is_one_round_trip(shared):
+    store = await shared.make()
+    samples = scenario("A")[:400]
+    await store.awrite_batch(H, "a", 1, samples[:10], samples[9]["t"])  # loads the script
+    commands: list[str] = []
+    execute = store.redis.execute_command
+
+    async def counting(*args, **options):
+        commands.append(str(args[0]))
+        return await execute(*args, **options)
+
+    store.redis.execute_command = counting
+    await write_all(store, H, samples[10:], first_id=2)
+    assert commands and set(commands) == {"EVALSHA"}
+    assert len(commands) == len(batches(samples[10:]))
+
+
+async def test_every_key_expires_and_stays_under_the_prefix(shared):
+    store = await shared.make()
+    now = await write_all(store, H, scenario("A"))
+    await store.aset_counters(H, {"lost": 1}, now)
+    base = store.key(H)
+    keys = [k.decode() async for k in store.redis.scan_iter(match=store.prefix + "*")]
+    assert keys and all(k.startswith(base) for k in keys)
+    ttls = [await store.redis.pttl(k) for k in keys]
+    assert all(ttl > 0 for ttl in ttls)
+    kinds = {k[len(base):].split(":")[0] for k in keys}
+    assert {"raw", "f1", "f10", "f60", "procs", "slow", "life", "agent", "hwm"} <= kinds
