@@ -98,6 +98,9 @@ def _forwarder(args: argparse.Namespace, agent: Agent) -> Any:
 
         ssl_context = ssl.create_default_context(cafile=args.ca_file)
     url = args.console.rstrip("/")
+    for http, ws in (("http://", "ws://"), ("https://", "wss://")):
+        if url.startswith(http):  # the console's page address works too
+            url = ws + url[len(http):]
     if not url.endswith("/ws/agent"):
         url += "/ws/agent"
     forwarder = Forwarder(url + "/", token, hostname=args.hostname, spool_dir=args.spool_dir,

@@ -56,7 +56,7 @@ class Command(BaseCommand):
         try:
             children.append(self.spawn(["daphne", "-b", options["bind"], "-p", str(options["port"]),
                                         "console.asgi:application"], workdir / "daphne.log"))
-            self.wait_for_port(options["bind"], options["port"])
+            self.wait_for_port(options["bind"], options["port"], children[0])
             for name, labels, shape in DEMO_HOSTS:
                 children += self.start_host(name, labels, shape, team, workdir, url)
             store = "Redis at " + settings.WSGI_FLEET["REDIS_URL"] if settings.WSGI_FLEET["REDIS_URL"] else \
@@ -107,11 +107,14 @@ class Command(BaseCommand):
         return [agent, simulator]
 
     @staticmethod
-    def wait_for_port(host: str, port: int, timeout: float = 20.0) -> None:
+    def wait_for_port(host: str, port: int, daphne: subprocess.Popen, timeout: float = 20.0) -> None:
         import socket
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if daphne.poll() is not None:
+                raise SystemExit(f"demo: the console could not start on {host}:{port} (port in use?); "
+                                 "see daphne.log, or pass --port")
             try:
                 socket.create_connection((host, port), 0.5).close()
                 return
