@@ -19,3 +19,9 @@ SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 SECURE_HSTS_SECONDS = 0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user creation in tests
+
+if DATABASE_URL:  # noqa: F405
+    # Consumers use the database from worker threads; persistent connections
+    # would keep the test database busy when pytest-django drops it.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": f"test_wsgi_fleet_{os.getpid()}"}  # noqa: F405
