@@ -31,15 +31,15 @@ from typing import Any
 
 from websockets.uri import parse_uri
 
+from .frames import sample_from
 from .spool import Spool, encode
-from .state import GC_EVENT, GC_SNAPSHOT, Process
+from .state import Process
 from .uplink import CLOSE_TIMEOUT, Uplink
 from .wire import Datagram
 
 log = logging.getLogger("ingest.forwarder")
 
 MAX_SEALED = 64  # full batches waiting for the loop thread before the decode thread drops one
-_GC = frozenset((GC_SNAPSHOT, GC_EVENT))
 
 
 class Forwarder:
@@ -76,11 +76,7 @@ class Forwarder:
 
     def __call__(self, datagram: Datagram, proc: Process) -> None:
         """Add one sample to the open batch; never blocks beyond a short lock."""
-        kind = datagram.kind
-        fields = datagram.fields  # the decoder never changes a dict it returned
-        sample = {"k": kind, "p": datagram.pid, "i": proc.incarnation, "s": datagram.seq,
-                  "t": datagram.stamp, "g": proc.group,
-                  "n": fields.get("interpreter_name", "") if kind in _GC else None, "f": fields}
+        sample = sample_from(datagram, proc)  # the decoder never changes a dict it returned
         with self._lock:
             self.samples += 1
             batch = self._open

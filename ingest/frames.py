@@ -385,12 +385,26 @@ def derive(frame: Mapping[str, float], span: float) -> dict[str, float | None]:
 
 # -- samples as the agent builds them --------------------------------------------------
 
+_GC_KINDS = frozenset({GC_SNAPSHOT, GC_EVENT})
+
+
 def sample_from(d: wire.Datagram, process: Process) -> Sample:
-    """The sample the agent forwards for a decoded datagram of ``process``."""
-    fields = {name: v.tolist() if isinstance(v, array) else v for name, v in d.fields.items()}
-    interpreter = fields.get("interpreter_name", "") if d.kind in (GC_SNAPSHOT, GC_EVENT) else None
+    """The sample the agent forwards for a decoded datagram of ``process``.
+
+    The decoder's field dict is used as it is (arrays stay ``array.array``,
+    encoded when the batch is packed): this runs on the agent's decode
+    thread for every datagram.
+    """
+    fields = d.fields
+    interpreter = fields.get("interpreter_name", "") if d.kind in _GC_KINDS else None
     return {"k": d.kind, "p": d.pid, "i": process.incarnation, "s": d.seq, "t": d.stamp,
-            "g": process.group, "n": interpreter, "f": fields}
+            "g": process.group, "n": interpreter, "f": fields}  # type: ignore[typeddict-item]
+
+
+def plain(sample: Sample) -> Sample:
+    """``sample`` with arrays as lists, for JSON, plain msgpack and comparisons."""
+    fields = {name: v.tolist() if isinstance(v, array) else v for name, v in sample["f"].items()}
+    return {**sample, "f": fields}  # type: ignore[typeddict-item]
 
 
 def replay(datagrams: Iterable[bytes]) -> Iterator[Sample]:
@@ -402,4 +416,4 @@ def replay(datagrams: Iterable[bytes]) -> Iterator[Sample]:
         except wire.DecodeError as exc:
             table.add_malformed(data, exc)
             continue
-        yield sample_from(d, table.add(d))
+        yield plain(sample_from(d, table.add(d)))
