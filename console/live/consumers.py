@@ -25,6 +25,9 @@ from .store import StoreUnavailable, store_kind, window_store
 
 log = logging.getLogger("console.live")
 
+#: Seconds between a live consumer's checks of the window store.
+STORE_CHECK_INTERVAL = 3.0
+
 
 class AgentConsumer(AsyncWebsocketConsumer):
     """``/ws/agent/``: one connected agent, authenticated by its host token."""
@@ -115,9 +118,27 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         await self.send_json({"type": "hello", "user": user.get_username(), "store": store_kind(),
                               "single_process": store_kind() == "memory", "now": time.time()})
+        self.watcher = asyncio.create_task(self.watch_store())
 
     async def disconnect(self, code: int) -> None:
+        if getattr(self, "watcher", None) is not None:
+            self.watcher.cancel()
         await self.leave()
+
+    async def watch_store(self) -> None:
+        """Tell the page when the window store goes away and comes back.
+
+        Checked by each consumer itself: when Redis is down the channel
+        layer (also Redis) cannot carry the news either.
+        """
+        healthy = True
+        while True:
+            await asyncio.sleep(STORE_CHECK_INTERVAL)
+            ok = await self.store.aping()
+            if ok != healthy:
+                healthy = ok
+                reason = None if ok else "window store unavailable; agents are spooling"
+                await self.send_json({"type": "status", "store_ok": ok, "now": time.time(), "reason": reason})
 
     async def leave(self) -> None:
         for group in getattr(self, "joined", []):

@@ -158,3 +158,26 @@ async def test_live_host_snapshot_has_the_written_requests_and_only_for_members(
             assert reply["totals"]["requests"] == expected
             assert sum(reply["totals"]["status"].values()) == expected
         await comm.disconnect()
+
+
+async def test_live_page_is_told_when_the_window_store_goes_away(host_and_token, monkeypatch):
+    from console.live import consumers
+    from console.windows.store import get_store
+
+    host, _ = host_and_token
+    # nothing listens on port 1
+    dead = get_store("redis://127.0.0.1:1/0", prefix="wf-test-dead:", timeout=0.5)
+    monkeypatch.setattr(consumers, "window_store", lambda: dead)
+    monkeypatch.setattr(consumers, "STORE_CHECK_INTERVAL", 0.05)
+    member = await User.objects.acreate(username="ann")
+    await host.team.members.aadd(member)
+    _, token = await database_sync_to_async(ApiToken.issue)(user=member)
+    headers = [(b"authorization", f"Bearer {token}".encode())]
+    comm = WebsocketCommunicator(application, "/ws/live/", headers=headers)
+    connected, _ = await comm.connect()
+    assert connected
+    assert (await comm.receive_json_from())["type"] == "hello"
+    status = await comm.receive_json_from(timeout=5)
+    assert status["type"] == "status" and status["store_ok"] is False
+    assert "unavailable" in status["reason"]
+    await comm.disconnect()
