@@ -34,6 +34,8 @@ ONLINE_WITHIN = 15.0
 SERIES_KEYS = ("throughput", "rate_1xx", "rate_2xx", "rate_3xx", "rate_4xx", "rate_5xx",
                "capacity", "cpu", "rss", "p50", "p95", "p99")
 AGENT_KEYS = ("received", "lost", "malformed", "spooled", "dropped")
+#: Seconds between process lists in host frames (a page keeps its table current).
+PROCESSES_EVERY = 5
 
 
 def host_group(host_id: int) -> str:
@@ -137,9 +139,12 @@ async def publish_second(store: Any, host: dict[str, Any], groups: set[str], sec
         if series:
             per_group[group] = metrics(series[0][1], 1.0)
     now = time.time()
-    frame = {"type": "host.frame", "host": host["id"], "t": second, "now": now, "groups": per_group}
-    await layer.group_send(host_group(host["id"]), {"type": "live.text", "text": json.dumps(frame)})
     status = (await store.ahost_status([host["id"]])).get(host["id"], {})
+    frame = {"type": "host.frame", "host": host["id"], "t": second, "now": now, "groups": per_group,
+             "agent": {k: status.get("counters", {}).get(k, 0) for k in AGENT_KEYS}}
+    if second % PROCESSES_EVERY == 0:
+        frame["processes"] = await store.aprocesses(host["id"], now=now)
+    await layer.group_send(host_group(host["id"]), {"type": "live.text", "text": json.dumps(frame)})
     update = {"type": "fleet.update", "now": now,
               "hosts": [fleet_entry(host, status, per_group.get("*"), now)]}
     text = json.dumps(update)
