@@ -76,6 +76,7 @@ class Agent:
         self._decoder = threading.Thread(target=self._decode_loop, name="telemetry-decode", daemon=True)
         self.receiver.start()
         self._decoder.start()
+        self._last_log = (time.monotonic(), 0)  # the first status line's rate covers the first interval
         log.info("listening on %s (mode %04o%s)", self.config.socket, self.config.socket_mode,
                  f", group {self.config.socket_group}" if self.config.socket_group is not None else "")
 

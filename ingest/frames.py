@@ -344,9 +344,12 @@ def derive(frame: Mapping[str, float], span: float) -> dict[str, float | None]:
         "span": span, "requests": requests, "throughput": requests / span,
         "processes": period / span, "ticks": ticks,
         "capacity": _ratio(g("busy", 0.0), g("avail", 0.0)),
-        "cpu": g("cpu", 0.0) / span, "cpu_user": g("cpuu", 0.0) / span,
-        "cpu_system": g("cpus", 0.0) / span, "cpu_per_process": _ratio(g("cpu", 0.0), period),
-        "rss": g("rss", 0.0) / span, "rss_per_process": _ratio(g("rss", 0.0), period),
+        # no tick in the frame (only lifecycle or slow records): no CPU or RSS reading, not zero
+        "cpu": g("cpu", 0.0) / span if period else None,
+        "cpu_user": g("cpuu", 0.0) / span if period else None,
+        "cpu_system": g("cpus", 0.0) / span if period else None,
+        "cpu_per_process": _ratio(g("cpu", 0.0), period),
+        "rss": g("rss", 0.0) / span if period else None, "rss_per_process": _ratio(g("rss", 0.0), period),
         "input_bytes_rate": g("inb", 0) / span, "output_bytes_rate": g("outb", 0) / span,
     }
     for c, name in enumerate(STATUS_CLASSES, 1):

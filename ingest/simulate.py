@@ -21,6 +21,7 @@ import errno
 import json
 import math
 import random
+import signal
 import socket
 import struct
 import time
@@ -475,6 +476,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Run with parsed options; print the summary as one JSON line. 1 if nothing arrived anywhere."""
+    # Supervisors (the demo) stop us with SIGTERM: end as on Ctrl-C so the summary, with
+    # "dropped" (sends the kernel refused: real loss), is still printed.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     names = [option[2:].replace("-", "_") for option, *_ in OPTIONS] + ["rate", "user_agent"]
     summary = run(args.socket, **{name: getattr(args, name) for name in names})
     print(json.dumps(summary), flush=True)

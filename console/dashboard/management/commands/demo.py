@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +104,8 @@ class Command(BaseCommand):
                 break
             time.sleep(0.05)
         simulator = self.spawn([python, "-m", "ingest", "simulate", "--socket", str(sock), *shape,
-                                "--seed", str(abs(hash(name)) % 1000)], workdir / f"{name}-simulate.log")
+                                "--seed", str(zlib.crc32(name.encode()) % 1000)],
+                               workdir / f"{name}-simulate.log")
         return [agent, simulator]
 
     @staticmethod
