@@ -14,8 +14,12 @@ import logging
 import time
 from typing import Any
 
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer, AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
+from redis.exceptions import RedisError
 
 from console.windows.batch import InvalidSample
 
@@ -27,10 +31,17 @@ log = logging.getLogger("console.live")
 
 #: Seconds between a live consumer's checks of the window store.
 STORE_CHECK_INTERVAL = 3.0
+#: Seconds between attempts to receive from a channel layer that failed.
+LAYER_RETRY = 1.0
 
 
 class AgentConsumer(AsyncWebsocketConsumer):
     """``/ws/agent/``: one connected agent, authenticated by its host token."""
+
+    #: Agents receive nothing through the channel layer, so they do not listen
+    #: on it: when its Redis is down, the connection must live on to answer
+    #: 4503 ("keep spooling"), not die with the layer's receive loop.
+    channel_layer_alias = "no channel layer for agent connections"
 
     async def connect(self) -> None:
         self.host = self.scope.get("agent_host")
@@ -107,6 +118,42 @@ class AgentConsumer(AsyncWebsocketConsumer):
 class LiveConsumer(AsyncJsonWebsocketConsumer):
     """``/ws/live/``: pages and ``top``; only hosts of the user's teams."""
 
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        """Channels' consumer loop, with a channel-layer receive that survives a Redis outage.
+
+        The stock loop lets the layer's connection error end the consumer
+        (the page sees a bare 1011). Here the page is told, the connection
+        stays up, and the groups are joined again when Redis is back.
+        """
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.base_send = send
+        self.layer_ok = True
+        with contextlib.suppress(StopConsumer):
+            await await_many_dispatch([receive, self.layer_receive], self.dispatch)
+
+    async def layer_receive(self) -> dict:
+        while True:
+            try:
+                message = await self.channel_layer.receive(self.channel_name)
+            except (OSError, RedisError) as exc:
+                if self.layer_ok:
+                    self.layer_ok = False
+                    log.warning("channel layer unavailable: %s", exc)
+                    await self.report_store(False)
+                await asyncio.sleep(LAYER_RETRY)
+                continue
+            if not self.layer_ok:
+                self.layer_ok = True
+                await self.join(list(self.joined))
+            return message
+
+    async def report_store(self, ok: bool) -> None:
+        reason = None if ok else "window store unavailable; agents are spooling"
+        with contextlib.suppress(Exception):
+            await self.send_json({"type": "status", "store_ok": ok, "now": time.time(), "reason": reason})
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.is_active:
@@ -137,18 +184,22 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             ok = await self.store.aping()
             if ok != healthy:
                 healthy = ok
-                reason = None if ok else "window store unavailable; agents are spooling"
-                await self.send_json({"type": "status", "store_ok": ok, "now": time.time(), "reason": reason})
+                await self.report_store(ok)
 
     async def leave(self) -> None:
         for group in getattr(self, "joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+            with contextlib.suppress(OSError, RedisError):  # gone with Redis anyway
+                await self.channel_layer.group_discard(group, self.channel_name)
         self.joined = []
 
     async def join(self, groups: list[str]) -> None:
         await self.leave()
         for group in groups:
-            await self.channel_layer.group_add(group, self.channel_name)
+            try:
+                await self.channel_layer.group_add(group, self.channel_name)
+            except (OSError, RedisError):
+                # A pooled connection that died with Redis fails once; the retry gets a new one.
+                await self.channel_layer.group_add(group, self.channel_name)
         self.joined = groups
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
@@ -164,9 +215,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 await self.subscribe_host(content)
             else:
                 await self.send_json({"type": "error", "reason": "scope must be fleet or host"})
-        except StoreUnavailable:
-            await self.send_json({"type": "status", "store_ok": False,
-                                  "reason": "window store unavailable; agents are spooling"})
+        except (StoreUnavailable, OSError, RedisError):  # the store's or the channel layer's Redis
+            await self.report_store(False)
 
     async def subscribe_fleet(self) -> None:
         hosts = await queries.visible_hosts(self.user)

@@ -36,6 +36,16 @@ function axis(values) {
   };
 }
 
+/** One-line time labels: uPlot's default two-line date labels collide at chart width. */
+function timeLabels(u, splits) {
+  const span = u.scales.x.max - u.scales.x.min;
+  return splits.map((t) => {
+    const d = new Date(t * 1000);
+    const clock = d.toTimeString().slice(0, span < 600 ? 8 : 5);
+    return span > 86400 ? `${d.getMonth() + 1}/${d.getDate()} ${clock}` : clock;
+  });
+}
+
 /** A small tooltip next to the cursor: time, then each visible series. */
 function tooltipPlugin(format) {
   let box;
@@ -135,7 +145,7 @@ export class TimeChart {
           },
         },
       },
-      axes: [axis(null), axis(this.axisFormat)],
+      axes: [{ ...axis(null), values: timeLabels }, axis(this.axisFormat)],
       series: [
         {},
         ...this.series.map((s) => ({
