@@ -369,7 +369,7 @@ class AgentProcess:
 
 
 class Simulator:
-    """``python -m ingest simulate`` in real time; SIGINT ends it with its JSON summary."""
+    """``python -m ingest simulate`` in real time; SIGTERM ends it with its JSON summary."""
 
     def __init__(self, sock: Path, *, processes: int = 2, groups: int = 2, seed: int = 0,
                  extra: tuple[str, ...] = ()):
@@ -386,7 +386,8 @@ class Simulator:
     def stop(self) -> dict[str, Any]:
         if self.proc is not None:
             if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGINT)
+                # SIGTERM, not SIGINT: a run started in the background inherits an ignored SIGINT
+                self.proc.send_signal(signal.SIGTERM)
             out, err = self.proc.communicate(timeout=15)
             self.proc = None
             lines = [line for line in out.splitlines() if line.startswith("{")]
