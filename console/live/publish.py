@@ -96,12 +96,13 @@ async def host_snapshot(store: Any, host: dict[str, Any], request: SnapshotReque
     for key in SERIES_KEYS:
         columns[key] = [p[key] for p in points]
     total = metrics(merge(frame for _, frame in series), float(request.window)) if series else None
-    groups = sorted({p.get("group") or "" for p in await store.aprocesses(host["id"], now=now)})
+    processes = await store.aprocesses(host["id"], now=now)
+    groups = sorted({p.get("group") or "" for p in processes})
     return {
         "type": "host.snapshot", "host": host["id"], "group": request.group, "now": now,
         "step": series.step, "groups": ["*", *groups], "series": columns,
         "totals": {"requests": total["requests"] if total else 0, "status": total["status"] if total else {}},
-        "processes": await store.aprocesses(host["id"], now=now),
+        "processes": processes,
     }
 
 
