@@ -122,7 +122,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env("WSGI_FLEET_CHANNEL_PREFIX", "wfc")},
+            # channels_redis blocks 5 s in BZPOPMIN; redis-py's own 5 s socket timeout would turn
+            # a busy event loop into false "Redis is down" errors, so the layer waits without one.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                       "prefix": env("WSGI_FLEET_CHANNEL_PREFIX", "wfc")},
         }
     }
 else:

@@ -147,6 +147,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             if not self.layer_ok:
                 self.layer_ok = True
                 await self.join(list(self.joined))
+                await self.report_store(await self.store.aping())
             return message
 
     async def report_store(self, ok: bool) -> None:

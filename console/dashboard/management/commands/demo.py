@@ -35,6 +35,10 @@ DEMO_HOSTS = (
 )
 
 
+#: daphne's default of 1 MiB is below the 4 MiB the console tells agents they may send.
+MAX_MESSAGE = settings.WSGI_FLEET["AGENT_MAX_MESSAGE"]
+
+
 class Command(BaseCommand):
     help = "Run the console with a demo team, user and three simulated hosts (Ctrl-C stops everything)."
 
@@ -56,6 +60,7 @@ class Command(BaseCommand):
         children: list[subprocess.Popen] = []
         try:
             children.append(self.spawn(["daphne", "-b", options["bind"], "-p", str(options["port"]),
+                                        "--websocket-max-message-size", str(MAX_MESSAGE),
                                         "console.asgi:application"], workdir / "daphne.log"))
             self.wait_for_port(options["bind"], options["port"], children[0])
             for name, labels, shape in DEMO_HOSTS:
