@@ -59,9 +59,20 @@ class HostAdmin(admin.ModelAdmin):
 
 
 class TokenAdmin(admin.ModelAdmin):
+    """Shared admin of agent and API tokens; ``owner`` names the field they belong to."""
+
+    owner: str
     readonly_fields = ["key", "created", "last_used", "revoked"]
     list_filter = ["revoked"]
     actions = ["revoke"]
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.list_display = ["key", self.owner, "created", "last_used", "expires", "revoked", "note"]
+        self.fields = ["key", self.owner, "created", "last_used", "expires", "revoked", "note"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
+        return [*self.readonly_fields, self.owner]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -78,19 +89,11 @@ class TokenAdmin(admin.ModelAdmin):
 
 @admin.register(AgentToken)
 class AgentTokenAdmin(TokenAdmin):
-    list_display = ["key", "host", "created", "last_used", "expires", "revoked", "note"]
+    owner = "host"
     search_fields = ["key", "host__name"]
-    fields = ["key", "host", "created", "last_used", "expires", "revoked", "note"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
-        return [*self.readonly_fields, "host"]
 
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(TokenAdmin):
-    list_display = ["key", "user", "created", "last_used", "expires", "revoked", "note"]
+    owner = "user"
     search_fields = ["key", "user__username"]
-    fields = ["key", "user", "created", "last_used", "expires", "revoked", "note"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
-        return [*self.readonly_fields, "user"]
