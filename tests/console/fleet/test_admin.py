@@ -32,8 +32,8 @@ def test_revoke_action_stops_the_token(client, boss):
 
 def test_issue_action_shows_a_working_token_once(client, boss):
     host = Host.objects.create(name="web-1", team=Team.objects.create(name="t"))
-    response = client.post("/admin/fleet/host/", {"action": "issue_agent_token", "_selected_action": [host.pk]},
-                           follow=True)
+    form = {"action": "issue_agent_token", "_selected_action": [host.pk]}
+    response = client.post("/admin/fleet/host/", form, follow=True)
     text = next(str(m) for m in response.context["messages"])
     plaintext = text.split(": ", 1)[1].split(" ")[0]
     assert AgentToken.authenticate(plaintext).host == host
