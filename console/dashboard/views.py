@@ -16,20 +16,16 @@ from django.shortcuts import get_object_or_404, render
 
 from console.fleet.models import Host
 
-#: (value in the URL, label, what the tab will show once it is drawn).
+#: (value in the URL, label, keyboard shortcut); each tab has a template
+#: ``dashboard/tabs/<key>.html``, a script and a stylesheet ``console/tabs/<key>.*``.
 TABS = (
-    ("overview", "Overview", ""),
-    ("capacity", "Capacity", "A worker-slot heatmap: one row per process, one cell per slot, "
-                             "shaded by busy fraction, with a drill-down into slow requests."),
-    ("processes", "Processes", ""),
-    ("gc", "GC", "Garbage-collector pressure, collections per second and pause times, "
-                 "per process and interpreter."),
-    ("slow", "Slow requests", "Active and completed slow requests across hosts, with phases, "
-                              "thread and timings."),
+    ("overview", "Overview", "1"),
+    ("capacity", "Capacity", "2"),
+    ("processes", "Processes", "3"),
+    ("gc", "GC", "4"),
+    ("slow", "Slow requests", "5"),
 )
 TAB_KEYS = frozenset(key for key, _, _ in TABS)
-#: Tabs whose content this release draws; the others say when they arrive.
-LIVE_TABS = frozenset({"overview", "processes"})
 
 #: Window presets in seconds; any other value inside the protocol's range
 #: (docs/live-protocol.md) is kept and shown as a custom entry.
@@ -112,8 +108,9 @@ def host(request: HttpRequest, name: str) -> HttpResponse:
     # Someone else's host answers exactly like one that does not exist.
     host = get_object_or_404(Host.objects.visible_to(request.user).select_related("team"), name=name)
     view = HostView.from_query(request.GET)
-    tabs = [{"key": key, "label": label, "about": about, "query": view.query(tab=key),
-             "live": key in LIVE_TABS} for key, label, about in TABS]
+    tabs = [{"key": key, "label": label, "shortcut": shortcut, "query": view.query(tab=key),
+             "template": f"dashboard/tabs/{key}.html", "stylesheet": f"console/tabs/{key}.css"}
+            for key, label, shortcut in TABS]
     return render(request, "dashboard/host.html", {
         "host": host,
         "labels": label_pairs(host.labels),

@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from console.windows.batch import InvalidSample
 
-from . import protocol, publish, queries
+from . import protocol, publish, queries, tabs
 from .protocol import ProtocolError
 from .store import StoreUnavailable, store_kind, window_store
 
@@ -51,6 +51,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.instance: str | None = None
         self.store = window_store()
         self.groups_seen: set[str] = set()
+        #: samples written since the publisher's last second, for the tabs' live data
+        self.recent: list[dict] = []
         self.publisher: asyncio.Task | None = None
         await self.accept()
 
@@ -95,15 +97,18 @@ class AgentConsumer(AsyncWebsocketConsumer):
             "max_message": settings.WSGI_FLEET["AGENT_MAX_MESSAGE"], "acked": acked,
         }))
         if self.publisher is None:
-            self.publisher = asyncio.create_task(publish.run(self.host, self.store, self.groups_seen))
+            self.publisher = asyncio.create_task(publish.run(self.host, self.store, self.groups_seen,
+                                                             self.recent))
 
     async def on_batch(self, message: dict) -> None:
         instance, batch_id, samples = protocol.validate_batch(message)
         if self.instance is None or instance != self.instance:
             raise ProtocolError("batch before hello, or from another agent instance")
         result = await self.store.awrite_batch(self.host['id'], instance, batch_id, samples, now=time.time())
-        for sample in samples:
-            self.groups_seen.add(sample.get("g") or "")
+        if not result.duplicate:
+            self.recent.extend(samples)
+            for sample in samples:
+                self.groups_seen.add(sample.get("g") or "")
         await self.send(bytes_data=protocol.pack(
             {"t": "ack", "id": batch_id, "written": result.written, "duplicate": result.duplicate}))
 
@@ -230,9 +235,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if host is None:
             await self.send_json({"type": "error", "reason": "no such host"})
             return
-        request = publish.SnapshotRequest.from_message(content)
-        await self.join([publish.host_group(host["id"])])
-        await self.send_json(await publish.host_snapshot(self.store, host, request, time.time()))
+        request = tabs.TabRequest.from_message(content, tabs.TABS)
+        await self.join([publish.host_group(host["id"]), tabs.tab_group(host["id"], request.tab)])
+        now = time.time()
+        await self.send_json(await publish.host_snapshot(self.store, host, request, now))
+        await self.send_json(await tabs.tab_snapshot(self.store, host, request, now))
 
     async def live_text(self, event: dict) -> None:
         """Frames built once by the publisher, sent as they are to every subscriber."""

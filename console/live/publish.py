@@ -16,7 +16,6 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -24,6 +23,7 @@ from channels.layers import get_channel_layer
 from ingest.frames import derive, merge
 
 from .store import StoreUnavailable
+from .tabs import TabRequest, live_messages
 
 log = logging.getLogger("console.live")
 
@@ -70,36 +70,24 @@ def metrics(frame: dict[str, float], span: float) -> dict[str, Any]:
     return out
 
 
-@dataclass(frozen=True)
-class SnapshotRequest:
-    group: str = "*"
-    window: int = 300
-    points: int = 300
-
-    @classmethod
-    def from_message(cls, message: dict[str, Any]) -> SnapshotRequest:
-        group = message.get("group", "*")
-        window, points = message.get("window", 300), message.get("points", 300)
-        return cls(
-            group=group if isinstance(group, str) and len(group) <= 256 else "*",
-            window=min(max(int(window), 60), 14 * 86400) if isinstance(window, int | float) else 300,
-            points=min(max(int(points), 10), 2000) if isinstance(points, int | float) else 300,
-        )
-
-
-async def host_snapshot(store: Any, host: dict[str, Any], request: SnapshotRequest,
+async def host_snapshot(store: Any, host: dict[str, Any], request: TabRequest,
                         now: float) -> dict[str, Any]:
+    """What every tab's top bar needs (groups, processes, window totals), and the
+    Overview's chart series when that is the tab asked for."""
     since = now - request.window
-    series = await store.aframes(host["id"], request.group, since, now, request.points, now=now)
-    columns: dict[str, list[Any]] = {"t": [t for t, _ in series]}
-    points = [metrics(frame, float(series.step)) for _, frame in series]
-    for key in SERIES_KEYS:
-        columns[key] = [p[key] for p in points]
+    points = request.points if request.tab == "overview" else 1
+    series = await store.aframes(host["id"], request.group, since, now, points, now=now)
+    columns: dict[str, list[Any]] = {}
+    if request.tab == "overview":
+        columns["t"] = [t for t, _ in series]
+        values = [metrics(frame, float(series.step)) for _, frame in series]
+        for key in SERIES_KEYS:
+            columns[key] = [p[key] for p in values]
     total = metrics(merge(frame for _, frame in series), float(request.window)) if series else None
     processes = await store.aprocesses(host["id"], now=now)
     groups = sorted({p.get("group") or "" for p in processes})
     return {
-        "type": "host.snapshot", "host": host["id"], "group": request.group, "now": now,
+        "type": "host.snapshot", "host": host["id"], "group": request.group, "tab": request.tab, "now": now,
         "step": series.step, "groups": ["*", *groups], "series": columns,
         "totals": {"requests": total["requests"] if total else 0, "status": total["status"] if total else {}},
         "processes": processes,
@@ -153,12 +141,25 @@ async def publish_second(store: Any, host: dict[str, Any], groups: set[str], sec
         await layer.group_send(group, {"type": "live.text", "text": text})
 
 
-async def run(host: dict[str, Any], store: Any, groups: set[str]) -> None:
+async def publish_tabs(host: dict[str, Any], recent: list[dict[str, Any]]) -> None:
+    """The tabs' live data from the samples written since the last second."""
+    if not recent:
+        return
+    samples = recent[:]
+    del recent[:len(samples)]
+    now = time.time()
+    layer = get_channel_layer()
+    for group, message in live_messages(host["id"], samples, math.floor(now), now):
+        await layer.group_send(group, {"type": "live.text", "text": json.dumps(message)})
+
+
+async def run(host: dict[str, Any], store: Any, groups: set[str], recent: list[dict[str, Any]]) -> None:
     """Publish every second until cancelled (when the agent disconnects)."""
     while True:
         now = time.time()
         await asyncio.sleep(math.ceil(now) - now + 0.05)
         try:
+            await publish_tabs(host, recent)
             await publish_second(store, host, groups, math.floor(time.time()) - PUBLISH_DELAY)
         except StoreUnavailable:
             log.warning("window store unavailable; frames for %s are not published", host["name"])

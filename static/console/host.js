@@ -1,10 +1,30 @@
-// Host page: tabs, group and window kept in the URL (?tab=&group=&window=),
-// host.snapshot then host.frame every second (docs/live-protocol.md).
-// Only the visible tab draws; the others keep their data and draw when shown.
+// Host page shell: the top bar's view state (tab, group, window and each
+// tab's own options, all in the URL), one live subscription, and the tab
+// modules in ./tabs/ that draw. Only the visible tab draws; a tab switch
+// subscribes again, so the console sends only what that tab shows
+// (docs/live-protocol.md, "Tabs").
+//
+// A tab module exports `createTab(ctx)` returning any of:
+//   hostSnapshot(msg)  host.snapshot: groups, processes, totals (+ series on Overview)
+//   hostFrame(msg)     host.frame, every second
+//   snapshot(msg)      tab.snapshot for this tab
+//   frame(msg)         tab.frame for this tab, every second while it has news
+//   draw()             paint; called only while the tab is visible
+//   reset()            drop held data: a new subscription is on its way
+//   options()          extra subscribe options, e.g. from ctx.param()
+//   resize(), theme()  layout or colours changed
+// `ctx` is described at `makeContext` below.
 
-import { ChartGroup, TimeChart } from "./charts.js";
 import * as fmt from "./format.js";
 import { clearNotice, everySecond, serverNow, setDataTime, setLoss, startLive } from "./live.js";
+import { createTab as capacityTab } from "./tabs/capacity.js";
+import { createTab as gcTab } from "./tabs/gc.js";
+import { createTab as overviewTab } from "./tabs/overview.js";
+import { createTab as processesTab } from "./tabs/processes.js";
+import { createTab as slowTab } from "./tabs/slow.js";
+
+const FACTORIES = { overview: overviewTab, capacity: capacityTab, processes: processesTab, gc: gcTab, slow: slowTab };
+const SHELL_PARAMS = new Set(["tab", "group", "window"]);
 
 const main = document.getElementById("main");
 const hostId = Number(main.dataset.hostId);
@@ -16,237 +36,19 @@ const state = {
   tab: main.dataset.tab,
   group: main.dataset.group,
   window: Number(main.dataset.window),
+  groups: ["*"],
+  processes: [],
 };
 
-// -- series kept for the charts ------------------------------------------------------
-
-const KEYS = ["throughput", "rate_2xx", "rate_3xx", "rate_4xx", "rate_5xx",
-  "capacity", "cpu", "rss", "p50", "p95", "p99"];
-// How per-second frames fold into one point when the snapshot's step is
-// longer than a second: rates and utilisations average, RSS keeps the last
-// value, percentiles keep the worst second (percentiles cannot be averaged;
-// the worst second is the honest upper bound).
-const FOLD = { rss: "last", p50: "max", p95: "max", p99: "max" };
-
-let store = emptyStore(1);
-
-function emptyStore(step) {
-  const s = { step, t: [], weight: [], live: null };
-  for (const key of KEYS) s[key] = [];
-  return s;
-}
-
-function num(value) {
-  return typeof value === "number" && Number.isFinite(value) ? value : null;
-}
-
-function loadSnapshot(message) {
-  const step = num(message.step) && message.step > 0 ? message.step : 1;
-  const s = emptyStore(step);
-  const series = message.series || {};
-  const t = Array.isArray(series.t) ? series.t : [];
-  for (let i = 0; i < t.length; i += 1) {
-    if (num(t[i]) === null) continue;
-    s.t.push(t[i]);
-    s.weight.push(step);
-    for (const key of KEYS) s[key].push(Array.isArray(series[key]) ? num(series[key][i]) : null);
-  }
-  store = s;
-}
-
-function pushPoint(t, values, weight) {
-  store.t.push(t);
-  store.weight.push(weight);
-  for (const key of KEYS) store[key].push(values[key] ?? null);
-}
-
-/** Fold one second of metrics (or null: no data that second) into the series. */
-function addFrame(t, metrics) {
-  const step = store.step;
-  const key = Math.floor(t / step) * step;
-  const last = store.t.length ? store.t[store.t.length - 1] : null;
-  if (last !== null && key < last) return; // older than what we show
-  if (last !== null && key === last && (!store.live || store.live.key !== key)) return; // came with the snapshot
-  if (!store.live || store.live.key !== key) {
-    if (last !== null && key - last > 2 * step) pushPoint(last + step, {}, 0); // a gap: break the line
-    store.live = { key, seconds: 0, sum: {}, n: {}, value: {} };
-    pushPoint(key, {}, 0);
-  }
-  const live = store.live;
-  live.seconds += 1;
-  for (const name of KEYS) {
-    const v = metrics ? num(metrics[name]) : null;
-    if (v === null) continue;
-    const how = FOLD[name] || "mean";
-    if (how === "mean") {
-      live.sum[name] = (live.sum[name] || 0) + v;
-      live.n[name] = (live.n[name] || 0) + 1;
-      live.value[name] = live.sum[name] / live.n[name];
-    } else if (how === "max") {
-      live.value[name] = Math.max(live.value[name] ?? -Infinity, v);
-    } else {
-      live.value[name] = v;
-    }
-  }
-  const i = store.t.length - 1;
-  store.weight[i] = live.seconds;
-  for (const name of KEYS) store[name][i] = live.value[name] ?? null;
-}
-
-function trim() {
-  const cutoff = serverNow() - state.window;
-  let drop = 0;
-  while (drop < store.t.length && store.t[drop] < cutoff) drop += 1;
-  if (drop === 0) return;
-  for (const name of ["t", "weight", ...KEYS]) store[name].splice(0, drop);
-}
-
-// -- overview charts ------------------------------------------------------------------
-
-const zoomNote = document.getElementById("zoom-note");
-const charts = new ChartGroup((range) => {
-  zoomNote.hidden = range === null;
-});
-document.getElementById("zoom-reset").addEventListener("click", () => charts.setZoom(null));
-
-const perSecond = (v) => (v === null || v === undefined ? fmt.DASH : fmt.number(v) + "/s");
-const CHARTS = {
-  throughput: {
-    columns: ["throughput", "rate_2xx", "rate_3xx", "rate_4xx", "rate_5xx"],
-    series: [
-      { label: "all", color: "#8a8f98", width: 1, dash: [4, 3] },
-      { label: "2xx", color: "#3fb950" },
-      { label: "3xx", color: "#58a6ff" },
-      { label: "4xx", color: "#d29922" },
-      { label: "5xx", color: "#f85149" },
-    ],
-    format: perSecond,
-    readout: (p) => `${perSecond(p.throughput)} · 4xx ${perSecond(p.rate_4xx)} · 5xx ${perSecond(p.rate_5xx)}`,
-  },
-  latency: {
-    columns: ["p50", "p95", "p99"],
-    series: [
-      { label: "p50", color: "#3fb950" },
-      { label: "p95", color: "#d29922" },
-      { label: "p99", color: "#bc8cff" },
-    ],
-    format: fmt.duration,
-    axisFormat: (v) => (v === 0 ? "0" : fmt.duration(v)),
-    readout: (p) => `p50 ${fmt.duration(p.p50)} · p95 ${fmt.duration(p.p95)} · p99 ${fmt.duration(p.p99)}`,
-  },
-  capacity: {
-    columns: ["capacity"], series: [{ label: "capacity", color: "#58a6ff" }],
-    format: fmt.percent, yRange: [0, 1], readout: (p) => fmt.percent(p.capacity),
-  },
-  cpu: {
-    columns: ["cpu"], series: [{ label: "CPU", color: "#f0883e" }],
-    format: fmt.cores, axisFormat: (v) => (Number.isInteger(v) ? String(v) : v.toFixed(2)), readout: (p) => fmt.cores(p.cpu),
-  },
-  rss: {
-    columns: ["rss"], series: [{ label: "RSS", color: "#bc8cff" }],
-    format: fmt.bytes, readout: (p) => fmt.bytes(p.rss),
-  },
-};
-
-const chartObjects = {};
-for (const figure of document.querySelectorAll("figure.chart")) {
-  const name = figure.dataset.chart;
-  const spec = CHARTS[name];
-  const chart = new TimeChart(figure.querySelector(".plot"), spec);
-  charts.add(chart);
-  chartObjects[name] = { chart, spec, readout: figure.querySelector(".readout") };
-}
-
-function latestPoint() {
-  const i = store.t.length - 1;
-  const point = {};
-  for (const key of KEYS) point[key] = i >= 0 ? store[key][i] : null;
-  return point;
-}
-
-function renderTotals() {
-  // Requests in the window, from the per-second rates times the seconds each point covers.
-  const sum = (key) => store[key].reduce((acc, v, i) => acc + (v || 0) * store.weight[i], 0);
-  const el = document.getElementById("status-totals");
-  if (!store.t.length) {
-    el.textContent = "No data in this window yet.";
-    return;
-  }
-  const windowLabel = windowSelect.selectedOptions[0] ? windowSelect.selectedOptions[0].textContent : "";
-  el.textContent = `≈ ${fmt.count(sum("throughput"))} requests in the last ${windowLabel}: `
-    + `2xx ${fmt.count(sum("rate_2xx"))} · 3xx ${fmt.count(sum("rate_3xx"))} · `
-    + `4xx ${fmt.count(sum("rate_4xx"))} · 5xx ${fmt.count(sum("rate_5xx"))}`;
-}
-
-function drawOverview() {
-  const now = serverNow();
-  const range = [now - state.window, now];
-  const point = latestPoint();
-  for (const { chart, spec, readout } of Object.values(chartObjects)) {
-    chart.setData([store.t, ...spec.columns.map((key) => store[key])], range);
-    chart.flush();
-    readout.textContent = spec.readout(point);
-  }
-  renderTotals();
-}
-
-// -- processes -----------------------------------------------------------------------------
-
-let processes = [];
-
-function cell(text, className) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (className) td.className = className;
-  return td;
-}
-
-function drawProcesses() {
-  const tbody = document.querySelector("#processes tbody");
-  const rows = processes
-    .filter((p) => p && typeof p === "object")
-    .filter((p) => state.group === "*" || (p.group ?? "") === state.group)
-    .sort((a, b) => String(a.group ?? "").localeCompare(String(b.group ?? "")) || (a.pid - b.pid))
-    .map((p) => {
-      const tr = document.createElement("tr");
-      const stateCell = cell("");
-      const chip = document.createElement("span");
-      chip.className = "chip state";
-      chip.dataset.state = String(p.state ?? "");
-      chip.textContent = String(p.state ?? fmt.DASH);
-      stateCell.append(chip);
-      tr.append(
-        cell(fmt.count(p.pid), "num"),
-        cell(fmt.groupName(p.group ?? "")),
-        stateCell,
-        cell(fmt.count(p.incarnation), "num"),
-        cell(typeof p.started === "number" ? fmt.clock(p.started) : fmt.DASH),
-        cell(fmt.percent(num(p.capacity)), "num"),
-        cell(fmt.cores(num(p.cpu)), "num"),
-        cell(fmt.bytes(num(p.rss)), "num"),
-        cell(fmt.count(num(p.requests)), "num"),
-      );
-      return tr;
-    });
-  tbody.replaceChildren(...rows);
-  const empty = document.getElementById("processes-empty");
-  empty.hidden = rows.length > 0;
-  empty.textContent = "No processes reported in this window.";
-}
-
-// -- drawing only what is on screen ------------------------------------------------------------
+// -- drawing only what is on screen ----------------------------------------------------
 
 let pending = false;
-let processesDirty = false;
 
 function draw() {
   pending = false;
   if (document.hidden) return; // drawn again on visibilitychange
-  if (state.tab === "overview") drawOverview();
-  if (state.tab === "processes" && processesDirty) {
-    processesDirty = false;
-    drawProcesses();
-  }
+  const tab = tabs[state.tab];
+  if (tab && tab.draw) tab.draw();
 }
 
 function scheduleDraw() {
@@ -256,25 +58,95 @@ function scheduleDraw() {
   }
 }
 
-document.addEventListener("visibilitychange", () => {
-  if (!document.hidden) scheduleDraw();
-});
-document.addEventListener("themechange", () => {
-  for (const { chart } of Object.values(chartObjects)) chart.redraw();
-});
-new ResizeObserver(() => {
-  if (state.tab !== "overview") return;
-  for (const { chart } of Object.values(chartObjects)) chart.resize();
-}).observe(document.querySelector(".charts"));
-
-// -- view state in the URL -------------------------------------------------------------------
+// -- the URL ------------------------------------------------------------------------------
 
 function query(tab = state.tab) {
   const q = new URLSearchParams(window.location.search);
+  if (tab !== state.tab) {
+    // A tab's own options stay with it: links to other tabs drop them.
+    for (const key of Array.from(q.keys())) if (!SHELL_PARAMS.has(key)) q.delete(key);
+  }
   q.set("tab", tab);
   q.set("group", state.group);
   q.set("window", String(state.window));
   return "?" + q.toString();
+}
+
+/**
+ * What a tab gets to work with. `state` is read-only for tabs; they change
+ * the shared view with `navigate` and keep their own options in the URL
+ * with `param` / `setParam`.
+ */
+function makeContext(key) {
+  return {
+    key,
+    panel: document.getElementById("panel-" + key),
+    hostId,
+    state,
+    fmt,
+    serverNow,
+    setDataTime,
+    scheduleDraw,
+    visible: () => state.tab === key && !document.hidden,
+    param: (name) => new URLSearchParams(window.location.search).get(name),
+    /** Keep a tab option in the URL; `resubscribe` when the console must send other data. */
+    setParam(name, value, { resubscribe = false } = {}) {
+      const q = new URLSearchParams(window.location.search);
+      if (value === null || value === undefined || value === "") q.delete(name);
+      else q.set(name, String(value));
+      window.history.replaceState(null, "", "?" + q.toString());
+      refreshLinks();
+      if (resubscribe) subscribe();
+    },
+    /** Change tab, group or window (and tab options), as a new history entry. */
+    navigate(changes, params = {}) {
+      const q = new URLSearchParams(query(changes.tab ?? state.tab));
+      for (const [name, value] of Object.entries(params)) {
+        if (value === null || value === undefined || value === "") q.delete(name);
+        else q.set(name, String(value));
+      }
+      window.history.pushState(null, "", "?" + q.toString());
+      changeView(changes, false);
+    },
+    /** Open another tab's drill-down (e.g. Capacity → the Slow tab's request panel). */
+    tab: (name) => tabs[name],
+  };
+}
+
+const tabs = {};
+for (const [key, factory] of Object.entries(FACTORIES)) {
+  try {
+    tabs[key] = factory(makeContext(key));
+  } catch (err) {
+    console.error("tab " + key + " failed to start", err);
+    tabs[key] = {};
+  }
+}
+
+function each(method, ...args) {
+  for (const [key, tab] of Object.entries(tabs)) {
+    if (typeof tab[method] !== "function") continue;
+    try {
+      tab[method](...args);
+    } catch (err) {
+      console.error("tab " + key + ": " + method + " failed", err);
+    }
+  }
+}
+
+function call(key, method, ...args) {
+  const tab = tabs[key];
+  if (!tab || typeof tab[method] !== "function") return undefined;
+  try {
+    return tab[method](...args);
+  } catch (err) {
+    console.error("tab " + key + ": " + method + " failed", err);
+    return undefined;
+  }
+}
+
+function refreshLinks() {
+  for (const link of tabLinks) link.href = query(link.dataset.tab);
 }
 
 function showTab(tab) {
@@ -282,12 +154,13 @@ function showTab(tab) {
   for (const link of tabLinks) {
     const selected = link.dataset.tab === tab;
     link.setAttribute("aria-selected", selected ? "true" : "false");
-    link.href = query(link.dataset.tab);
+    link.tabIndex = selected ? 0 : -1;
     const panel = document.getElementById(link.getAttribute("aria-controls"));
     if (panel) panel.hidden = !selected;
   }
+  refreshLinks();
   document.querySelector('#view-form input[name="tab"]').value = tab;
-  if (tab === "processes") processesDirty = true;
+  call(tab, "resize");
   scheduleDraw();
 }
 
@@ -302,32 +175,34 @@ function setGroups(groups) {
   const names = Array.isArray(groups) ? groups.filter((g) => typeof g === "string") : [];
   if (!names.includes("*")) names.unshift("*");
   if (!names.includes(state.group)) names.push(state.group);
+  state.groups = names;
   groupSelect.replaceChildren(...names.map((g) => new Option(fmt.groupName(g), g)));
   groupSelect.value = state.group;
 }
 
 function pointsWanted() {
-  const first = Object.values(chartObjects)[0];
-  const width = first ? first.chart.width() : 0;
-  return Math.max(100, Math.min(2000, Math.round(width || main.clientWidth / 2 || 600)));
+  const panel = document.getElementById("panel-" + state.tab);
+  const width = panel ? panel.clientWidth : 0;
+  return Math.max(100, Math.min(2000, Math.round(width || main.clientWidth || 600)));
 }
 
 function subscribe() {
-  store = emptyStore(1);
-  processes = [];
-  charts.setZoom(null);
-  live.subscribe({ scope: "host", host: hostId, group: state.group, window: state.window, points: pointsWanted() });
+  each("reset");
+  const options = call(state.tab, "options") || {};
+  live.subscribe({
+    scope: "host", host: hostId, tab: state.tab, group: state.group, window: state.window,
+    points: pointsWanted(), options,
+  });
 }
 
 function changeView(changes, push) {
-  const resubscribe = ("group" in changes && changes.group !== state.group)
-    || ("window" in changes && changes.window !== state.window);
+  const before = { tab: state.tab, group: state.group, window: state.window };
   Object.assign(state, changes);
   ensureGroupOption(state.group);
   windowSelect.value = String(state.window);
   if (push) window.history.pushState(null, "", query());
   showTab(state.tab);
-  if (resubscribe) {
+  if (before.tab !== state.tab || before.group !== state.group || before.window !== state.window) {
     clearNotice();
     subscribe();
   }
@@ -337,7 +212,10 @@ for (const link of tabLinks) {
   link.addEventListener("click", (event) => {
     if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
     event.preventDefault();
-    if (link.dataset.tab !== state.tab) changeView({ tab: link.dataset.tab }, true);
+    if (link.dataset.tab !== state.tab) {
+      window.history.pushState(null, "", query(link.dataset.tab));
+      changeView({ tab: link.dataset.tab }, false);
+    }
   });
 }
 groupSelect.addEventListener("change", () => changeView({ group: groupSelect.value }, true));
@@ -350,47 +228,78 @@ window.addEventListener("popstate", () => {
     group: q.get("group") ?? "*",
     window: Number.isInteger(windowSeconds) && windowSeconds >= 60 ? windowSeconds : 300,
   }, false);
+  subscribe(); // tab options may have changed too
 });
 
-// -- live data --------------------------------------------------------------------------------
+// Keyboard: 1-5 switch tabs, g / w focus the group and window pickers, ? lists the keys.
+const KEYS = { 1: "overview", 2: "capacity", 3: "processes", 4: "gc", 5: "slow" };
+document.addEventListener("keydown", (event) => {
+  if (event.metaKey || event.ctrlKey || event.altKey) return;
+  const target = event.target;
+  if (target instanceof HTMLElement && (target.isContentEditable || ["INPUT", "SELECT", "TEXTAREA"].includes(target.tagName))) return;
+  if (document.querySelector("dialog[open]")) return;
+  if (KEYS[event.key] && KEYS[event.key] !== state.tab) {
+    event.preventDefault();
+    window.history.pushState(null, "", query(KEYS[event.key]));
+    changeView({ tab: KEYS[event.key] }, false);
+  } else if (event.key === "g") {
+    event.preventDefault();
+    groupSelect.focus();
+  } else if (event.key === "w") {
+    event.preventDefault();
+    windowSelect.focus();
+  } else if (event.key === "?") {
+    const help = document.getElementById("keys-help");
+    if (help && typeof help.showModal === "function") help.showModal();
+  }
+});
 
-let lastFrameAt = 0;
+document.addEventListener("visibilitychange", () => {
+  if (!document.hidden) scheduleDraw();
+});
+document.addEventListener("themechange", () => {
+  call(state.tab, "theme");
+  scheduleDraw();
+  each("theme");
+});
+new ResizeObserver(() => {
+  call(state.tab, "resize");
+  scheduleDraw();
+}).observe(main);
+
+// -- live data --------------------------------------------------------------------------------
 
 const live = startLive({
   "host.snapshot": (message) => {
     if (message.host !== hostId || message.group !== state.group) return; // answer to an older subscribe
-    loadSnapshot(message);
     setGroups(message.groups);
-    processes = Array.isArray(message.processes) ? message.processes : [];
-    processesDirty = true;
-    if (store.t.length) setDataTime(store.t[store.t.length - 1]);
+    state.processes = Array.isArray(message.processes) ? message.processes : [];
+    each("hostSnapshot", message);
     scheduleDraw();
   },
   "host.frame": (message) => {
-    if (message.host !== hostId || num(message.t) === null) return;
+    if (message.host !== hostId || typeof message.t !== "number") return;
     const groups = message.groups && typeof message.groups === "object" ? message.groups : {};
-    addFrame(message.t, groups[state.group] || null);
-    trim();
     if (groups[state.group]) setDataTime(message.t);
-    // Optional extras a frame may carry: the process list when it changed, the agent's counters.
-    if (Array.isArray(message.processes)) {
-      processes = message.processes;
-      processesDirty = true;
-    }
+    if (Array.isArray(message.processes)) state.processes = message.processes;
     if (message.agent && typeof message.agent.lost === "number") setLoss(message.agent.lost);
-    lastFrameAt = Date.now();
+    each("hostFrame", message);
+    if (state.tab === "overview" || Array.isArray(message.processes)) scheduleDraw();
+  },
+  "tab.snapshot": (message) => {
+    if (message.host !== hostId || message.tab !== state.tab || message.group !== state.group) return;
+    call(message.tab, "snapshot", message);
     scheduleDraw();
+  },
+  "tab.frame": (message) => {
+    if (message.host !== hostId || !tabs[message.tab]) return;
+    call(message.tab, "frame", message);
+    if (message.tab === state.tab) scheduleDraw();
   },
 });
 
-// Without frames (agent gone, connection lost) time still moves: slide the
-// window so the silence shows as an empty stretch at the right.
-everySecond(() => {
-  if (state.tab === "overview" && Date.now() - lastFrameAt > 1500) {
-    trim();
-    scheduleDraw();
-  }
-});
+// Time moves without frames too (agent gone, connection lost): let the visible tab slide its window.
+everySecond(() => call(state.tab, "tick"));
 
 showTab(state.tab);
 ensureGroupOption(state.group);

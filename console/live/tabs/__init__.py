@@ -1,0 +1,66 @@
+"""The host page's tabs, server side: one module per tab, one registry.
+
+A tab module answers two questions, and only for what its tab shows
+(docs/live-protocol.md, "Tabs"):
+
+- ``async snapshot(store, host, request, now) -> dict``: the tab's first
+  data when a page subscribes with ``tab``, read from the window store and
+  cut to the request's window and points.
+- ``live(samples, second) -> dict | None``: the tab's share of one second
+  of samples, built once per host by the publisher from the samples its
+  agent connection wrote that second (no store read), and sent as the same
+  text to every page that shows the tab. ``None`` sends nothing.
+
+Everything a tab sends may hold attacker-controlled strings (URLs, user
+agents, hostnames); they travel as JSON text and the pages only ever put
+them in with ``textContent``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+from ingest.frames import Sample
+
+from . import capacity, gc, overview, processes, slow
+from .base import TabRequest
+
+log = logging.getLogger("console.live")
+
+TABS: dict[str, ModuleType] = {
+    "overview": overview, "capacity": capacity, "processes": processes, "gc": gc, "slow": slow,
+}
+DEFAULT_TAB = "overview"
+
+
+def tab_group(host_id: int, tab: str) -> str:
+    """The channel-layer group of one tab's live data for one host."""
+    return f"host.{host_id}.{tab}"
+
+
+async def tab_snapshot(store: Any, host: dict[str, Any], request: TabRequest, now: float) -> dict[str, Any]:
+    body = await TABS[request.tab].snapshot(store, host, request, now)
+    return {"type": "tab.snapshot", "tab": request.tab, "host": host["id"], "group": request.group,
+            "window": request.window, "now": now, **body}
+
+
+def live_messages(host_id: int, samples: Sequence[Sample], second: int,
+                  now: float) -> list[tuple[str, dict[str, Any]]]:
+    """(channel group, message) of every tab with something to say about ``second``."""
+    out = []
+    for name, module in TABS.items():
+        try:
+            body = module.live(samples, second)
+        except Exception:  # one tab's bug must not silence the others
+            log.exception("live data of tab %s failed", name)
+            continue
+        if body is not None:
+            out.append((tab_group(host_id, name),
+                        {"type": "tab.frame", "tab": name, "host": host_id, "t": second, "now": now, **body}))
+    return out
+
+
+__all__ = ["DEFAULT_TAB", "TABS", "TabRequest", "live_messages", "tab_group", "tab_snapshot"]

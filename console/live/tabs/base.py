@@ -1,0 +1,82 @@
+"""What every tab module shares: the request it answers and display-safe values."""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Tab options a page may send (each tab reads the ones it knows); values
+#: are strings or numbers, at most this many, each at most MAX_OPTION long.
+MAX_OPTIONS = 16
+MAX_OPTION = 256
+
+
+@dataclass(frozen=True)
+class TabRequest:
+    """A page's subscribe message, validated: which tab, group, window and points."""
+
+    tab: str = "overview"
+    group: str = "*"
+    window: int = 300
+    points: int = 300
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_message(cls, message: Mapping[str, Any], tabs: Mapping[str, Any]) -> TabRequest:
+        tab = message.get("tab", "overview")
+        group = message.get("group", "*")
+        window, points = message.get("window", 300), message.get("points", 300)
+        raw = message.get("options")
+        options = {}
+        if isinstance(raw, Mapping):
+            for key, value in list(raw.items())[:MAX_OPTIONS]:
+                if isinstance(key, str) and len(key) <= 64 and _option_ok(value):
+                    options[key] = value
+        return cls(
+            tab=tab if isinstance(tab, str) and tab in tabs else "overview",
+            group=group if isinstance(group, str) and len(group) <= 256 else "*",
+            window=min(max(int(window), 60), 14 * 86400) if _finite(window) else 300,
+            points=min(max(int(points), 10), 2000) if _finite(points) else 300,
+            options=options,
+        )
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return self.options.get(name, default)
+
+    def wants(self, group: str | None) -> bool:
+        """True when a process of ``group`` (None: embedded) belongs to the requested group."""
+        return self.group == "*" or (group or "") == self.group
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _option_ok(value: Any) -> bool:
+    if isinstance(value, str):
+        return len(value) <= MAX_OPTION
+    return value is None or isinstance(value, bool) or _finite(value)
+
+
+def display(value: Any) -> Any:
+    """A decoded value as strict JSON: bytes as text (undecodable bytes escaped,
+    as ``\\xNN``), arrays as lists, NaN and infinities as None."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, array | list | tuple):
+        return [display(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): display(v) for k, v in value.items()}
+    return value
+
+
+def display_fields(fields: Mapping[str, Any], names: Any = None) -> dict[str, Any]:
+    """``fields`` (only ``names`` when given) made display-safe with ``display``."""
+    if names is None:
+        return {name: display(value) for name, value in fields.items()}
+    return {name: display(fields[name]) for name in names if name in fields}

@@ -1,0 +1,5 @@
+// capacity tab: not drawn yet (see docs/live-protocol.md, "Tabs").
+
+export function createTab(ctx) {
+  return {};
+}

@@ -1,0 +1,207 @@
+// Overview tab: throughput by status, response time, capacity, CPU and RSS
+// as live time series (host.snapshot, then host.frame every second).
+
+import { ChartGroup, TimeChart } from "../charts.js";
+import * as fmt from "../format.js";
+
+const KEYS = ["throughput", "rate_2xx", "rate_3xx", "rate_4xx", "rate_5xx",
+  "capacity", "cpu", "rss", "p50", "p95", "p99"];
+// How per-second frames fold into one point when the snapshot's step is
+// longer than a second: rates and utilisations average, RSS keeps the last
+// value, percentiles keep the worst second (percentiles cannot be averaged;
+// the worst second is the honest upper bound).
+const FOLD = { rss: "last", p50: "max", p95: "max", p99: "max" };
+
+const perSecond = (v) => (v === null || v === undefined ? fmt.DASH : fmt.number(v) + "/s");
+const CHARTS = {
+  throughput: {
+    columns: ["throughput", "rate_2xx", "rate_3xx", "rate_4xx", "rate_5xx"],
+    series: [
+      { label: "all", color: "#8a8f98", width: 1, dash: [4, 3] },
+      { label: "2xx", color: "#3fb950" },
+      { label: "3xx", color: "#58a6ff" },
+      { label: "4xx", color: "#d29922" },
+      { label: "5xx", color: "#f85149" },
+    ],
+    format: perSecond,
+    readout: (p) => `${perSecond(p.throughput)} · 4xx ${perSecond(p.rate_4xx)} · 5xx ${perSecond(p.rate_5xx)}`,
+  },
+  latency: {
+    columns: ["p50", "p95", "p99"],
+    series: [
+      { label: "p50", color: "#3fb950" },
+      { label: "p95", color: "#d29922" },
+      { label: "p99", color: "#bc8cff" },
+    ],
+    format: fmt.duration,
+    axisFormat: (v) => (v === 0 ? "0" : fmt.duration(v)),
+    readout: (p) => `p50 ${fmt.duration(p.p50)} · p95 ${fmt.duration(p.p95)} · p99 ${fmt.duration(p.p99)}`,
+  },
+  capacity: {
+    columns: ["capacity"], series: [{ label: "capacity", color: "#58a6ff" }],
+    format: fmt.percent, yRange: [0, 1], readout: (p) => fmt.percent(p.capacity),
+  },
+  cpu: {
+    columns: ["cpu"], series: [{ label: "CPU", color: "#f0883e" }],
+    format: fmt.cores, axisFormat: (v) => (Number.isInteger(v) ? String(v) : v.toFixed(2)), readout: (p) => fmt.cores(p.cpu),
+  },
+  rss: {
+    columns: ["rss"], series: [{ label: "RSS", color: "#bc8cff" }],
+    format: fmt.bytes, readout: (p) => fmt.bytes(p.rss),
+  },
+};
+
+function num(value) {
+  return typeof value === "number" && Number.isFinite(value) ? value : null;
+}
+
+function emptyStore(step) {
+  const s = { step, t: [], weight: [], live: null };
+  for (const key of KEYS) s[key] = [];
+  return s;
+}
+
+export function createTab(ctx) {
+  const { panel, state } = ctx;
+  let store = emptyStore(1);
+  let lastFrameAt = 0;
+
+  const zoomNote = panel.querySelector("#zoom-note");
+  const charts = new ChartGroup((range) => {
+    zoomNote.hidden = range === null;
+  });
+  panel.querySelector("#zoom-reset").addEventListener("click", () => charts.setZoom(null));
+
+  const chartObjects = {};
+  for (const figure of panel.querySelectorAll("figure.chart[data-chart]")) {
+    const name = figure.dataset.chart;
+    const spec = CHARTS[name];
+    if (!spec) continue;
+    const chart = new TimeChart(figure.querySelector(".plot"), spec);
+    charts.add(chart);
+    chartObjects[name] = { chart, spec, readout: figure.querySelector(".readout") };
+  }
+
+  function loadSnapshot(message) {
+    const series = message.series || {};
+    if (!Array.isArray(series.t)) return; // another tab's snapshot: no series
+    const step = num(message.step) && message.step > 0 ? message.step : 1;
+    const s = emptyStore(step);
+    for (let i = 0; i < series.t.length; i += 1) {
+      if (num(series.t[i]) === null) continue;
+      s.t.push(series.t[i]);
+      s.weight.push(step);
+      for (const key of KEYS) s[key].push(Array.isArray(series[key]) ? num(series[key][i]) : null);
+    }
+    store = s;
+    if (store.t.length) ctx.setDataTime(store.t[store.t.length - 1]);
+  }
+
+  function pushPoint(t, values, weight) {
+    store.t.push(t);
+    store.weight.push(weight);
+    for (const key of KEYS) store[key].push(values[key] ?? null);
+  }
+
+  /** Fold one second of metrics (or null: no data that second) into the series. */
+  function addFrame(t, metrics) {
+    const step = store.step;
+    const key = Math.floor(t / step) * step;
+    const last = store.t.length ? store.t[store.t.length - 1] : null;
+    if (last !== null && key < last) return; // older than what we show
+    if (last !== null && key === last && (!store.live || store.live.key !== key)) return; // came with the snapshot
+    if (!store.live || store.live.key !== key) {
+      if (last !== null && key - last > 2 * step) pushPoint(last + step, {}, 0); // a gap: break the line
+      store.live = { key, seconds: 0, sum: {}, n: {}, value: {} };
+      pushPoint(key, {}, 0);
+    }
+    const live = store.live;
+    live.seconds += 1;
+    for (const name of KEYS) {
+      const v = metrics ? num(metrics[name]) : null;
+      if (v === null) continue;
+      const how = FOLD[name] || "mean";
+      if (how === "mean") {
+        live.sum[name] = (live.sum[name] || 0) + v;
+        live.n[name] = (live.n[name] || 0) + 1;
+        live.value[name] = live.sum[name] / live.n[name];
+      } else if (how === "max") {
+        live.value[name] = Math.max(live.value[name] ?? -Infinity, v);
+      } else {
+        live.value[name] = v;
+      }
+    }
+    const i = store.t.length - 1;
+    store.weight[i] = live.seconds;
+    for (const name of KEYS) store[name][i] = live.value[name] ?? null;
+  }
+
+  function trim() {
+    const cutoff = ctx.serverNow() - state.window;
+    let drop = 0;
+    while (drop < store.t.length && store.t[drop] < cutoff) drop += 1;
+    if (drop === 0) return;
+    for (const name of ["t", "weight", ...KEYS]) store[name].splice(0, drop);
+  }
+
+  function latestPoint() {
+    const i = store.t.length - 1;
+    const point = {};
+    for (const key of KEYS) point[key] = i >= 0 ? store[key][i] : null;
+    return point;
+  }
+
+  function renderTotals() {
+    // Requests in the window, from the per-second rates times the seconds each point covers.
+    const sum = (key) => store[key].reduce((acc, v, i) => acc + (v || 0) * store.weight[i], 0);
+    const el = panel.querySelector("#status-totals");
+    if (!store.t.length) {
+      el.textContent = "No data in this window yet.";
+      return;
+    }
+    const select = document.getElementById("window");
+    const windowLabel = select && select.selectedOptions[0] ? select.selectedOptions[0].textContent : "";
+    el.textContent = `≈ ${fmt.count(sum("throughput"))} requests in the last ${windowLabel}: `
+      + `2xx ${fmt.count(sum("rate_2xx"))} · 3xx ${fmt.count(sum("rate_3xx"))} · `
+      + `4xx ${fmt.count(sum("rate_4xx"))} · 5xx ${fmt.count(sum("rate_5xx"))}`;
+  }
+
+  return {
+    reset() {
+      store = emptyStore(1);
+      charts.setZoom(null);
+    },
+    hostSnapshot: loadSnapshot,
+    hostFrame(message) {
+      const groups = message.groups && typeof message.groups === "object" ? message.groups : {};
+      addFrame(message.t, groups[state.group] || null);
+      trim();
+      lastFrameAt = Date.now();
+    },
+    tick() {
+      // Without frames (agent gone, connection lost) time still moves: slide the
+      // window so the silence shows as an empty stretch at the right.
+      if (Date.now() - lastFrameAt > 1500) {
+        trim();
+        ctx.scheduleDraw();
+      }
+    },
+    draw() {
+      const now = ctx.serverNow();
+      const range = [now - state.window, now];
+      const point = latestPoint();
+      for (const { chart, spec, readout } of Object.values(chartObjects)) {
+        chart.setData([store.t, ...spec.columns.map((key) => store[key])], range);
+        chart.flush();
+        readout.textContent = spec.readout(point);
+      }
+      renderTotals();
+    },
+    resize() {
+      for (const { chart } of Object.values(chartObjects)) chart.resize();
+    },
+    theme() {
+      for (const { chart } of Object.values(chartObjects)) chart.redraw();
+    },
+  };
+}

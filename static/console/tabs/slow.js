@@ -1,0 +1,5 @@
+// slow tab: not drawn yet (see docs/live-protocol.md, "Tabs").
+
+export function createTab(ctx) {
+  return {};
+}
