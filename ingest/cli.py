@@ -105,9 +105,16 @@ def _forwarder(args: argparse.Namespace, agent: Agent) -> Any:
         url += "/ws/agent"
     forwarder = Forwarder(url + "/", token, hostname=args.hostname, spool_dir=args.spool_dir,
                           spool_max_bytes=args.spool_max_bytes, spool_max_age=args.spool_max_age,
-                          counters=agent.counters, ssl=ssl_context)
+                          batch_interval=args.batch_interval, counters=agent.counters, ssl=ssl_context)
     agent.listeners.append(forwarder)
     return forwarder
+
+
+def _batch_interval(text: str) -> float:
+    value = float(text)
+    if not 0.01 <= value <= 0.25:
+        raise argparse.ArgumentTypeError("must be between 0.01 and 0.25 seconds")
+    return value
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -164,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="keep unacknowledged batches here too, so they survive an agent restart")
     serve.add_argument("--spool-max-bytes", type=int, default=64 << 20, metavar="N")
     serve.add_argument("--spool-max-age", type=float, default=3600.0, metavar="SECONDS")
+    serve.add_argument("--batch-interval", type=_batch_interval, default=0.1, metavar="SECONDS",
+                       help="seal and send a batch this often (default %(default)s; the protocol allows "
+                            "up to 0.25): shorter is fresher on screen, longer is fewer messages")
     serve.add_argument("--hostname", help="this host's name as the agent reports it (default: gethostname())")
     serve.add_argument("--ca-file", metavar="PATH", help="CA bundle to verify a wss:// console with")
     serve.add_argument("--drain-timeout", type=float, default=10.0, metavar="SECONDS",

@@ -47,7 +47,7 @@ class Forwarder:
 
     def __init__(self, url: str, token: str, *, hostname: str | None = None,
                  spool_dir: str | None = None, spool_max_bytes: int = 64 << 20,
-                 spool_max_age: float = 3600.0, batch_interval: float = 0.25,
+                 spool_max_age: float = 3600.0, batch_interval: float = 0.1,
                  max_batch_samples: int = 5000, heartbeat_interval: float = 5.0,
                  counters: Callable[[], dict[str, int]] | None = None,
                  ssl: ssl_module.SSLContext | None = None, reconnect_min: float = 0.5,

@@ -53,6 +53,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.groups_seen: set[str] = set()
         #: samples written since the publisher's last second, for the tabs' live data
         self.recent: list[dict] = []
+        self.open_seconds = publish.OpenSeconds()
         self.publisher: asyncio.Task | None = None
         await self.accept()
 
@@ -105,12 +106,16 @@ class AgentConsumer(AsyncWebsocketConsumer):
         if self.instance is None or instance != self.instance:
             raise ProtocolError("batch before hello, or from another agent instance")
         result = await self.store.awrite_batch(self.host['id'], instance, batch_id, samples, now=time.time())
+        await self.send(bytes_data=protocol.pack(
+            {"t": "ack", "id": batch_id, "written": result.written, "duplicate": result.duplicate}))
         if not result.duplicate:
             self.recent.extend(samples)
             for sample in samples:
                 self.groups_seen.add(sample.get("g") or "")
-        await self.send(bytes_data=protocol.pack(
-            {"t": "ack", "id": batch_id, "written": result.written, "duplicate": result.duplicate}))
+            try:
+                await publish.publish_increments(self.host, self.open_seconds, result.increments)
+            except Exception:  # the data is written and acked; a page missing one update is not fatal
+                log.exception("publishing the increments of %s failed", self.host["name"])
 
     async def on_heartbeat(self, message: dict) -> None:
         counters = protocol.validate_heartbeat(message)

@@ -1,12 +1,16 @@
 """Per-second frames for subscribers, built once per host.
 
-The consumer holding a host's agent connection runs ``run``: each second
-it reads the second that just closed (two seconds back, so that samples
-still in an agent's 250 ms batch have arrived), turns it into display
-metrics once, and sends the same JSON text to every subscriber of the
-host and of its team through the channel layer. Snapshots for a new
-subscriber are read from the window store, downsampled to the points the
-chart can show.
+The consumer holding a host's agent connection publishes twice per second
+of data. At once, after each batch it writes (``publish_increments``): the
+seconds the batch touched, from what this connection has written into
+them, marked ``partial`` - so a datagram is on screen one agent batch
+after it was sent. Then, when the second is two seconds old (``run``), the
+stored second read back from the window store: complete whatever wrote
+it (another agent instance, a resend after a reconnect, loss from
+heartbeats). Both are turned into display metrics once and sent as the
+same JSON text to every subscriber of the host (and, for the final one,
+of its team) through the channel layer. Snapshots for a new subscriber are
+read from the window store, downsampled to the points the chart can show.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
-from ingest.frames import derive, merge
+from ingest.frames import derive, merge, merge_into
 
 from .store import StoreUnavailable
 from .tabs import TabRequest, live_messages
@@ -62,7 +66,7 @@ def metrics(frame: dict[str, float], span: float) -> dict[str, Any]:
         "throughput": d["throughput"], "capacity": d["capacity"], "cpu": d["cpu"], "rss": d["rss"],
         "p50": d["request_p50"], "p95": d["request_p95"], "p99": d["request_p99"],
         "requests": d["requests"], "processes": d["processes"], "slow_active": d["slow_active"],
-        "restarts": d["started"], "status": {}, "loss": d["loss"],
+        "restarts": d["started"], "status": {}, "loss": d["loss"], "ticks": d["ticks"],
     }
     for name in ("1xx", "2xx", "3xx", "4xx", "5xx"):
         out[f"rate_{name}"] = d[f"status_{name}_rate"]
@@ -139,6 +143,49 @@ async def publish_second(store: Any, host: dict[str, Any], groups: set[str], sec
     text = json.dumps(update)
     for group in (team_group(host["team_id"]), STAFF_GROUP):
         await layer.group_send(group, {"type": "live.text", "text": text})
+
+
+class OpenSeconds:
+    """What this connection wrote into each recent second, per process group.
+
+    Kept for ``PUBLISH_DELAY`` + 2 seconds: after that the stored second is
+    published and the increments are no longer needed.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[int, dict[str, dict[str, float]]] = {}
+
+    def add(self, increments: Any) -> list[int]:
+        """Fold a write's increments in; returns the seconds it touched."""
+        touched = set()
+        for (second, group), frame in increments.items():
+            merge_into(self.seconds.setdefault(second, {}).setdefault(group, {}), frame)
+            touched.add(second)
+        horizon = math.floor(time.time()) - PUBLISH_DELAY - 2
+        for second in [s for s in self.seconds if s < horizon]:
+            del self.seconds[second]
+        return sorted(touched)
+
+    def metrics(self, second: int) -> dict[str, Any]:
+        groups = self.seconds.get(second, {})
+        out = {group: metrics(frame, 1.0) for group, frame in groups.items()}
+        if groups:
+            out["*"] = metrics(merge(groups.values()), 1.0)
+        return out
+
+
+async def publish_increments(host: dict[str, Any], open_seconds: OpenSeconds, increments: Any) -> None:
+    """Send the seconds a batch touched, as this connection has them so far (``partial``)."""
+    if not increments:
+        return
+    layer = get_channel_layer()
+    now = time.time()
+    for second in open_seconds.add(increments):
+        if second <= math.floor(now) - PUBLISH_DELAY:
+            continue  # a late or resent sample: its stored second was published, or is about to be
+        frame = {"type": "host.frame", "host": host["id"], "t": second, "now": now, "partial": True,
+                 "groups": open_seconds.metrics(second)}
+        await layer.group_send(host_group(host["id"]), {"type": "live.text", "text": json.dumps(frame)})
 
 
 async def publish_tabs(host: dict[str, Any], recent: list[dict[str, Any]]) -> None:

@@ -55,6 +55,9 @@ class WriteResult(NamedTuple):
     duplicate: bool
     #: the 1 s buckets the batch touched, for the live frame publisher
     seconds: tuple[int, ...] = ()
+    #: what the batch added to each (second, process group): the publisher
+    #: shows it at once instead of waiting for the second to close
+    increments: Mapping[tuple[int, str], Frame] | None = None
 
 
 class Series(list[tuple[float, Frame]]):
@@ -125,7 +128,9 @@ class BaseWindowStore(abc.ABC):
         written = await self._awrite(host_id, instance, batch_id, batch, now)
         if written is None:
             return WriteResult(0, True)
-        return WriteResult(written, False, tuple(sorted(batch.seconds)))
+        increments = {(bucket, group): frame for (tier, bucket, group), (frame, _) in batch.frames.items()
+                      if tier == 1}
+        return WriteResult(written, False, tuple(sorted(batch.seconds)), increments)
 
     async def aset_counters(self, host_id: int, counters: Mapping[str, int], now: float) -> None:
         """Store an agent heartbeat; the growth of its ``lost`` counter goes into the host frames."""

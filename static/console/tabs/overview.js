@@ -55,8 +55,31 @@ function num(value) {
   return typeof value === "number" && Number.isFinite(value) ? value : null;
 }
 
+/** A point's value of `name` from the metrics of the seconds it covers (see FOLD). */
+function fold(name, seconds) {
+  const how = FOLD[name] || "mean";
+  let sum = 0;
+  let n = 0;
+  let out = null;
+  for (const m of seconds) {
+    const v = m ? num(m[name]) : null;
+    if (v === null) continue;
+    if (how === "mean") {
+      sum += v;
+      n += 1;
+      out = sum / n;
+    } else if (how === "max") {
+      out = Math.max(out ?? -Infinity, v);
+    } else {
+      out = v;
+    }
+  }
+  return out;
+}
+
 function emptyStore(step) {
-  const s = { step, t: [], weight: [], live: null };
+  // live: points built from frames (key -> the metrics of each second in it), newest few only
+  const s = { step, t: [], weight: [], live: new Map() };
   for (const key of KEYS) s[key] = [];
   return s;
 }
@@ -103,37 +126,30 @@ export function createTab(ctx) {
     for (const key of KEYS) store[key].push(values[key] ?? null);
   }
 
-  /** Fold one second of metrics (or null: no data that second) into the series. */
+  /**
+   * Fold one second of metrics (or null: no data that second) into the series.
+   * A second arrives more than once: `partial` as each agent batch lands, then
+   * complete two seconds later; the newest version of a second replaces the older.
+   */
   function addFrame(t, metrics) {
     const step = store.step;
     const key = Math.floor(t / step) * step;
     const last = store.t.length ? store.t[store.t.length - 1] : null;
-    if (last !== null && key < last) return; // older than what we show
-    if (last !== null && key === last && (!store.live || store.live.key !== key)) return; // came with the snapshot
-    if (!store.live || store.live.key !== key) {
+    let point = store.live.get(key);
+    if (!point) {
+      if (last !== null && key <= last) return; // older than what we show, or came with the snapshot
       if (last !== null && key - last > 2 * step) pushPoint(last + step, {}, 0); // a gap: break the line
-      store.live = { key, seconds: 0, sum: {}, n: {}, value: {} };
+      point = { seconds: new Map() };
+      store.live.set(key, point);
+      for (const old of store.live.keys()) if (old < key - 4 * Math.max(step, 2)) store.live.delete(old);
       pushPoint(key, {}, 0);
     }
-    const live = store.live;
-    live.seconds += 1;
-    for (const name of KEYS) {
-      const v = metrics ? num(metrics[name]) : null;
-      if (v === null) continue;
-      const how = FOLD[name] || "mean";
-      if (how === "mean") {
-        live.sum[name] = (live.sum[name] || 0) + v;
-        live.n[name] = (live.n[name] || 0) + 1;
-        live.value[name] = live.sum[name] / live.n[name];
-      } else if (how === "max") {
-        live.value[name] = Math.max(live.value[name] ?? -Infinity, v);
-      } else {
-        live.value[name] = v;
-      }
-    }
-    const i = store.t.length - 1;
-    store.weight[i] = live.seconds;
-    for (const name of KEYS) store[name][i] = live.value[name] ?? null;
+    let i = store.t.length - 1;
+    while (i > 0 && store.t[i] !== key) i -= 1;
+    if (store.t[i] !== key) return; // trimmed away meanwhile
+    point.seconds.set(t, metrics);
+    for (const name of KEYS) store[name][i] = fold(name, point.seconds.values());
+    store.weight[i] = point.seconds.size;
   }
 
   function trim() {
