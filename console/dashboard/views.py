@@ -111,11 +111,29 @@ def host(request: HttpRequest, name: str) -> HttpResponse:
     tabs = [{"key": key, "label": label, "shortcut": shortcut, "query": view.query(tab=key),
              "template": f"dashboard/tabs/{key}.html", "stylesheet": f"console/tabs/{key}.css"}
             for key, label, shortcut in TABS]
+    visible = list(Host.objects.visible_to(request.user).order_by("name").values_list("name", flat=True))
     return render(request, "dashboard/host.html", {
         "host": host,
         "labels": label_pairs(host.labels),
         "view": view,
         "tabs": tabs,
         "windows": window_choices(view.window),
-        "host_count": Host.objects.visible_to(request.user).count(),
+        "host_names": visible,
+        "host_count": len(visible),
+        "empty": empty_state(host),
+        "console_url": request.build_absolute_uri("/"),
     })
+
+
+def empty_state(host: Host) -> str | None:
+    """Why a host may show nothing yet: which setup step the user is missing.
+
+    ``no-agent``: no agent ever connected with this host's token.
+    ``no-datagrams``: the agent connects, but mod_wsgi's datagrams do not
+    reach its socket (directive missing, or the socket's permissions).
+    """
+    if host.last_seen is None:
+        return "no-agent"
+    if host.datagrams_received == 0:
+        return "no-datagrams"
+    return None

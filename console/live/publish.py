@@ -113,15 +113,35 @@ def fleet_entry(host: dict[str, Any], status: dict[str, Any], frame_metrics: dic
     }
 
 
+#: Seconds the fleet view's rates and percentiles are taken over: a wall
+#: screen wants a steady reading, not one second's noise.
+FLEET_SPAN = 10
+#: Restarts are counted over this long, re-read at most every RESTARTS_EVERY seconds.
+RESTARTS_SPAN, RESTARTS_EVERY = 3600, 30
+_restarts: dict[int, tuple[float, int]] = {}
+
+
+async def fleet_metrics(store: Any, host_id: int, second: int, now: float) -> dict[str, Any] | None:
+    """A host's fleet-row metrics: the last FLEET_SPAN closed seconds, restarts in the last hour."""
+    series = await store.aframes(host_id, "*", second - FLEET_SPAN + 1, second + 1, 1, now=now)
+    if not series:
+        return None
+    out = metrics(series[0][1], float(FLEET_SPAN))
+    cached = _restarts.get(host_id)
+    if cached is None or now - cached[0] >= RESTARTS_EVERY:
+        hour = await store.aframes(host_id, "*", now - RESTARTS_SPAN, now, 1, now=now)
+        cached = (now, int(hour[0][1].get("up", 0)) if hour else 0)
+        _restarts[host_id] = cached
+    out["restarts"] = cached[1]
+    return out
+
+
 async def fleet_entries(store: Any, hosts: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
     statuses = await store.ahost_status([h["id"] for h in hosts])
     second = math.floor(now) - PUBLISH_DELAY
-    entries = []
-    for host in hosts:
-        series = await store.aframes(host["id"], "*", second, second + 1, 1, now=now)
-        frame_metrics = metrics(series[0][1], 1.0) if series else None
-        entries.append(fleet_entry(host, statuses.get(host["id"], {}), frame_metrics, now))
-    return entries
+    values = await asyncio.gather(*(fleet_metrics(store, h["id"], second, now) for h in hosts))
+    return [fleet_entry(host, statuses.get(host["id"], {}), value, now)
+            for host, value in zip(hosts, values, strict=True)]
 
 
 async def publish_second(store: Any, host: dict[str, Any], groups: set[str], second: int) -> None:
@@ -139,7 +159,7 @@ async def publish_second(store: Any, host: dict[str, Any], groups: set[str], sec
         frame["processes"] = await store.aprocesses(host["id"], now=now)
     await layer.group_send(host_group(host["id"]), {"type": "live.text", "text": json.dumps(frame)})
     update = {"type": "fleet.update", "now": now,
-              "hosts": [fleet_entry(host, status, per_group.get("*"), now)]}
+              "hosts": [fleet_entry(host, status, await fleet_metrics(store, host["id"], second, now), now)]}
     text = json.dumps(update)
     for group in (team_group(host["team_id"]), STAFF_GROUP):
         await layer.group_send(group, {"type": "live.text", "text": text})

@@ -219,6 +219,20 @@ for (const link of tabLinks) {
   });
 }
 groupSelect.addEventListener("change", () => changeView({ group: groupSelect.value }, true));
+const hostSwitch = document.getElementById("host-switch");
+if (hostSwitch) {
+  hostSwitch.addEventListener("change", () => {
+    // The same view of another host; the host name may hold anything, so it is URL-encoded.
+    const url = hostSwitch.dataset.url.replace("HOST-NAME", encodeURIComponent(hostSwitch.value));
+    window.location.assign(url + query());
+  });
+}
+
+/** The setup note (no agent, no datagrams) goes once data flows. */
+function dataArrived() {
+  const note = document.getElementById("host-empty");
+  if (note) note.remove();
+}
 windowSelect.addEventListener("change", () => changeView({ window: Number(windowSelect.value) }, true));
 window.addEventListener("popstate", () => {
   const q = new URLSearchParams(window.location.search);
@@ -274,6 +288,7 @@ const live = startLive({
     if (message.host !== hostId || message.group !== state.group) return; // answer to an older subscribe
     setGroups(message.groups);
     state.processes = Array.isArray(message.processes) ? message.processes : [];
+    if (state.processes.length) dataArrived();
     each("hostSnapshot", message);
     scheduleDraw();
   },
@@ -281,6 +296,7 @@ const live = startLive({
     if (message.host !== hostId || typeof message.t !== "number") return;
     const groups = message.groups && typeof message.groups === "object" ? message.groups : {};
     if (groups[state.group]) setDataTime(message.t);
+    if (groups["*"] && groups["*"].ticks > 0) dataArrived();
     if (Array.isArray(message.processes)) state.processes = message.processes;
     if (message.agent && typeof message.agent.lost === "number") setLoss(message.agent.lost);
     each("hostFrame", message);

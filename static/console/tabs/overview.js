@@ -3,6 +3,7 @@
 
 import { ChartGroup, TimeChart } from "../charts.js";
 import * as fmt from "../format.js";
+import { PhasePanels } from "./overview_phases.js";
 
 const KEYS = ["throughput", "rate_2xx", "rate_3xx", "rate_4xx", "rate_5xx",
   "capacity", "cpu", "rss", "p50", "p95", "p99"];
@@ -95,6 +96,7 @@ export function createTab(ctx) {
   });
   panel.querySelector("#zoom-reset").addEventListener("click", () => charts.setZoom(null));
 
+  const phases = new PhasePanels(ctx, charts);
   const chartObjects = {};
   for (const figure of panel.querySelectorAll("figure.chart[data-chart]")) {
     const name = figure.dataset.chart;
@@ -185,8 +187,12 @@ export function createTab(ctx) {
   return {
     reset() {
       store = emptyStore(1);
+      phases.reset();
       charts.setZoom(null);
     },
+    options: () => phases.options(),
+    snapshot: (message) => phases.snapshot(message),
+    frame: (message) => phases.frame(message),
     hostSnapshot: loadSnapshot,
     hostFrame(message) {
       const groups = message.groups && typeof message.groups === "object" ? message.groups : {};
@@ -212,12 +218,15 @@ export function createTab(ctx) {
         readout.textContent = spec.readout(point);
       }
       renderTotals();
+      phases.draw(range);
     },
     resize() {
       for (const { chart } of Object.values(chartObjects)) chart.resize();
+      phases.resize();
     },
     theme() {
       for (const { chart } of Object.values(chartObjects)) chart.redraw();
+      phases.theme();
     },
   };
 }

@@ -85,8 +85,33 @@ def test_host_page_for_an_own_host(ann_client, hosts):
     assert f'data-host-id="{hosts[0].pk}"' in body
     for tab in ("overview", "capacity", "processes", "gc", "slow"):
         assert f'id="panel-{tab}"' in body
-    assert body.count("Arrives in the next release.") == 3  # capacity, GC, slow requests
     assert "vendor/uplot/uPlot.iife.min.js" in body
+    # the host switcher offers exactly ann's hosts
+    switch = body[body.index('id="host-switch"'):body.index("</select>", body.index('id="host-switch"'))]
+    assert switch.count("<option") == len([h for h in hosts if h.team.name == "payments"])
+    assert "idx-01" not in switch
+
+
+def test_a_host_without_an_agent_says_how_to_connect_one(ann_client, hosts):
+    body = ann_client.get(host_url("web-03")).content.decode()
+    assert 'data-state="no-agent"' in body
+    assert "manage.py rotatetoken web-03 --token-file" in body
+    assert "--console http://testserver/" in body
+    assert "WSGITelemetryService unix:" in body
+
+
+def test_a_connected_agent_without_datagrams_points_at_the_directive_and_permissions(ann_client, hosts):
+    from django.utils import timezone
+
+    hosts[0].last_seen = timezone.now()
+    hosts[0].save()
+    body = ann_client.get(host_url("web-03")).content.decode()
+    assert 'data-state="no-datagrams"' in body
+    assert "WSGITelemetryService unix:" in body and "--socket-group www-data" in body
+    assert "rotatetoken" not in body
+    hosts[0].datagrams_received = 10
+    hosts[0].save()
+    assert 'id="host-empty"' not in ann_client.get(host_url("web-03")).content.decode()
 
 
 @pytest.mark.parametrize("name", ["idx-01", "no-such-host"])
