@@ -153,8 +153,8 @@ def histogram(frame: Mapping[str, float], prefix: str) -> dict[int, float]:
 
 def _nonzero(values: Any) -> Iterable[tuple[int, Any]]:
     """(bucket, count) of a histogram sent dense (list, array) or sparse (dict)."""
-    if isinstance(values, Mapping):
-        return [(int(b), c) for b, c in values.items() if c]
+    if isinstance(values, Mapping):  # sparse, as the agent sends it: key -1 is the length
+        return [(int(b), c) for b, c in values.items() if c and b != -1]
     if not any(values):  # idle ticks: eight all-zero histograms, skipped in C
         return ()
     return [(b, c) for b, c in enumerate(values) if c]

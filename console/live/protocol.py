@@ -14,7 +14,10 @@ PROTOCOL = 1
 MAX_SAMPLES = 5000
 MAX_FIELDS = 512
 MAX_STRING = 64 * 1024
+#: longest array a sample may hold (mod_wsgi caps slot arrays at 128; histograms have 65 buckets)
+MAX_ARRAY = 4096
 _NUMBER = (int, float)
+_INT, _NUMBER_TYPES = frozenset({int}), frozenset({int, float})
 
 
 class ProtocolError(ValueError):
@@ -24,7 +27,7 @@ class ProtocolError(ValueError):
 def unpack(data: bytes) -> dict[str, Any]:
     try:
         message = msgpack.unpackb(
-            data, raw=False, strict_map_key=True,
+            data, raw=False, strict_map_key=False,
             max_str_len=MAX_STRING, max_bin_len=MAX_STRING, max_array_len=max(MAX_SAMPLES, 4096),
             max_map_len=MAX_FIELDS,
         )
@@ -76,7 +79,24 @@ def validate_sample(sample: Any) -> dict:
     fields = sample.get("f")
     if not isinstance(fields, dict) or len(fields) > MAX_FIELDS:
         raise ProtocolError("sample 'f' must be a map of at most 512 fields")
+    for name, value in fields.items():
+        if not isinstance(name, str):
+            raise ProtocolError("field names are strings")
+        if isinstance(value, dict):
+            _check_sparse(name, value)
     return sample
+
+
+def _check_sparse(name: str, value: dict) -> None:
+    """A sparse array ``{index: number, -1: length}``: indexes inside the length, which is bounded."""
+    length = value.get(-1)
+    if type(length) is not int or not 0 <= length <= MAX_ARRAY:
+        raise ProtocolError(f"field {name!r}: a sparse array needs its length (key -1), at most {MAX_ARRAY}")
+    keys = value.keys()  # type checks by set(map(type, ...)): C loops, this runs per array per tick
+    if not set(map(type, keys)) <= _INT or min(keys) < -1 or max(keys) >= max(length, 1):
+        raise ProtocolError(f"field {name!r}: sparse indexes are integers inside the array")
+    if not set(map(type, value.values())) <= _NUMBER_TYPES:
+        raise ProtocolError(f"field {name!r}: sparse values are numbers")
 
 
 def validate_batch(message: dict) -> tuple[str, int, list[dict]]:

@@ -153,7 +153,7 @@ def prepare(samples: Iterable[Mapping[str, Any]], now: float, tiers: Sequence[Ti
         _check(index, sample)
         try:
             _add_sample(batch, per_second, sample)
-        except (TypeError, ValueError, AttributeError) as exc:
+        except (TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
             raise InvalidSample(f"sample {index} (kind {sample['k']}): {exc}") from exc
     for (second, group), frame in per_second.items():
         for tier in tiers:

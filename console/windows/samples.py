@@ -86,16 +86,27 @@ def compact_fields(kind: int, fields: Mapping[str, Any]) -> dict[int | str, Any]
     for name, value in fields.items():
         entry = table.get(name)
         key, always = entry if entry is not None else (_field_key(name), False)
-        if isinstance(value, array):  # straight from ingest.wire, not through msgpack
-            value = value.tolist()
-        if isinstance(value, list | tuple):
+        kind_of = type(value)
+        if kind_of in _SCALARS:  # most fields: checked first, by exact type (this runs per field)
+            if always and not value and value is not False:
+                continue
+        elif kind_of is dict:  # already sparse (the agent's form): {index: value, -1: length}
+            if always and len(value) <= 1:
+                continue
+            if value.get(-1) == _expected_length(name, fields):
+                value = dict(value)
+                del value[-1]
+        elif isinstance(value, array | list | tuple):
             if always and not any(value):
                 continue
-            value = _sparse(value, _expected_length(name, fields))
+            value = _sparse(value.tolist() if kind_of is array else value, _expected_length(name, fields))
         elif always and not value and value is not False:
             continue
         out[key] = value
     return out
+
+
+_SCALARS = frozenset({int, float, str, bytes, bool})
 
 
 def restore_fields(kind: int, packed: Mapping[int | str, Any]) -> dict[str, Any]:

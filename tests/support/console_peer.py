@@ -37,6 +37,8 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from ingest.spool import dense_counts
+
 
 class ConsolePeer:
     def __init__(self, tokens: dict[str, str] | None = None, *, port: int = 0,
@@ -71,8 +73,15 @@ class ConsolePeer:
         return f"ws://127.0.0.1:{self.port}/ws/agent/"
 
     def samples(self) -> list[dict[str, Any]]:
+        """What was delivered, count arrays back in list form (the agent sends them sparse)."""
         with self.lock:
-            return [w["sample"] for w in self.written]
+            samples = [w["sample"] for w in self.written]
+        for sample in samples:
+            fields = sample["f"]
+            for name, value in fields.items():
+                if isinstance(value, dict):
+                    fields[name] = dense_counts(value)
+        return samples
 
     # -- life cycle (called from the test thread) ------------------------------------
 
@@ -126,7 +135,7 @@ class ConsolePeer:
         host = self.tokens[ws.request.headers["Authorization"].partition(" ")[2]]
         self._connections.add(ws)
         try:
-            hello = msgpack.unpackb(await ws.recv())
+            hello = msgpack.unpackb(await ws.recv(), strict_map_key=False)
             if not isinstance(hello, dict) or hello.get("t") != "hello" or hello.get("protocol") != 1:
                 return await self._refuse(ws, 4400, "expected hello")
             self.hellos.append(hello)
@@ -145,7 +154,7 @@ class ConsolePeer:
                     return await self._refuse(ws, 4400, "text frame")
                 if len(raw) > self.max_message:
                     return await self._refuse(ws, 4413, f"message of {len(raw)} bytes")
-                message = msgpack.unpackb(raw)
+                message = msgpack.unpackb(raw, strict_map_key=False)
                 if message["t"] == "heartbeat":
                     self.heartbeats.append(message)
                 elif message["t"] == "batch":

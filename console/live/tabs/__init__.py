@@ -9,7 +9,10 @@ A tab module answers two questions, and only for what its tab shows
 - ``live(samples, second) -> dict | None``: the tab's share of one second
   of samples, built once per host by the publisher from the samples its
   agent connection wrote that second (no store read), and sent as the same
-  text to every page that shows the tab. ``None`` sends nothing.
+  text to every page that shows the tab. ``None`` sends nothing. Count
+  arrays are lists; the histograms (``*_buckets``) may be sparse maps as the
+  agent sends them (``{bucket: count, -1: length}``, read them with
+  ``ingest.frames``).
 
 Everything a tab sends may hold attacker-controlled strings (URLs, user
 agents, hostnames); they travel as JSON text and the pages only ever put
@@ -23,7 +26,8 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from ingest.frames import Sample
+from ingest.frames import TICK, Sample
+from ingest.spool import dense_counts
 
 from . import capacity, gc, overview, processes, slow
 from .base import TabRequest
@@ -34,6 +38,7 @@ TABS: dict[str, ModuleType] = {
     "overview": overview, "capacity": capacity, "processes": processes, "gc": gc, "slow": slow,
 }
 DEFAULT_TAB = "overview"
+SLOT_COUNTS = "request_threads_completed"
 
 
 def tab_group(host_id: int, tab: str) -> str:
@@ -47,9 +52,18 @@ async def tab_snapshot(store: Any, host: dict[str, Any], request: TabRequest, no
             "window": request.window, "now": now, **body}
 
 
+def _dense_slots(samples: Sequence[Sample]) -> None:
+    """Per-slot completion counts as a list again: the one count array tabs index by slot."""
+    for sample in samples:
+        value = sample["f"].get(SLOT_COUNTS) if sample["k"] == TICK else None
+        if isinstance(value, dict):
+            sample["f"][SLOT_COUNTS] = dense_counts(value)
+
+
 def live_messages(host_id: int, samples: Sequence[Sample], second: int,
                   now: float) -> list[tuple[str, dict[str, Any]]]:
     """(channel group, message) of every tab with something to say about ``second``."""
+    _dense_slots(samples)
     out = []
     for name, module in TABS.items():
         try:
