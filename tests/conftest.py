@@ -9,11 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-DATA = Path(__file__).parent / "data"
-VECTORS = DATA / "wire-vectors"
-RAW = VECTORS / "raw"
-BAD = VECTORS / "bad"
+from support.paths import BAD, DATA, RAW, VECTORS  # noqa: F401 - re-exported for older imports
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import BAD, RAW
+from support.paths import BAD, RAW
 
 from ingest import capture
 from ingest.agent import Agent, AgentConfig

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import RAW, VECTORS
+from support.paths import RAW, VECTORS
 
 from ingest import capture, dump, wire
 

@@ -1,7 +1,7 @@
 import json
 from pathlib import Path
 
-from conftest import VECTORS
+from support.paths import VECTORS
 
 from ingest import fields
 

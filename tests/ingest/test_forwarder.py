@@ -14,7 +14,7 @@ from typing import Any
 
 import msgpack
 import pytest
-from conftest import RAW
+from support.paths import RAW
 
 from ingest import capture, wire
 from ingest.forwarder import Forwarder

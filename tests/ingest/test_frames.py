@@ -7,9 +7,9 @@ import math
 from functools import cache
 
 import pytest
-from conftest import RAW, VECTORS
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.paths import RAW, VECTORS
 
 from ingest import capture, frames
 from ingest.fields import PHASES

@@ -1,5 +1,5 @@
 import pytest
-from conftest import RAW, VECTORS
+from support.paths import RAW, VECTORS
 
 from ingest import capture, wire
 from ingest.state import ProcessTable

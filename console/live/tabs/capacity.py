@@ -1,18 +1,283 @@
-"""The capacity tab (docs/live-protocol.md, "Tabs"). Not drawn yet."""
+"""The capacity tab: a worker-slot heatmap per live process (docs/live-protocol.md, "Capacity").
+
+Everything the page draws comes from kind-2 ticks (request_metrics): each
+tick becomes one *column* of its process, holding the tick's scalars
+(period, capacity, CPU, queue and daemon means, requests) and its slot
+arrays (busy and CPU seconds, requests completed, age of the running
+request, longest finished request; the page divides by the period). Slow-request
+records travel beside them, so the page can put a URL on a busy slot and
+open the drill-down on a slow run.
+
+The window is short on purpose (``span``: 30 s to 5 min, 1 min by
+default): a heatmap of worker slots is about *now*, and its size grows
+with processes x slots x ticks. A snapshot that would hold more than
+``CELL_BUDGET`` slot cells merges consecutive ticks into wider columns, so
+a 50-process, 16-thread host still gets a few hundred kilobytes.
+
+Slow runs are *detected* in the page, not here: the threshold is a view
+option that changes nothing the console sends, and the live columns go
+through the same code as the snapshot's.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import math
+from array import array
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Final
 
-from ingest.frames import Sample
+from ingest.fields import MAX_SLOTS
+from ingest.frames import SLOW, STOPPED, TICK, Sample
 
-from .base import TabRequest
+from .base import TabRequest, display, slow_record
+
+SPANS: Final = (30, 60, 120, 300)
+DEFAULT_SPAN: Final = 60
+#: slot cells (ticks x slots) a snapshot sends at most before merging ticks (~25 bytes each)
+CELL_BUDGET: Final = 12_000
+#: raw ticks a snapshot reads at most: 100 processes x 1 min, 20 x 5 min. Reading
+#: unpacks every sample kind in between, ~0.1 ms each: this keeps a snapshot
+#: under a second of the console's event loop on the largest hosts.
+TICK_LIMIT: Final = 6_000
+#: slow records in a snapshot (the newest; ~1.2 kB each), and in one second of live data
+RECORD_LIMIT: Final = 100
+LIVE_RECORD_LIMIT: Final = 256
+#: rows are the processes the registry still calls alive
+LIVE_STATES: Final = frozenset({"running", "stopping"})
+#: slack around a record's lifetime when deciding it overlaps the window (s)
+SLACK: Final = 2.0
+#: largest duration or age believed (s); anything beyond is clamped, not sent as is
+LONGEST: Final = 1e7
+
+#: Column keys: scalars, then slot arrays (docs/live-protocol.md, "Capacity").
+SCALARS: Final = ("t", "period", "capacity", "cpu", "queue", "daemon", "requests", "gil", "application")
+ARRAYS: Final = ("busy", "slot_cpu", "completed", "elapsed", "longest")
+COLUMN_KEYS: Final = SCALARS + ARRAYS
+#: live ticks also say whose they are and what the process is configured with
+TICK_KEYS: Final = ("pid", "incarnation", "group", "slots", "threshold", *COLUMN_KEYS)
+_FIELDS: Final = (
+    "sample_period", "capacity_utilization", "cpu_utilization", "queue_time", "daemon_time",
+    "request_count", "gil_wait_time", "application_time", "request_threads_busy_time",
+    "request_threads_cpu_time", "request_threads_completed", "request_threads_current_elapsed",
+    "request_threads_max_duration",
+)
+_SCALAR_FIELDS: Final = _FIELDS[:8]
+_ARRAY_FIELDS: Final = _FIELDS[8:]
+
+
+# -- numbers from the wire ----------------------------------------------------------------
+
+def _number(value: Any) -> float | None:
+    """A finite number, or None for anything else (missing, NaN, text, bools)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond any float
+            return None
+        if math.isfinite(value):
+            return value
+    return None
+
+
+def _scalar(value: Any) -> Any:
+    """``value`` if it is a finite float (the common case, checked fast), else ``_number``."""
+    return value if type(value) is float and value - value == 0 else _number(value)
+
+
+def _clamped(value: Any) -> float:
+    number = _number(value)
+    return 0.0 if number is None else min(max(number, 0.0), LONGEST)
+
+
+def slot_array(values: Any) -> list[Any]:
+    """One slot array safe for JSON: ``[]`` when idle, else the values as they are.
+
+    This runs for every process every second, so the common case stays in C
+    and copies nothing: ``sum`` finds all-zero arrays, a finite sum proves
+    every value is a finite number, ``min`` and ``max`` that all are in
+    range. Only hostile arrays (text, NaN, negative or huge values) are
+    cleaned one by one.
+    """
+    if type(values) is not list:
+        if not isinstance(values, tuple | array):
+            return []
+        values = list(values)
+    try:
+        total = sum(values)
+        clean = total - total == 0 and min(values) >= 0 and max(values) <= LONGEST
+    except (TypeError, OverflowError):  # text or None among the values, ints beyond a float
+        total, clean = 1, False
+    if not total:
+        return []
+    if not clean:
+        values = [_clamped(v) for v in values]
+    return values if len(values) <= MAX_SLOTS else values[:MAX_SLOTS]
+
+
+def column(f: Mapping[str, Any], stamp: Any) -> tuple[Any, ...]:
+    """One tick as a heatmap column: values in COLUMN_KEYS order.
+
+    Slot arrays stay in seconds as mod_wsgi sent them (busy and CPU time per
+    slot); the page divides by ``period`` for fractions.
+    """
+    get = f.get
+    scalars = [v if type(v) is float and v - v == 0 else _number(v) for v in map(get, _SCALAR_FIELDS)]
+    if scalars[0] is not None and scalars[0] <= 0:
+        scalars[0] = None  # no period: no fractions
+    requests = scalars[5]
+    scalars[5] = int(min(max(requests, 0.0), 1e12)) if requests is not None else 0
+    return (_scalar(stamp), *scalars, *map(slot_array, map(get, _ARRAY_FIELDS)))
+
+
+def _slots(f: Mapping[str, Any]) -> int:
+    """Worker slots of a tick: its slot array's length (one per thread, at most 128)."""
+    busy = f.get("request_threads_busy_time")
+    if isinstance(busy, list | tuple | array) and busy:
+        return min(len(busy), MAX_SLOTS)
+    threads = _number(f.get("request_threads_maximum"))
+    return int(min(max(threads or 0.0, 0.0), MAX_SLOTS))
+
+
+def _threshold(f: Mapping[str, Any]) -> float:
+    """WSGISlowRequests in seconds; 0 when off (or unreadable)."""
+    value = f.get("slow_requests_threshold")
+    if type(value) is float and 0 <= value <= LONGEST:
+        return value
+    return min(max(_number(value) or 0.0, 0.0), LONGEST)
+
+
+def _text(value: Any) -> Any:
+    return value if type(value) is str else display(value)
+
+
+# -- merging ticks into wider columns -----------------------------------------------------------
+
+def _weighted(cols: Sequence[dict[str, Any]], key: str, weight: str) -> float | None:
+    pairs = [(c[key], c[weight] or 0) for c in cols if c[key] is not None]
+    total = sum(w for _, w in pairs)
+    return sum(v * w for v, w in pairs) / total if total else None
+
+
+def _fold_slots(cols: Sequence[dict[str, Any]], key: str, fold: Any) -> list[Any]:
+    """Slot ``j`` of the merged column: ``fold`` of slot ``j`` of every column."""
+    width = max((len(c[key]) for c in cols), default=0)
+    return [fold(c[key][j] for c in cols if j < len(c[key])) for j in range(width)]
+
+
+def merge_columns(cols: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Consecutive columns of one process as one: exact sums and weighted means.
+
+    Busy and CPU seconds, periods and completions add up; capacity and CPU
+    utilisation weigh by period, queue/daemon/GIL/application means by
+    requests (an idle tick holds no measurement, not a zero). ``elapsed``
+    is the last tick's (the age at the column's end), ``longest`` the largest.
+    """
+    if len(cols) == 1:
+        return cols[0]
+    return {
+        "t": cols[-1]["t"], "period": sum(c["period"] or 0 for c in cols) or None,
+        "capacity": _weighted(cols, "capacity", "period"), "cpu": _weighted(cols, "cpu", "period"),
+        "queue": _weighted(cols, "queue", "requests"), "daemon": _weighted(cols, "daemon", "requests"),
+        "requests": sum(c["requests"] for c in cols),
+        "gil": _weighted(cols, "gil", "requests"), "application": _weighted(cols, "application", "requests"),
+        "busy": _fold_slots(cols, "busy", sum), "slot_cpu": _fold_slots(cols, "slot_cpu", sum),
+        "completed": _fold_slots(cols, "completed", sum),
+        "elapsed": cols[-1]["elapsed"], "longest": _fold_slots(cols, "longest", max),
+    }
+
+
+def _rounded(value: Any, digits: int) -> Any:
+    if isinstance(value, list):
+        return [_rounded(v, digits) for v in value]
+    return round(value, digits) if isinstance(value, float) else value
+
+
+#: snapshot precision per key: 1 µs for times, 0.1 ‰ for utilisations, 1 ms for slot seconds
+_DIGITS: Final = {"period": 6, "capacity": 4, "cpu": 4, "queue": 6, "daemon": 6, "gil": 6,
+                  "application": 6, "busy": 3, "slot_cpu": 3, "elapsed": 3, "longest": 3}
+
+
+def _columnar(cols: Iterable[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Columns as parallel arrays, one list per key (keys are not repeated per tick),
+    rounded: a snapshot is sent once, so its size matters more than its CPU."""
+    out: dict[str, list[Any]] = {key: [] for key in COLUMN_KEYS}
+    for c in cols:
+        for key in COLUMN_KEYS:
+            digits = _DIGITS.get(key)
+            out[key].append(c[key] if digits is None else _rounded(c[key], digits))
+    return out
+
+
+# -- the tab -------------------------------------------------------------------------------------
+
+def span_of(request: TabRequest) -> int:
+    """The heatmap's width in seconds: the ``span`` option if it is one of SPANS."""
+    span = request.option("span", DEFAULT_SPAN)
+    return span if span in SPANS and not isinstance(span, bool) else DEFAULT_SPAN
+
+
+def _overlaps(record: dict[str, Any], since: float) -> bool:
+    if record["state"] == "active":
+        return True
+    start, duration = _number(record["start"]), _number(record["duration"])
+    if start is None:
+        return _number(record["stamp"]) is not None and record["stamp"] >= since
+    return start + (duration or 0.0) >= since - SLACK
 
 
 async def snapshot(store: Any, host: dict[str, Any], request: TabRequest, now: float) -> dict[str, Any]:
-    return {}
+    span = min(span_of(request), request.window)
+    since = now - span
+    alive = {(p["pid"], p["incarnation"]): p for p in await store.aprocesses(host["id"], now=now)
+             if p["state"] in LIVE_STATES and request.wants(p.get("group"))}
+    ticks: dict[tuple[int, int], list[Sample]] = {key: [] for key in alive}
+    # A column covers the period before its stamp: read a little further back
+    # so the window's left edge is covered too.
+    raw = await store.araw(host["id"], since - 1.0, now + 1.0, kinds=[TICK], limit=TICK_LIMIT)
+    for sample in raw:
+        if (sample["p"], sample["i"]) in ticks:
+            ticks[(sample["p"], sample["i"])].append(sample)
+    # Cut by TICK_LIMIT: the page says the columns before this were not loaded.
+    loaded = raw[0]["t"] if len(raw) >= TICK_LIMIT else None
+    cells = sum(_slots(s["f"]) for samples in ticks.values() for s in samples)
+    step = max(1, math.ceil(cells / CELL_BUDGET))
+    processes = []
+    for key in sorted(alive, key=lambda k: (display(alive[k].get("group")) or "", k)):
+        record, samples = alive[key], sorted(ticks[key], key=lambda s: s["t"])
+        latest = samples[-1]["f"] if samples else {"request_threads_maximum": record.get("threads")}
+        cols = [dict(zip(COLUMN_KEYS, column(s["f"], s["t"]), strict=True)) for s in samples]
+        processes.append({
+            "pid": record["pid"], "incarnation": record["incarnation"], "group": display(record.get("group")),
+            "state": record["state"], "slots": _slots(latest), "threshold": _threshold(latest),
+            "columns": _columnar(merge_columns(cols[i:i + step]) for i in range(0, len(cols), step)),
+        })
+    records = [slow_record(r) for r in await store.aslow(host["id"], limit=RECORD_LIMIT, now=now)
+               if (r["pid"], r["incarnation"]) in alive]
+    return {"span": span, "step": step, "loaded_since": loaded, "processes": processes,
+            "slow": [r for r in records if _overlaps(r, since)]}
 
 
 def live(samples: Sequence[Sample], second: int) -> dict[str, Any] | None:
-    return None
+    """The second's ticks as parallel arrays (all groups: the page filters), its slow
+    records, and the processes that stopped (their rows go at once, not at the next
+    process list)."""
+    ticks: dict[str, list[Any]] = {key: [] for key in TICK_KEYS}
+    lists = tuple(ticks.values())
+    slow, stopped = [], []
+    for sample in samples:
+        kind = sample["k"]
+        if kind == TICK:
+            f = sample["f"]
+            values = (sample["p"], sample["i"], _text(sample["g"]), _slots(f), _threshold(f),
+                      *column(f, sample["t"]))
+            for target, value in zip(lists, values, strict=True):
+                target.append(value)
+        elif kind == SLOW:
+            slow.append(sample)
+        elif kind == STOPPED:
+            stopped.append([sample["p"], sample["i"]])
+    if not ticks["t"] and not slow and not stopped:
+        return None
+    # Completed records first: they end a run, and only they carry status and CPU.
+    slow.sort(key=lambda s: s["f"].get("slow_record_state") != 1)
+    return {"ticks": ticks, "slow": [slow_record(s) for s in slow[:LIVE_RECORD_LIMIT]], "stopped": stopped}

@@ -6,8 +6,8 @@ import msgpack
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from conftest import RAW
 from django.contrib.auth.models import User
+from support.paths import RAW
 
 from console.asgi import application
 from console.fleet.models import AgentToken, ApiToken, Host, Team

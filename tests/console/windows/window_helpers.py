@@ -10,8 +10,8 @@ from functools import cache
 from typing import Any
 
 import pytest
-from conftest import RAW, VECTORS
 from redis.exceptions import RedisError
+from support.paths import RAW, VECTORS
 
 from console.windows import BaseWindowStore, get_store
 from ingest import capture, frames
