@@ -316,6 +316,16 @@ print("BENCH-SEED " + json.dumps({{"hosts": hosts, "api_token": api, "user": use
 # -- load agents (child process) ----------------------------------------------------
 
 
+def as_agent_sends(sample: dict[str, Any]) -> dict[str, Any]:
+    """Count arrays back as the decoder's array("i") (``replay`` made them lists), so that
+    ``spool.encode`` sends them sparse as a real agent does (docs/agent-protocol.md)."""
+    fields = sample["f"]
+    for name, value in fields.items():
+        if isinstance(value, list) and (name.endswith("_buckets") or name == "request_threads_completed"):
+            fields[name] = array("i", value)
+    return sample
+
+
 def _pool_sim(procs: int, groups: int, count: int) -> list[dict[str, Any]]:
     from ingest import frames, simulate
 
@@ -357,7 +367,7 @@ def build_templates(workload: str, batch: int, procs: int,
         samples = _pool_capture()
     else:
         raise SystemExit(f"unknown workload {workload!r}")
-    encoded = encode(samples)
+    encoded = encode([as_agent_sends(s) for s in samples])
     header = msgpack.Packer().pack_array_header
     templates = []
     for start in range(0, len(encoded) - batch + 1, batch):
