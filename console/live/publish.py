@@ -123,10 +123,13 @@ _restarts: dict[int, tuple[float, int]] = {}
 
 async def fleet_metrics(store: Any, host_id: int, second: int, now: float) -> dict[str, Any] | None:
     """A host's fleet-row metrics: the last FLEET_SPAN closed seconds, restarts in the last hour."""
-    series = await store.aframes(host_id, "*", second - FLEET_SPAN + 1, second + 1, 1, now=now)
+    series = await store.aframes(host_id, "*", second - FLEET_SPAN + 1, second + 1, FLEET_SPAN, now=now)
     if not series:
         return None
-    out = metrics(series[0][1], float(FLEET_SPAN))
+    # Rates over the seconds that hold data (an agent that just started has fewer than
+    # FLEET_SPAN); how many processes report: the newest second's count, not an average.
+    out = metrics(merge(frame for _, frame in series), float(len(series)))
+    out["processes"] = metrics(series[-1][1], 1.0)["processes"]
     cached = _restarts.get(host_id)
     if cached is None or now - cached[0] >= RESTARTS_EVERY:
         hour = await store.aframes(host_id, "*", now - RESTARTS_SPAN, now, 1, now=now)

@@ -1,0 +1,333 @@
+// The slow-request drill-down: one modal <dialog> shared by the Slow requests
+// and Capacity tabs. It shows one record in the shape of
+// `tabs.base.slow_record` (key, state, pid, incarnation, group, stamp,
+// start, duration, thread, method, url, status, log_id, fields).
+//
+//   openRequest(record, { note, threads, onClose })  show it (record null: only `note`)
+//   updateRequest(record)   a newer record arrived: redraw if it is the open one
+//   closeRequest()          close it (Escape, the button and a backdrop click do too)
+//   openKey()               the key of the record shown, or null
+//
+// Every value may come from an attacker (URL, User-Agent, log id): it only
+// ever enters the page through textContent. Nothing here may throw on odd
+// input: a broken drill-down must never take the page's redraws with it.
+
+import * as fmt from "./format.js";
+import { serverNow } from "./live.js";
+
+const PHASES = [
+  ["server", "slow_server_time", "Apache before hand-off"],
+  ["queue", "slow_queue_time", "waiting for a daemon thread"],
+  ["daemon", "slow_daemon_time", "daemon before the application"],
+  ["application", "slow_application_time", "in the application"],
+];
+// Below this average chunk size, and with this many calls, a body is streamed in
+// tiny pieces (a per-call overhead worth a look); a small response written once is not.
+const SMALL_CHUNK = 64;
+const MANY_CALLS = 16;
+const AT_COMPLETION = "(reported at completion)";
+// Seconds an active request's elapsed time may run on without a newer record (3 intervals + 1 s).
+const MAX_GUESS = 4;
+
+let dialog = null;
+let current = null; // { record, note, threads, onClose, anchor }
+let timer = null; // advances an active request's elapsed time between its records
+
+function num(value) {
+  return typeof value === "number" && Number.isFinite(value) ? value : null;
+}
+
+function text(value) {
+  return value === null || value === undefined || value === "" ? fmt.DASH : String(value);
+}
+
+function el(tag, className, content) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (content !== undefined) node.textContent = content;
+  return node;
+}
+
+/** Epoch seconds as local wall-clock time with milliseconds; the title gives UTC. */
+function stampText(epoch) {
+  const t = num(epoch);
+  if (t === null || t <= 0) return fmt.DASH;
+  const date = new Date(t * 1000);
+  const ms = String(date.getMilliseconds()).padStart(3, "0");
+  return date.toLocaleDateString([], { month: "short", day: "numeric" }) + " " +
+    date.toLocaleTimeString([], { hour12: false }) + "." + ms;
+}
+
+function ensureDialog() {
+  if (dialog && dialog.isConnected) return dialog;
+  dialog = el("dialog", "req-dialog");
+  dialog.id = "request-drilldown";
+  dialog.setAttribute("aria-labelledby", "request-drilldown-title");
+  // A click on the backdrop lands on the <dialog> itself, outside its box.
+  dialog.addEventListener("click", (event) => {
+    if (event.target !== dialog) return;
+    const box = dialog.getBoundingClientRect();
+    const inside = event.clientX >= box.left && event.clientX <= box.right &&
+      event.clientY >= box.top && event.clientY <= box.bottom;
+    if (!inside) closeRequest();
+  });
+  // Escape fires "cancel"; close through our path so onClose runs once.
+  dialog.addEventListener("cancel", (event) => {
+    event.preventDefault();
+    closeRequest();
+  });
+  document.body.append(dialog);
+  return dialog;
+}
+
+// -- the parts of the panel ------------------------------------------------------------
+
+function header(record) {
+  const head = el("header", "req-head");
+  const title = el("h2", null);
+  title.id = "request-drilldown-title";
+  if (record) {
+    const pill = el("span", "req-state", text(record.state));
+    pill.dataset.state = String(record.state ?? "");
+    const elapsed = el("span", "req-elapsed", fmt.duration(num(record.duration)));
+    title.append(pill, " ", `pid ${text(record.pid)} · thread ${text(record.thread)} · `, elapsed);
+  } else {
+    title.textContent = "Slow request";
+  }
+  const close = el("button", "req-close", "Close");
+  close.type = "button";
+  close.addEventListener("click", () => closeRequest());
+  head.append(title, close);
+  return head;
+}
+
+/** A <dl> row; `value` is text or a node. */
+function row(list, label, value, kind) {
+  const dd = el("dd");
+  if (value instanceof Node) dd.append(value);
+  else dd.textContent = text(value);
+  if (kind) dd.dataset.kind = kind;
+  list.append(el("dt", null, label), dd);
+}
+
+function section(body, title) {
+  const part = el("section", "req-part");
+  part.append(el("h3", null, title));
+  const list = el("dl", "req-rows");
+  part.append(list);
+  body.append(part);
+  return list;
+}
+
+function share(part, whole) {
+  return part !== null && whole ? ` (${fmt.percent(part / whole)} of duration)` : "";
+}
+
+function phaseBar(record, active) {
+  const f = record.fields || {};
+  const values = PHASES.map(([, field]) => Math.max(0, num(f[field]) ?? 0));
+  const total = values.reduce((a, b) => a + b, 0);
+  // The phase still running is the last one with time in it (the application, usually).
+  let running = -1;
+  if (active) values.forEach((v, i) => { if (v > 0) running = i; });
+  const wrap = el("div", "req-phases");
+  const bar = el("div", "req-bar");
+  bar.setAttribute("role", "img");
+  const legend = el("ul", "req-legend");
+  const labels = [];
+  PHASES.forEach(([name, , help], i) => {
+    const value = values[i];
+    const label = `${name} ${fmt.duration(value)}` + (i === running ? " (running)" : "");
+    labels.push(label);
+    if (value > 0 && total > 0) {
+      const seg = el("span", "req-seg");
+      seg.dataset.phase = name;
+      seg.style.flexGrow = String(value / total);
+      seg.title = `${label}: ${help}`;
+      if (i === running) seg.classList.add("running");
+      bar.append(seg);
+    }
+    const item = el("li", null);
+    const swatch = el("span", "req-swatch");
+    swatch.dataset.phase = name;
+    item.append(swatch, label);
+    if (i === running) item.classList.add("running");
+    legend.append(item);
+  });
+  bar.setAttribute("aria-label", "phases: " + labels.join(", "));
+  if (total <= 0) bar.append(el("span", "req-bar-empty", "no phase times reported"));
+  wrap.append(bar, legend);
+  return wrap;
+}
+
+function body(kind, bytes, calls, active) {
+  if (active) return [AT_COMPLETION, null];
+  const b = num(bytes);
+  const n = num(calls);
+  if (!b && !n) return [`(no body ${kind})`, null];
+  const avg = b !== null && n ? b / n : null;
+  const small = avg !== null && avg < SMALL_CHUNK && n >= MANY_CALLS;
+  return [`${fmt.bytes(b)} in ${fmt.count(n)} call${n === 1 ? "" : "s"}` +
+    (avg !== null ? ` · ${fmt.bytes(avg)} per call` : "") + (small ? " (many small chunks)" : ""),
+  small ? "warn" : null];
+}
+
+function timed(seconds, duration, active) {
+  const s = num(seconds);
+  if (active && !s) return AT_COMPLETION;
+  return fmt.duration(s) + share(s, duration);
+}
+
+function cpu(f, duration, active) {
+  const user = num(f.slow_cpu_user_time);
+  const system = num(f.slow_cpu_system_time);
+  if (active && !user && !system) return [AT_COMPLETION, null];
+  if (user === null && system === null) return [fmt.DASH, null];
+  const total = (user ?? 0) + (system ?? 0);
+  const wall = duration ? total / duration : null;
+  let note = "";
+  if (wall !== null && wall >= 1) note = " · more than one core (threads or subprocesses)";
+  return [`${fmt.duration(total)}` + (wall !== null ? ` · ${fmt.percent(wall)} of wall` : "") +
+    ` · user ${fmt.duration(user)} / system ${fmt.duration(system)}` + note,
+  wall !== null && wall >= 0.8 ? "warn" : null];
+}
+
+function concurrency(f, threads, active) {
+  const of = num(threads) ? ` / ${fmt.count(threads)}` : "";
+  const start = num(f.slow_active_at_start);
+  const end = num(f.slow_active_at_completion);
+  const first = start === null ? fmt.DASH : `${fmt.count(start)}${of} at start`;
+  return first + " → " + (active && !end ? AT_COMPLETION : end === null ? fmt.DASH : `${fmt.count(end)}${of} at completion`);
+}
+
+function details(record, threads) {
+  const f = record.fields && typeof record.fields === "object" ? record.fields : {};
+  const active = record.state === "active";
+  const duration = num(record.duration);
+  const start = num(record.start);
+  const out = el("div", "req-body");
+
+  if (record.state === "expired") {
+    out.append(el("p", "req-note", "No longer reported and never completed: its process stopped, " +
+      "or the completion record was lost. Values are as last reported."));
+  }
+
+  const request = section(out, "Request");
+  const url = el("code", "req-url", text(record.url));
+  row(request, "URL", url);
+  row(request, "Method", record.method);
+  const status = num(record.status);
+  row(request, "Status", active && !status ? AT_COMPLETION : status,
+    status !== null && status >= 500 ? "bad" : null);
+  const client = [f.slow_peer_ip, f.slow_protocol].filter((v) => v).map(String).join(" · ");
+  row(request, "Client", client || fmt.DASH);
+  if (f.slow_user_agent) row(request, "User-Agent", String(f.slow_user_agent));
+  row(request, "Log id", record.log_id);
+
+  const where = section(out, "Process");
+  row(where, "PID · thread", `${text(record.pid)} · ${text(record.thread)}` +
+    (num(record.incarnation) > 1 ? ` (incarnation ${record.incarnation})` : ""));
+  row(where, "Group", record.group === null || record.group === undefined ? fmt.DASH : fmt.groupName(record.group));
+  row(where, "Apache child", num(f.slow_server_pid) ? String(f.slow_server_pid) : fmt.DASH);
+  row(where, "Started", stampText(start));
+  const ended = record.state === "completed" && start !== null && duration !== null ? start + duration : null;
+  row(where, "Ended", ended !== null ? stampText(ended)
+    : active ? "(still running)" : "(never reported)");
+
+  const timing = section(out, active ? "Timing so far" : "Timing");
+  const shown = el("span", null);
+  shown.append(el("span", "req-elapsed", fmt.duration(duration)), active ? " (still running)" : "");
+  row(timing, active ? "Elapsed" : "Duration", shown);
+  const phases = el("div");
+  phases.append(phaseBar(record, active));
+  row(timing, "Phases", phases);
+  const gil = num(f.slow_gil_wait_time);
+  row(timing, "GIL wait", `${fmt.duration(gil)} · ${fmt.count(num(f.slow_gil_wait_count))} waits` + share(gil, duration));
+  row(timing, "Concurrency", concurrency(f, threads, active));
+  const [cpuText, cpuKind] = cpu(f, duration, active);
+  row(timing, "CPU", cpuText, cpuKind);
+
+  const io = section(out, "Body");
+  const [inText, inKind] = body("in", f.slow_input_bytes, f.slow_input_reads, active);
+  row(io, "Body in", inText, inKind);
+  const [outText, outKind] = body("out", f.slow_output_bytes, f.slow_output_writes, active);
+  row(io, "Body out", outText, outKind);
+  row(io, "Input read", timed(f.slow_input_read_time, duration, active));
+  row(io, "Output write", timed(f.slow_output_write_time, duration, active));
+  return out;
+}
+
+function render() {
+  const box = ensureDialog();
+  const { record, note, threads } = current;
+  const parts = [header(record)];
+  if (note) parts.push(el("p", "req-note", String(note)));
+  if (record) parts.push(details(record, threads));
+  else if (!note) parts.push(el("p", "req-note", "No slow-request record to show."));
+  box.replaceChildren(...parts);
+}
+
+/** Console time at which the record's duration was current: its stamp, unless the host's
+ * clock is visibly off, then the time it reached us. */
+function anchorOf(record) {
+  const now = serverNow();
+  const stamp = record ? num(record.stamp) : null;
+  return stamp !== null && Math.abs(now - stamp) < 5 ? Math.min(stamp, now) : now;
+}
+
+function tickElapsed() {
+  const record = current && current.record;
+  if (!record || record.state !== "active" || !dialog || !dialog.open) return;
+  const duration = num(record.duration);
+  if (duration === null) return;
+  // Past the silence after which the console calls a request expired, stop guessing.
+  const value = fmt.duration(duration + Math.min(Math.max(0, serverNow() - current.anchor), MAX_GUESS));
+  for (const node of dialog.querySelectorAll(".req-elapsed")) node.textContent = value;
+}
+
+function safeRender() {
+  try {
+    render();
+  } catch (err) {
+    // Never leave a half-built dialog that the page thinks is fine.
+    console.error("request drill-down failed", err);
+    dialog.replaceChildren(header(null), el("p", "req-note", "This record could not be shown."));
+  }
+}
+
+/** Show `record` (or, when null, only `note`) in the modal. */
+export function openRequest(record, { note = null, threads = null, onClose = null } = {}) {
+  const valid = record && typeof record === "object" ? record : null;
+  const previous = current;
+  current = { record: valid, note, threads, onClose, anchor: anchorOf(valid) };
+  if (previous && previous.onClose && previous.onClose !== onClose) previous.onClose();
+  safeRender();
+  if (!dialog.open) {
+    if (typeof dialog.showModal === "function") dialog.showModal();
+    else dialog.setAttribute("open", "");
+  }
+  if (timer === null) timer = window.setInterval(tickElapsed, 250);
+}
+
+/** A newer record: redraw when it is the one shown (same key). */
+export function updateRequest(record) {
+  if (!current || !current.record || !dialog || !dialog.open) return;
+  if (!record || typeof record !== "object" || record.key !== current.record.key) return;
+  current.record = record;
+  current.anchor = anchorOf(record);
+  safeRender();
+  tickElapsed();
+}
+
+export function openKey() {
+  return current && current.record && dialog && dialog.open ? current.record.key : null;
+}
+
+export function closeRequest() {
+  const was = current;
+  current = null;
+  if (timer !== null) window.clearInterval(timer);
+  timer = null;
+  if (dialog && dialog.open) dialog.close();
+  if (was && was.onClose) was.onClose();
+}

@@ -1,0 +1,307 @@
+"""The Slow requests tab in a real browser: the live table against what the console sent,
+sorting, state filter and URL search in the URL, export, the request drill-down, empty states.
+
+web-3 simulates 2 groups x 2 processes x 4 threads with slow requests (20 % per tick).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+import pytest
+from browser_support import messages, query_of
+
+pytestmark = pytest.mark.browser
+
+ROWS = "#slow-table tbody tr"
+
+
+def seconds(text: str) -> float | None:
+    """"1.23 s" / "850 ms" / "≥ 2.10 s" as seconds."""
+    match = re.search(r"([0-9.]+)\s*(ms|s)\b", text)
+    if not match:
+        return None
+    return float(match.group(1)) / (1000 if match.group(2) == "ms" else 1)
+
+
+def open_slow(tab, query: str = "", rows: int = 1):
+    tab.login("ann", "/hosts/web-3/?tab=slow" + query)
+    page = tab.page
+    if rows:
+        page.wait_for_function(f"() => document.querySelectorAll('{ROWS}').length >= {rows}", timeout=20_000)
+    return page
+
+
+def column(page, field: str) -> list[str]:
+    cells = page.locator(f'{ROWS} td[data-field="{field}"]')
+    return cells.evaluate_all("cells => cells.map(c => c.textContent)")
+
+
+def running_requests_advance(page, attempts: int = 10) -> bool:
+    """True once requests shown as active twice, 1.1 s apart (the table redraws once a
+    second), showed a longer elapsed time."""
+    read = f"""() => Object.fromEntries(Array.from(document.querySelectorAll('{ROWS}[data-state=active]'))
+                 .map(r => [r.dataset.key, r.querySelector('[data-field=duration]').textContent]))"""
+    for _ in range(attempts):
+        page.wait_for_function(f"() => document.querySelector('{ROWS}[data-state=active]')", timeout=20_000)
+        before = page.evaluate(read)
+        page.wait_for_timeout(1100)
+        after = page.evaluate(read)
+        both = before.keys() & after.keys()  # some finish meanwhile (at most a tick after they showed)
+        if both:
+            assert all(seconds(before[k]) >= 1.0 for k in both)  # the simulator's threshold is 1 s
+            return all(seconds(after[k]) > seconds(before[k]) for k in both)
+    return False
+
+
+def test_table_shows_the_hosts_slow_requests_live_and_opens_the_drill_down(tab):
+    page = open_slow(tab, rows=3)
+    (snapshot,) = messages(tab, "tab.snapshot")
+    assert snapshot["tab"] == "slow" and snapshot["omitted"] == 0
+    keys = page.locator(ROWS).evaluate_all("rows => rows.map(r => r.dataset.key)")
+    # every row drawn was sent by the console (snapshot or a later frame), none twice
+    sent = snapshot["records"] + [r for m in messages(tab, "tab.frame") if m["tab"] == "slow"
+                                  for r in m["records"]]
+    assert {r["group"] for r in sent} <= {"app0", "app1"}
+    assert len(keys) == len(set(keys)) and set(keys) <= {r["key"] for r in sent}
+    # the default order is slowest first
+    durations = [seconds(t) for t in column(page, "duration")]
+    assert durations == sorted(durations, reverse=True)
+    # an active request's elapsed time advances between its records
+    assert running_requests_advance(page)
+    # completed 5xx statuses are red, the URL cell's tooltip has the whole URL
+    statuses = page.locator(f'{ROWS} td[data-field="status"]')
+    for i in range(statuses.count()):
+        text = statuses.nth(i).text_content()
+        if text.isdigit() and int(text) >= 500:
+            assert statuses.nth(i).get_attribute("data-kind") == "bad"
+    url = page.locator(f'{ROWS} td[data-field="url"]').first
+    url.hover()
+    assert url.get_attribute("title") == url.text_content() and url.text_content().startswith("http://")
+    counts = page.locator('.slow-states button[data-state="all"] .n').text_content()
+    assert int(counts) >= len(keys)
+    tab.shot("tab-slow.png", history=20)
+
+    # click a completed row: the drill-down shows its record, and its key goes in the URL
+    page.wait_for_function(f"() => document.querySelector('{ROWS}[data-state=completed]')", timeout=20_000)
+    done = page.locator(f"{ROWS}[data-state=completed]").first
+    key = done.get_attribute("data-key")
+    done_url = done.locator('td[data-field="url"]').text_content()
+    done.click()
+    dialog = page.locator("#request-drilldown")
+    assert dialog.is_visible()
+    assert query_of(page.url)["req"] == key
+    text = dialog.text_content()
+    assert done_url in text and "completed" in text
+    for label in ("Client", "User-Agent", "Log id", "Apache child", "GIL wait", "Concurrency", "CPU",
+                  "Body in", "Body out", "Input read", "Output write", "Started", "Ended"):
+        assert label in text, label
+    assert "(reported at completion)" not in text
+    assert dialog.locator(".req-seg").count() >= 3  # server, queue, daemon, application with time
+    page.keyboard.press("Escape")
+    assert not dialog.is_visible()
+    assert "req" not in query_of(page.url)
+
+    # an active one: fields reported only at completion say so; close with the button
+    # (read at once: the request may complete, and the open dialog follow it, a moment later)
+    page.wait_for_function(f"() => document.querySelector('{ROWS}[data-state=active]')", timeout=20_000)
+    shown = page.evaluate(f"""() => {{
+        document.querySelector('{ROWS}[data-state=active]').click();
+        const d = document.getElementById('request-drilldown');
+        return {{state: d.querySelector('.req-state').textContent, text: d.textContent,
+                 elapsed: d.querySelector('.req-elapsed').textContent,
+                 running: d.querySelectorAll('.req-seg.running').length}};
+    }}""")
+    assert shown["state"] == "active" and "(reported at completion)" in shown["text"]
+    assert shown["running"] == 1 and "(still running)" in shown["text"]
+    # its elapsed time runs on between records (unless it completed meanwhile)
+    page.wait_for_timeout(600)
+    later = page.evaluate("""() => {
+        const d = document.getElementById('request-drilldown');
+        return {state: d.querySelector('.req-state').textContent,
+                elapsed: d.querySelector('.req-elapsed').textContent};
+    }""")
+    if later["state"] == "active":
+        assert seconds(later["elapsed"]) > seconds(shown["elapsed"])
+    dialog.locator(".req-close").click()
+    assert not dialog.is_visible()
+    # a click on the backdrop closes it too
+    page.locator(ROWS).first.click()
+    assert dialog.is_visible()
+    page.mouse.click(5, 5)
+    assert not dialog.is_visible()
+    assert "req" not in query_of(page.url)
+
+
+def test_sort_state_filter_and_search_live_in_the_url(tab):
+    page = open_slow(tab, rows=3)
+    page.click('th[data-sort="pid"] button')
+    assert query_of(page.url)["sort"] == "pid"
+    assert page.locator('th[data-sort="pid"]').get_attribute("aria-sort") == "ascending"
+    pids = [int(t) for t in column(page, "pid")]
+    assert pids == sorted(pids)
+    page.click('th[data-sort="pid"] button')
+    assert query_of(page.url)["sort"] == "-pid"
+    pids = [int(t) for t in column(page, "pid")]
+    assert pids == sorted(pids, reverse=True)
+
+    page.click('.slow-states button[data-state="completed"]')
+    assert query_of(page.url)["state"] == "completed"
+    page.wait_for_function(f"() => document.querySelectorAll('{ROWS}').length > 0", timeout=20_000)
+    assert set(page.locator(ROWS).evaluate_all("rows => rows.map(r => r.dataset.state)")) == {"completed"}
+
+    # search: a path the simulator uses, then every row drawn contains it
+    path = column(page, "url")[0].split("/api", 1)[1] or "/api"
+    page.fill("#slow-search", path.upper())  # case does not matter
+    page.wait_for_function("p => new URLSearchParams(location.search).get('q') === p",
+                           arg=path.upper(), timeout=5000)
+    urls = column(page, "url")
+    assert urls and all(path.lower() in u.lower() for u in urls)
+
+    # a reload (or a copied link) shows the same view
+    page.reload()
+    page.wait_for_function(f"() => document.querySelectorAll('{ROWS}').length > 0", timeout=20_000)
+    wanted = {"tab": "slow", "sort": "-pid", "state": "completed", "q": path.upper()}
+    assert {k: v for k, v in query_of(page.url).items() if k in wanted} == wanted
+    assert page.locator("#slow-search").input_value() == path.upper()
+    assert page.locator('.slow-states button[data-state="completed"]').get_attribute("aria-checked") == "true"
+    assert page.locator('th[data-sort="pid"]').get_attribute("aria-sort") == "descending"
+    assert set(page.locator(ROWS).evaluate_all("rows => rows.map(r => r.dataset.state)")) == {"completed"}
+    assert all(path.lower() in u.lower() for u in column(page, "url"))
+
+    # a search that matches nothing says so and offers the way back
+    page.fill("#slow-search", "no-such-url-zzz")
+    empty = page.locator("#slow-empty")
+    empty.wait_for(state="visible")
+    assert "No request matches the filter" in empty.text_content()
+    page.click("#slow-clear-filters")
+    page.wait_for_function(f"() => document.querySelectorAll('{ROWS}').length > 0", timeout=5000)
+    assert "q" not in query_of(page.url) and "state" not in query_of(page.url)
+
+
+def test_a_link_opens_its_request_and_a_stale_link_explains(tab):
+    page = open_slow(tab)
+    page.wait_for_function(f"() => document.querySelector('{ROWS}[data-state=completed]')", timeout=20_000)
+    row = page.locator(f"{ROWS}[data-state=completed]").first
+    key = row.get_attribute("data-key")
+    log_id = row.locator('td[data-field="log_id"]').text_content()
+    row.click()
+    link = page.url
+    assert query_of(link)["req"] == key
+    tab.page.goto(link)  # the copied link, in a fresh page load
+    dialog = page.locator("#request-drilldown")
+    dialog.wait_for(state="visible")
+    assert log_id in dialog.text_content() and "completed" in dialog.text_content()
+    tab.goto("/hosts/web-3/?tab=slow&req=1:1:log:gone")
+    dialog.wait_for(state="visible")
+    assert "No slow-request record with this key" in dialog.text_content()
+    page.keyboard.press("Escape")
+    assert not dialog.is_visible()
+    assert "req" not in query_of(page.url)
+
+
+def test_export_downloads_the_rows_shown(tab):
+    page = open_slow(tab, "&state=completed", rows=2)
+    shown = page.locator(ROWS).evaluate_all("rows => rows.map(r => r.dataset.key)")
+    with page.expect_download() as info:
+        page.click("#slow-export-json")
+    with open(info.value.path()) as handle:
+        records = json.load(handle)
+    name = info.value.suggested_filename
+    assert name.startswith("slow-web-3-") and name.endswith(".json")
+    assert {r["state"] for r in records} == {"completed"}
+    assert set(shown) <= {r["key"] for r in records}
+    with page.expect_download() as info:
+        page.click("#slow-export-csv")
+    with open(info.value.path(), newline="") as handle:
+        table = list(csv.DictReader(io.StringIO(handle.read())))
+    assert table and {row["state"] for row in table} == {"completed"}
+    assert {"duration_s", "url", "pid", "thread", "log_id", "user_agent"} <= set(table[0])
+    assert all(float(row["duration_s"]) >= 1.0 for row in table)
+
+
+def test_an_empty_group_tells_the_user_what_to_do(tab):
+    page = open_slow(tab, "&group=nope", rows=0)
+    empty = page.locator("#slow-empty")
+    page.wait_for_function(
+        "() => /No slow requests/.test(document.querySelector('#slow-empty').textContent)", timeout=20_000)
+    text = empty.text_content()
+    assert "WSGISlowRequests" in text and "nope" in text
+    assert page.locator("#slow-table").is_hidden()
+
+
+def test_drill_down_shows_hostile_and_broken_records_as_text(tab):
+    page = open_slow(tab, rows=0)
+    src = page.locator('script[src$="console/host.js"]').get_attribute("src")
+    module = src.replace("host.js", "drilldown.js")
+    shown = page.evaluate("""async (module) => {
+        const dd = await import(module);
+        const out = {};
+        const xss = "<img src=x onerror=alert(1)>";
+        dd.openRequest({key: "k1", state: "completed", pid: 1, incarnation: 1, group: xss, stamp: 1, start: 1,
+                        duration: 2.5, thread: 3, method: "<b>GET</b>", url: "http://h/" + xss, status: 502,
+                        log_id: xss, fields: {slow_user_agent: "<script>alert(2)</script>",
+                        slow_application_time: 2.4, slow_cpu_user_time: 3.0, slow_output_bytes: 100,
+                        slow_output_writes: 50}});
+        const d = document.getElementById("request-drilldown");
+        out.text = d.textContent;
+        out.injected = d.querySelectorAll("img, script, b").length;
+        // broken input never throws, and null shows the note
+        dd.updateRequest({key: "k1", state: "active", duration: "soon", fields: null});
+        out.broken = d.textContent;
+        dd.openRequest(null, {note: "No slow-request record for this slot: aged out."});
+        out.note = d.textContent;
+        dd.openRequest(undefined);
+        dd.openRequest({});
+        out.open = d.open;
+        dd.closeRequest();
+        out.closed = !d.open;
+        return out;
+    }""", module)
+    assert shown["injected"] == 0
+    assert "http://h/<img src=x onerror=alert(1)>" in shown["text"]
+    assert "<script>alert(2)</script>" in shown["text"] and "<b>GET</b>" in shown["text"]
+    assert "more than one core" in shown["text"]  # 3 s of CPU in 2.5 s of wall
+    assert "many small chunks" in shown["text"]  # 100 B in 50 writes
+    assert "(reported at completion)" in shown["broken"]
+    assert "No slow-request record for this slot: aged out." in shown["note"]
+    assert shown["open"] and shown["closed"]
+
+
+def test_per_url_limit_clear_and_pause(tab):
+    page = open_slow(tab, rows=4)
+    page.select_option("#slow-per", "1")
+    assert query_of(page.url)["per"] == "1"
+    pairs = list(zip(column(page, "method"), column(page, "url"), strict=True))
+    assert len(pairs) == len(set(pairs))  # one row per method and URL
+    ranks = page.locator(f'{ROWS} td[data-field="url"][data-rank]')
+    for i in range(ranks.count()):
+        assert re.fullmatch(r"1/[2-9][0-9]*", ranks.nth(i).get_attribute("data-rank"))
+    page.select_option("#slow-per", "")
+    assert "per" not in query_of(page.url)
+
+    # Clear hides what has ended so far, in the link too; "Show them" brings it back
+    page.click("#slow-clear")
+    since = float(query_of(page.url)["since"])
+    assert since > 0
+    assert set(page.locator(ROWS).evaluate_all("rows => rows.map(r => r.dataset.state)")) <= {"active"}
+    assert page.locator("#slow-cleared").is_visible()
+    page.wait_for_function(f"() => document.querySelector('{ROWS}[data-state=completed]')", timeout=20_000)
+    starts = page.locator(f"{ROWS}[data-state=completed]").evaluate_all(
+        "rows => rows.map(r => r.querySelector('[data-field=start]').title)")
+    assert starts  # requests that ended after the Clear show up
+    page.click("#slow-unclear")
+    assert "since" not in query_of(page.url)
+
+    # Pause freezes the table (text and rows); Resume shows what arrived meanwhile
+    page.click("#slow-pause")
+    assert page.locator("#slow-pause").get_attribute("aria-pressed") == "true"
+    frozen = page.locator("#slow-table tbody").inner_text()
+    page.wait_for_timeout(2200)
+    assert page.locator("#slow-table tbody").inner_text() == frozen
+    assert "paused at" in page.locator("#slow-summary").text_content()
+    page.click("#slow-pause")
+    assert page.locator("#slow-pause").text_content() == "Pause"
