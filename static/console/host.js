@@ -12,6 +12,7 @@
 //   draw()             paint; called only while the tab is visible
 //   reset()            drop held data: a new subscription is on its way
 //   options()          extra subscribe options, e.g. from ctx.param()
+//   tick()             once a second (time moves even without data)
 //   resize(), theme()  layout or colours changed
 // `ctx` is described at `makeContext` below.
 
