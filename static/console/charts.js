@@ -145,7 +145,8 @@ export class TimeChart {
           },
         },
       },
-      axes: [{ ...axis(null), values: timeLabels }, axis(this.axisFormat)],
+      // x: at least 70 px between time labels ("13:33:30" is ~55 px), so half-width charts do not collide
+      axes: [{ ...axis(null), values: timeLabels, space: 70 }, axis(this.axisFormat)],
       series: [
         {},
         ...this.series.map((s) => ({

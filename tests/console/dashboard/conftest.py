@@ -1,5 +1,5 @@
-"""Fixtures of the browser tests (browser_support.py): one console with its agents and one
-Chromium for the whole session, a fresh browser context per test."""
+"""Fixtures of the browser tests (browser_support.py): one console with its agents for the
+whole session, one Chromium per test module, a fresh browser context per test."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ def console() -> Iterator[Console]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API keeps an event loop running in this thread
+# while it is started, and the plain asyncio tests that run after these modules need it gone.
+@pytest.fixture(scope="module")
 def browser():
     if not os.access(CHROMIUM, os.X_OK):
         message = f"{CHROMIUM} is missing: run scripts/setup, which installs Debian's chromium"
