@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import math
 import time
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from tab_helpers import STORES, sample, temp_store, write
 
 from console.live.tabs import capacity, live_messages
 from console.live.tabs.base import TabRequest
@@ -17,14 +17,9 @@ from console.windows import get_store
 from ingest.frames import SLOW, STARTED, STOPPED, TICK, replay
 from ingest.simulate import Fleet
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 HOST = {"id": 9, "name": "web-3"}
 T0 = 1_795_000_000.0
 SLOW_START = T0 + 90.2  # pid 100's slow request on slot 2 (thread 2): 3.5 s
-
-
-def sample(kind: int, pid: int, t: float, group: str | None = "app0", inc: int = 1, **fields) -> dict:
-    return {"k": kind, "p": pid, "i": inc, "s": 1, "t": t, "g": group, "n": None, "f": fields}
 
 
 def tick(pid: int, t: float, group: str | None = "app0", inc: int = 1, **fields) -> dict:
@@ -64,35 +59,10 @@ def scenario() -> list[dict]:
     return sorted(out, key=lambda s: s["t"])
 
 
-@pytest_asyncio.fixture(params=["memory", "redis"])
+@pytest_asyncio.fixture(params=STORES)
 async def store(request) -> AsyncIterator:
-    if request.param == "memory":
-        made = get_store(None)
-    else:
-        made = get_store(REDIS_URL, prefix=f"wftest:{uuid.uuid4().hex[:12]}:")
-        if not await made.aping():
-            pytest.skip(f"no Redis at {REDIS_URL}")
-    yield made
-    redis = getattr(made, "redis", None)
-    if redis is not None:
-        keys = [k async for k in redis.scan_iter(match=made.prefix + "*", count=1000)]
-        if keys:
-            await redis.delete(*keys)
-    await made.aclose()
-
-
-async def write(store, samples: list[dict], seconds: float = 5.0) -> float:
-    """Write in agent-like batches of ``seconds``, each at its last stamp; the last ``now``."""
-    now, batch, batch_id = 0.0, [], 0
-    for s in [*samples, None]:
-        if batch and (s is None or s["t"] - batch[0]["t"] > seconds):
-            batch_id += 1
-            now = batch[-1]["t"] + 0.05
-            await store.awrite_batch(HOST["id"], "agent-1", batch_id, batch, now)
-            batch = []
-        if s is not None:
-            batch.append(s)
-    return now
+    async with temp_store(request.param) as made:
+        yield made
 
 
 async def snap(store, now: float, **request) -> dict:
@@ -106,7 +76,7 @@ async def snap(store, now: float, **request) -> dict:
 
 @pytest.mark.asyncio
 async def test_snapshot_has_a_row_per_live_process_with_its_columns(store):
-    now = await write(store, scenario())
+    now = await write(store, HOST["id"], scenario())
     body = await snap(store, now)
     assert body["span"] == 60 and body["step"] == 1 and body["loaded_since"] is None
     rows = body["processes"]
@@ -136,7 +106,7 @@ async def test_snapshot_has_a_row_per_live_process_with_its_columns(store):
 
 @pytest.mark.asyncio
 async def test_snapshot_records_are_the_shown_processes_slow_requests_in_the_span(store):
-    now = await write(store, scenario())
+    now = await write(store, HOST["id"], scenario())
     body = await snap(store, now)
     (record,) = body["slow"]
     assert record["state"] == "completed" and record["pid"] == 100 and record["thread"] == 2
@@ -152,7 +122,7 @@ async def test_snapshot_records_are_the_shown_processes_slow_requests_in_the_spa
 
 @pytest.mark.asyncio
 async def test_snapshot_options_group_span_and_window(store):
-    now = await write(store, scenario())
+    now = await write(store, HOST["id"], scenario())
     only = await snap(store, now, group="app1")
     assert [p["pid"] for p in only["processes"]] == [200] and only["slow"] == []
     assert (await snap(store, now, group="nosuch"))["processes"] == []
@@ -177,7 +147,7 @@ async def test_a_large_host_snapshot_stays_small():
     fleet = Fleet(5, 10, 16, seed=3, slow_probability=0.05, load=4.0)
     start = T0
     samples = list(replay(fleet.datagrams(start, 70)))
-    now = await write(store, samples, seconds=2.0)
+    now = await write(store, HOST["id"], samples, seconds=2.0)
     body = await snap(store, now)
     size = len(json.dumps(body))
     assert len(body["processes"]) == 50
@@ -263,7 +233,7 @@ async def test_hostile_samples_in_the_store_do_not_crash_the_snapshot(store):
     samples = [tick(100, T0 + n, group="<script>", **bad) for n in range(1, 10)]
     samples.append(sample(SLOW, 100, T0 + 9.5, group="<script>", slow_record_state=0,
                           slow_path_info=b"\xff\xfe"))
-    now = await write(store, samples)
+    now = await write(store, HOST["id"], samples)
     body = await snap(store, now)
     (row,) = body["processes"]
     assert row["group"] == "<script>" and row["threshold"] == 0.0

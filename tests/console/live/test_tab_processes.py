@@ -5,24 +5,19 @@ from __future__ import annotations
 import json
 import math
 import time
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from tab_helpers import STORES, sample, temp_store, write
 
 from console.live.tabs import processes
 from console.live.tabs.base import TabRequest
 from console.windows import get_store
 from ingest.frames import STARTED, STOPPED, STOPPING, TICK
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 HOST = {"id": 7, "name": "web-3"}
 T0 = 1_795_000_000.0
-
-
-def sample(kind: int, pid: int, t: float, group: str | None = "app0", inc: int = 1, **fields) -> dict:
-    return {"k": kind, "p": pid, "i": inc, "s": 1, "t": t, "g": group, "n": None, "f": fields}
 
 
 def ticks(pid: int, start: float, end: float, group: str | None = "app0", inc: int = 1, **fields) -> list:
@@ -51,37 +46,10 @@ def scenario() -> list[dict]:
     return sorted(out, key=lambda s: s["t"])
 
 
-@pytest_asyncio.fixture(params=["memory", "redis"])
+@pytest_asyncio.fixture(params=STORES)
 async def store(request) -> AsyncIterator:
-    if request.param == "memory":
-        made = get_store(None)
-    else:
-        made = get_store(REDIS_URL, prefix=f"wftest:{uuid.uuid4().hex[:12]}:")
-        if not await made.aping():
-            pytest.skip(f"no Redis at {REDIS_URL}")
-    yield made
-    redis = getattr(made, "redis", None)
-    if redis is not None:
-        keys = [k async for k in redis.scan_iter(match=made.prefix + "*", count=1000)]
-        if keys:
-            await redis.delete(*keys)
-    await made.aclose()
-
-
-async def write(store, samples: list[dict], batch_seconds: float = 5.0) -> float:
-    """Write in agent-like batches, each at its last stamp; returns the last ``now``."""
-    now, batch, batch_id = 0.0, [], 0
-    for s in samples:
-        if batch and s["t"] - batch[0]["t"] > batch_seconds:
-            batch_id += 1
-            now = batch[-1]["t"] + 0.05
-            await store.awrite_batch(HOST["id"], "agent-1", batch_id, batch, now)
-            batch = []
-        batch.append(s)
-    if batch:
-        now = batch[-1]["t"] + 0.05
-        await store.awrite_batch(HOST["id"], "agent-1", batch_id + 1, batch, now)
-    return now
+    async with temp_store(request.param) as made:
+        yield made
 
 
 async def snap(store, now: float, **request) -> dict:
@@ -96,7 +64,7 @@ def by_key(rows: list[dict]) -> dict[str, dict]:
 
 @pytest.mark.asyncio
 async def test_snapshot_rows_events_and_restarts(store):
-    now = await write(store, scenario())
+    now = await write(store, HOST["id"], scenario())
     body = await snap(store, now, window=300)
     rows = by_key(body["rows"])
     assert list(rows) == ["300:1", "100:1", "101:1", "200:1"]  # by group ("<b>x</b>" < "app0"), then start
@@ -134,7 +102,7 @@ async def test_snapshot_rows_events_and_restarts(store):
 
 @pytest.mark.asyncio
 async def test_snapshot_follows_group_and_window(store):
-    now = await write(store, scenario())
+    now = await write(store, HOST["id"], scenario())
     app0 = await snap(store, now, window=300, group="app0")
     assert [r["key"] for r in app0["rows"]] == ["100:1", "101:1"]
     assert {e["group"] for e in app0["events"]} == {"app0"}
@@ -148,7 +116,7 @@ async def test_snapshot_follows_group_and_window(store):
 
 @pytest.mark.asyncio
 async def test_silent_process_is_gone_and_leaves_the_window(store):
-    now = await write(store, [sample(STARTED, 400, T0), *ticks(400, T0 + 1, T0 + 20)])
+    now = await write(store, HOST["id"], [sample(STARTED, 400, T0), *ticks(400, T0 + 1, T0 + 20)])
     assert by_key((await snap(store, now))["rows"])["400:1"]["state"] == "running"
     later = await snap(store, T0 + 40, window=60)
     gone = by_key(later["rows"])["400:1"]
@@ -168,7 +136,7 @@ async def test_snapshot_caps_events_and_rows_but_counts_every_restart(store, mon
                     sample(STOPPING, 1000 + n, t + 5, shutdown_reason="maximum_requests"),
                     sample(STOPPED, 1000 + n, t + 6, shutdown_reason="maximum_requests")]
     samples.append(sample(STARTED, 2000, T0 + 250))
-    now = await write(store, samples)
+    now = await write(store, HOST["id"], samples)
     body = await snap(store, now, window=3600)
     assert body["events_total"] == 61 and len(body["events"]) == 10
     assert body["events"][-1]["pid"] == 2000 and body["events"][0]["t"] == T0 + 170  # the newest 10
@@ -180,7 +148,7 @@ async def test_snapshot_caps_events_and_rows_but_counts_every_restart(store, mon
 
 @pytest.mark.asyncio
 async def test_history_from_when_the_window_outlives_lifecycle_retention(store):
-    now = await write(store, scenario())
+    now = await write(store, HOST["id"], scenario())
     body = await snap(store, now, window=7 * 86400)
     assert body["history_from"] == pytest.approx(now - store.lifecycle_retention)
 
@@ -200,7 +168,7 @@ async def test_fifty_process_day_stays_small():
                                shutdown_reason="restart_interval", process_uptime=1799.5,
                                lifetime_request_count=123456, active_requests_at_exit=0, graceful_drain=1)]
     samples.sort(key=lambda s: s["t"])
-    now = await write(store, samples, batch_seconds=600)
+    now = await write(store, HOST["id"], samples, seconds=600)
     body = await snap(store, now, window=86400)
     size = len(json.dumps(body))
     assert size < 600_000, size

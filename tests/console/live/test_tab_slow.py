@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import json
 import math
-import uuid
 
 import pytest
 import pytest_asyncio
+from tab_helpers import STORES, temp_store
 
 from console.live.tabs import TABS, slow
 from console.live.tabs.base import TabRequest
-from console.windows import get_store
 from ingest.frames import SLOW, TICK
 
 pytestmark = pytest.mark.asyncio
 H = 7
 NOW = 1_795_000_000.0
-REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 def slow_sample(pid: int = 100, *, done: bool = False, start: float = NOW - 10, duration: float = 2.0,
@@ -46,21 +44,10 @@ def tick(pid: int = 100, stamp: float = NOW - 1, group: str | None = "app", seq:
             "f": {"sample_period": 1.0, "telemetry_interval": 1.0, "request_threads_maximum": 4}}
 
 
-@pytest_asyncio.fixture(params=["memory", "redis"])
+@pytest_asyncio.fixture(params=STORES)
 async def store(request):
-    if request.param == "memory":
-        made = get_store(None)
-    else:
-        made = get_store(REDIS_URL, prefix=f"wftest:{uuid.uuid4().hex[:12]}:")
-        if not await made.aping():
-            pytest.skip(f"no Redis at {REDIS_URL}")
-    yield made
-    redis = getattr(made, "redis", None)
-    if redis is not None:
-        keys = [k async for k in redis.scan_iter(match=made.prefix + "*", count=1000)]
-        if keys:
-            await redis.delete(*keys)
-    await made.aclose()
+    async with temp_store(request.param) as made:
+        yield made
 
 
 async def write(store, samples, now=NOW, batch_id=1):

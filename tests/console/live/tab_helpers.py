@@ -1,0 +1,54 @@
+"""Shared by the live tab tests: samples as the agent forwards them, a real store
+(in-process, or the Redis at 127.0.0.1:6379 under a random key prefix, cleaned up)
+and agent-like batched writes."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+from console.windows import BaseWindowStore, get_store
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+STORES = ["memory", "redis"]  # the params of each test file's ``store`` fixture
+
+
+def sample(kind: int, pid: int, t: float, group: str | None = "app0", inc: int = 1, **fields) -> dict:
+    return {"k": kind, "p": pid, "i": inc, "s": 1, "t": t, "g": group, "n": None, "f": fields}
+
+
+@contextlib.asynccontextmanager
+async def temp_store(kind: str) -> AsyncIterator[BaseWindowStore]:
+    """A fresh store of ``kind`` (one of STORES); skips the test when there is no Redis."""
+    if kind == "memory":
+        made = get_store(None)
+    else:
+        made = get_store(REDIS_URL, prefix=f"wftest:{uuid.uuid4().hex[:12]}:")
+        if not await made.aping():
+            pytest.skip(f"no Redis at {REDIS_URL}")
+    try:
+        yield made
+    finally:
+        redis = getattr(made, "redis", None)
+        if redis is not None:
+            keys = [k async for k in redis.scan_iter(match=made.prefix + "*", count=1000)]
+            if keys:
+                await redis.delete(*keys)
+        await made.aclose()
+
+
+async def write(store: BaseWindowStore, host: int, samples: Sequence[dict], seconds: float = 5.0) -> float:
+    """Write in agent-like batches of ``seconds``, each at its last stamp; the last ``now``."""
+    now, batch, batch_id = 0.0, [], 0
+    for s in [*samples, None]:
+        if batch and (s is None or s["t"] - batch[0]["t"] > seconds):
+            batch_id += 1
+            now = batch[-1]["t"] + 0.05
+            await store.awrite_batch(host, "agent-1", batch_id, batch, now)
+            batch = []
+        if s is not None:
+            batch.append(s)
+    return now
