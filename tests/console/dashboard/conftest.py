@@ -18,7 +18,7 @@ def console() -> Iterator[Console]:
     work = Path(tempfile.mkdtemp(prefix="wf-br-", dir="/tmp"))  # short: AF_UNIX paths
     site = Console(work)
     try:
-        tokens = site.prepare()
+        tokens = site.tokens = site.prepare()
         site.start_console()
         site.start_agents(tokens)
         yield site
