@@ -44,19 +44,25 @@ const state = {
 // -- drawing only what is on screen ----------------------------------------------------
 
 let pending = false;
+let lastDraw = 0;
+// A second arrives several times (partial, then complete): drawing more often
+// than this shows nothing new to the eye and costs the page's CPU.
+const MIN_DRAW_INTERVAL = 100; // ms
 
 function draw() {
   pending = false;
+  lastDraw = performance.now();
   if (document.hidden) return; // drawn again on visibilitychange
   const tab = tabs[state.tab];
   if (tab && tab.draw) tab.draw();
 }
 
 function scheduleDraw() {
-  if (!pending) {
-    pending = true;
-    window.requestAnimationFrame(draw);
-  }
+  if (pending) return;
+  pending = true;
+  const wait = lastDraw + MIN_DRAW_INTERVAL - performance.now();
+  if (wait > 0) window.setTimeout(() => window.requestAnimationFrame(draw), wait);
+  else window.requestAnimationFrame(draw);
 }
 
 // -- the URL ------------------------------------------------------------------------------

@@ -68,12 +68,12 @@ export class PhasePanels {
 
   resize() {
     this.chart.resize();
-    this.histogram.draw();
+    this.dirty = true;
   }
 
   theme() {
     this.chart.redraw();
-    this.histogram.draw();
+    this.dirty = true;
   }
 
   options() {
@@ -81,11 +81,13 @@ export class PhasePanels {
   }
 
   reset() {
+    this.dirty = true;
     this.step = 1;
     this.points = []; // {t, sums: [[sum, weight, min, max] per phase], hist: dense counts of this.phase}
   }
 
   snapshot(message) {
+    this.dirty = true;
     if (Array.isArray(message.phases)) this.phases = message.phases.filter((p) => p in LABELS);
     if (typeof message.phase === "string" && message.phase in LABELS) this.phase = message.phase;
     this.select.value = this.phase;
@@ -117,6 +119,7 @@ export class PhasePanels {
       addInto(hist, data.hist && data.hist[this.phase]);
     }
     if (!any || num(message.t) === null) return;
+    this.dirty = true;
     const key = Math.floor(message.t / this.step) * this.step;
     let point = this.points.length ? this.points[this.points.length - 1] : null;
     if (!point || point.t < key) {
@@ -146,7 +149,14 @@ export class PhasePanels {
     return { sums, hist };
   }
 
+  /** Redraw only when the phase data changed (it arrives once a second; frames come ~10 times). */
   draw(range) {
+    if (!this.dirty) {
+      this.chart.setData(this.chart.data || [[]], range);
+      this.chart.flush();
+      return;
+    }
+    this.dirty = false;
     this.trim();
     const { sums, hist } = this.totals();
     const index = this.phases.indexOf(this.phase);
