@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
+from redis.exceptions import RedisError
 
 from console.windows import BaseWindowStore, get_store
 
@@ -34,9 +35,10 @@ async def temp_store(kind: str) -> AsyncIterator[BaseWindowStore]:
     finally:
         redis = getattr(made, "redis", None)
         if redis is not None:
-            keys = [k async for k in redis.scan_iter(match=made.prefix + "*", count=1000)]
-            if keys:
-                await redis.delete(*keys)
+            with contextlib.suppress(RedisError, OSError):  # a test may have stopped that Redis
+                keys = [k async for k in redis.scan_iter(match=made.prefix + "*", count=1000)]
+                if keys:
+                    await redis.delete(*keys)
         await made.aclose()
 
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
-from tab_helpers import STORES, sample, temp_store, write
+from tab_helpers import sample, write
 
 from console.live.tabs import capacity, live_messages
 from console.live.tabs.base import TabRequest
@@ -57,12 +55,6 @@ def scenario() -> list[dict]:
     for s in out:  # the store keeps what the agent sent: no None values on the wire
         s["f"] = {k: v for k, v in s["f"].items() if v is not None}
     return sorted(out, key=lambda s: s["t"])
-
-
-@pytest_asyncio.fixture(params=STORES)
-async def store(request) -> AsyncIterator:
-    async with temp_store(request.param) as made:
-        yield made
 
 
 async def snap(store, now: float, **request) -> dict:

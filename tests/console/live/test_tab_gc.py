@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import time
-import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from redis.exceptions import RedisError
+from tab_helpers import temp_store
 
 from console.live.tabs import TabRequest, gc, live_messages
 from console.windows.store import get_store
 from ingest import frames
 from ingest.simulate import Fleet
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 HOST = {"id": 7, "name": "web-3"}
 T0 = 1_800_000_000.0  # a fixed clock: stores are told "now"
 
@@ -84,31 +80,6 @@ def backend(request) -> str:
     return request.param
 
 
-@contextlib.asynccontextmanager
-async def opened(backend: str) -> AsyncIterator[Any]:
-    """A fresh store; Redis under its own key prefix, removed afterwards.
-
-    A context manager, not an async fixture: the session's Playwright loop (browser tests
-    in the same run) leaves pytest-asyncio unable to run async fixtures.
-    """
-    if backend == "memory":
-        made = get_store(None)
-    else:
-        made = get_store(REDIS_URL, prefix=f"wftest:{uuid.uuid4().hex[:12]}:")
-        if not await made.aping():
-            pytest.skip(f"no Redis at {REDIS_URL}")
-    try:
-        yield made
-    finally:
-        redis = getattr(made, "redis", None)
-        if redis is not None:
-            with contextlib.suppress(RedisError, OSError):
-                keys = [k async for k in redis.scan_iter(match=made.prefix + "*", count=1000)]
-                if keys:
-                    await redis.delete(*keys)
-        await made.aclose()
-
-
 async def write(store: Any, samples: list[frames.Sample]) -> float:
     """Write in agent-sized batches, as they arrive; the "now" after the last."""
     now = 0.0
@@ -134,7 +105,7 @@ def strict_json(value: Any) -> dict[str, Any]:
 
 @pytest.mark.asyncio
 async def test_snapshot_holds_what_the_tab_shows(backend):
-    async with opened(backend) as store:
+    async with temp_store(backend) as store:
         now = await write(store, two_processes())
         snap = strict_json(await gc.snapshot(store, HOST, request(), now))
         assert snap["span"] == 300 and not snap["capped"] and not snap["limited"]
@@ -174,7 +145,7 @@ async def test_snapshot_holds_what_the_tab_shows(backend):
 
 @pytest.mark.asyncio
 async def test_snapshot_follows_group_pid_and_interpreter(backend):
-    async with opened(backend) as store:
+    async with temp_store(backend) as store:
         now = await write(store, two_processes())
         app1 = await gc.snapshot(store, HOST, request(group="app1"), now)
         assert app1["pids"] == [202] and [s["key"] for s in app1["series"]] == ["202:1:"]
@@ -198,7 +169,7 @@ async def test_snapshot_follows_group_pid_and_interpreter(backend):
 
 @pytest.mark.asyncio
 async def test_window_is_cut_by_time_and_long_windows_are_capped(backend):
-    async with opened(backend) as store:
+    async with temp_store(backend) as store:
         old = [gc_snapshot(303, T0 - 1000 + k, k + 1, collections=(k, 0, 0)) for k in range(3)]
         old.append(gc_event(303, T0 - 999.5, 0.5, 2, 10))
         now = await write(store, old + two_processes())
@@ -219,7 +190,7 @@ async def test_window_is_cut_by_time_and_long_windows_are_capped(backend):
 
 @pytest.mark.asyncio
 async def test_busy_hosts_are_read_up_to_a_limit_and_say_so(backend, monkeypatch):
-    async with opened(backend) as store:
+    async with temp_store(backend) as store:
         monkeypatch.setattr(gc, "RAW_LIMIT", 20)
         monkeypatch.setattr(gc, "MAX_EVENTS", 3)
         now = await write(store, two_processes())
@@ -231,7 +202,7 @@ async def test_busy_hosts_are_read_up_to_a_limit_and_say_so(backend, monkeypatch
 
 @pytest.mark.asyncio
 async def test_empty_host_snapshot(backend):
-    async with opened(backend) as store:
+    async with temp_store(backend) as store:
         snap = strict_json(await gc.snapshot(store, HOST, request(window=900), T0))
         assert snap["series"] == [] and snap["events"] == [] and snap["pids"] == []
         assert snap["buckets"]["t"] == [] and snap["capped"]
@@ -299,7 +270,7 @@ def test_hostile_samples_do_not_crash_and_stay_text():
 
 @pytest.mark.asyncio
 async def test_hostile_samples_in_the_store_do_not_break_the_snapshot(backend):
-    async with opened(backend) as store:
+    async with temp_store(backend) as store:
         samples = [
             gc_snapshot(1, T0, 1, group=None, interp="<b>x</b>", collections=(1, 0, 0)),
             gc_snapshot(1, T0 + 1, 2, group=None, interp="<b>x</b>", collections=(0, 0, 0)),  # a reset

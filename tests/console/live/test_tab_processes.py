@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
-from tab_helpers import STORES, sample, temp_store, write
+from tab_helpers import sample, write
 
 from console.live.tabs import processes
 from console.live.tabs.base import TabRequest
@@ -44,12 +42,6 @@ def scenario() -> list[dict]:
            sample(STOPPED, 300, T0 + 81, group="<b>x</b>", process_uptime=71.0, lifetime_request_count=7,
                   active_requests_at_exit=1, graceful_drain=0)]
     return sorted(out, key=lambda s: s["t"])
-
-
-@pytest_asyncio.fixture(params=STORES)
-async def store(request) -> AsyncIterator:
-    async with temp_store(request.param) as made:
-        yield made
 
 
 async def snap(store, now: float, **request) -> dict:

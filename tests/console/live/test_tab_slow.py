@@ -7,8 +7,6 @@ import json
 import math
 
 import pytest
-import pytest_asyncio
-from tab_helpers import STORES, temp_store
 
 from console.live.tabs import TABS, slow
 from console.live.tabs.base import TabRequest
@@ -42,12 +40,6 @@ def slow_sample(pid: int = 100, *, done: bool = False, start: float = NOW - 10, 
 def tick(pid: int = 100, stamp: float = NOW - 1, group: str | None = "app", seq: int = 0) -> dict:
     return {"k": TICK, "p": pid, "i": 1, "s": seq, "t": stamp, "g": group, "n": "",
             "f": {"sample_period": 1.0, "telemetry_interval": 1.0, "request_threads_maximum": 4}}
-
-
-@pytest_asyncio.fixture(params=STORES)
-async def store(request):
-    async with temp_store(request.param) as made:
-        yield made
 
 
 async def write(store, samples, now=NOW, batch_id=1):
