@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import socket
 import ssl as ssl_module
 import threading
@@ -169,8 +170,12 @@ class Forwarder:
     # -- sealing ----------------------------------------------------------------------------
 
     async def _seal_loop(self) -> None:
+        # Also seal just after each whole second: a batch then rarely holds two
+        # seconds' ticks, and the console shows each second with one message.
         while True:
-            await asyncio.sleep(self.batch_interval)
+            now = time.time()
+            to_second = math.ceil(now) - now + 0.005
+            await asyncio.sleep(to_second if to_second < self.batch_interval else self.batch_interval)
             self._seal()
 
     def _seal(self, open_batch: bool = True) -> None:

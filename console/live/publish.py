@@ -179,11 +179,17 @@ class OpenSeconds:
         self.seconds: dict[int, dict[str, dict[str, float]]] = {}
 
     def add(self, increments: Any) -> list[int]:
-        """Fold a write's increments in; returns the seconds it touched."""
+        """Fold a write's increments in; returns the seconds it brought ticks to.
+
+        Only those are worth a message at once: a second touched by nothing
+        but a late GC event or a slow-request record changes no chart line
+        that its complete frame, two seconds later, would not bring anyway.
+        """
         touched = set()
         for (second, group), frame in increments.items():
             merge_into(self.seconds.setdefault(second, {}).setdefault(group, {}), frame)
-            touched.add(second)
+            if frame.get("n"):
+                touched.add(second)
         horizon = math.floor(time.time()) - PUBLISH_DELAY - 2
         for second in [s for s in self.seconds if s < horizon]:
             del self.seconds[second]

@@ -118,6 +118,7 @@ def test_hover_shows_slot_numbers_and_the_live_url_of_a_slow_request(tab):
     open_capacity(tab)
     page = tab.page
     page.click("#cap-pause")  # freeze the view so a hovered run stays put
+    page.wait_for_timeout(300)  # the paused picture lands within one draw interval (100 ms)
     assert "paused at" in page.locator("#cap-status").text_content()
     cell = scan(page, "pid")
     assert cell is not None
@@ -131,6 +132,7 @@ def test_hover_shows_slot_numbers_and_the_live_url_of_a_slow_request(tab):
         page.click("#cap-pause")  # resume, let time pass, freeze again
         page.wait_for_timeout(1000)
         page.click("#cap-pause")
+        page.wait_for_timeout(300)
     assert run is not None, "no slow run on web-3 within 20 s"
     url = next(line for line in run["lines"] if line.startswith(("GET ", "POST ")))
     assert "http://127.0.0.1/api" in url
@@ -169,6 +171,7 @@ def test_a_run_without_a_record_opens_a_panel_that_says_why(tab):
     run = None
     for _ in range(20):
         page.click("#cap-pause")
+        page.wait_for_timeout(300)  # the paused picture lands within one draw interval (100 ms)
         run = scan(page, "slow request")
         if run:
             break
@@ -225,6 +228,7 @@ def test_pause_freezes_the_heatmap_while_data_keeps_arriving(tab):
     page = tab.page
     page.click("#cap-pause")
     assert page.locator("#cap-pause").get_attribute("aria-pressed") == "true"
+    page.wait_for_timeout(300)  # the page draws at most every 100 ms: let the paused picture land
     image = page.locator("#cap-canvas").evaluate("c => c.toDataURL()")
     frames = len(messages(tab, "tab.frame"))
     page.wait_for_timeout(1500)
