@@ -257,6 +257,8 @@ class Tab:
             box = self.page.locator(down_to).bounding_box()
             clip = {"x": 0, "y": 0, "width": self.page.viewport_size["width"],
                     "height": box["y"] + box["height"] + 24}
+        if clip is None:  # a full-page picture: the sticky top bar would sit in the middle of it
+            self.page.add_style_tag(content=".topbar { position: static !important; }")
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(SCREENSHOTS / name), full_page=clip is None, clip=clip)
 
