@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, render
 
 from console.fleet.models import Host
+from console.live.tabs.base import DEFAULT_WINDOW, MAX_GROUP, WINDOW_MAX, WINDOW_MIN
 
 #: (value in the URL, label, keyboard shortcut); each tab has a template
 #: ``dashboard/tabs/<key>.html``, a script and a stylesheet ``console/tabs/<key>.*``.
@@ -39,9 +40,6 @@ WINDOWS = (
     (604800, "7 days"),
     (1209600, "14 days"),
 )
-WINDOW_MIN, WINDOW_MAX = 60, 1_209_600
-DEFAULT_WINDOW = 300
-MAX_GROUP = 256
 
 
 @dataclass(frozen=True)

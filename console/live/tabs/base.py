@@ -12,6 +12,10 @@ from typing import Any
 #: are strings or numbers, at most this many, each at most MAX_OPTION long.
 MAX_OPTIONS = 16
 MAX_OPTION = 256
+#: Window bounds in seconds and the default (the host page's URL uses the same).
+WINDOW_MIN, WINDOW_MAX, DEFAULT_WINDOW = 60, 14 * 86400, 300
+#: The longest group name a page may ask for.
+MAX_GROUP = 256
 
 
 @dataclass(frozen=True)
@@ -20,7 +24,7 @@ class TabRequest:
 
     tab: str = "overview"
     group: str = "*"
-    window: int = 300
+    window: int = DEFAULT_WINDOW
     points: int = 300
     options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -28,7 +32,7 @@ class TabRequest:
     def from_message(cls, message: Mapping[str, Any], tabs: Mapping[str, Any]) -> TabRequest:
         tab = message.get("tab", "overview")
         group = message.get("group", "*")
-        window, points = message.get("window", 300), message.get("points", 300)
+        window, points = message.get("window", DEFAULT_WINDOW), message.get("points", 300)
         raw = message.get("options")
         options = {}
         if isinstance(raw, Mapping):
@@ -37,8 +41,8 @@ class TabRequest:
                     options[key] = value
         return cls(
             tab=tab if isinstance(tab, str) and tab in tabs else "overview",
-            group=group if isinstance(group, str) and len(group) <= 256 else "*",
-            window=min(max(int(window), 60), 14 * 86400) if _finite(window) else 300,
+            group=group if isinstance(group, str) and len(group) <= MAX_GROUP else "*",
+            window=min(max(int(window), WINDOW_MIN), WINDOW_MAX) if _finite(window) else DEFAULT_WINDOW,
             points=min(max(int(points), 10), 2000) if _finite(points) else 300,
             options=options,
         )
