@@ -71,6 +71,25 @@ def _stop_process(proc: subprocess.Popen, sig: int, timeout: float) -> int:
         raise
 
 
+class Child:
+    """A server process a test starts, stops (SIGTERM, as an operator does) or kills (a crash)."""
+
+    proc: subprocess.Popen | None = None
+
+    def kill(self) -> None:
+        """SIGKILL: no close frames, no cleanup, like a crashed process."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # killed by _stop_process then
+                _stop_process(self.proc, signal.SIGTERM, 10)
+            self.proc = None
+
+
 # -- databases and Redis ------------------------------------------------------------
 
 
@@ -110,7 +129,7 @@ def delete_keys(redis_url: str, *prefixes: str) -> int:
     return deleted
 
 
-class RedisServer:
+class RedisServer(Child):
     """A private redis-server on a free port (for outages we may cause)."""
 
     def __init__(self, work: Path, *, persistent: bool = False):
@@ -148,16 +167,6 @@ class RedisServer:
         finally:
             client.close()
 
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-            self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            _stop_process(self.proc, signal.SIGTERM, 10)
-            self.proc = None
 
 
 # -- the console --------------------------------------------------------------------
@@ -183,7 +192,7 @@ print("WF_E2E_RESULT " + json.dumps(out))
 """
 
 
-class ConsoleSite:
+class ConsoleSite(Child):
     """One console deployment: environment, database, Redis prefixes and its daphne."""
 
     def __init__(self, work: Path, *, redis_url: str = SHARED_REDIS, database_url: str | None = None):
@@ -271,18 +280,6 @@ class ConsoleSite:
         except OSError:
             return False
 
-    def kill(self) -> None:
-        """SIGKILL: no close frames, no cleanup, like a crashed worker."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-            self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                _stop_process(self.proc, signal.SIGTERM, 10)
-            self.proc = None
 
     def cleanup_redis(self) -> int:
         try:

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 
 import pytest
-from redis.exceptions import RedisError
+from support.stores import drop_store
 
 from console.windows import BaseWindowStore, get_store
 
@@ -33,13 +33,7 @@ async def temp_store(kind: str) -> AsyncIterator[BaseWindowStore]:
     try:
         yield made
     finally:
-        redis = getattr(made, "redis", None)
-        if redis is not None:
-            with contextlib.suppress(RedisError, OSError):  # a test may have stopped that Redis
-                keys = [k async for k in redis.scan_iter(match=made.prefix + "*", count=1000)]
-                if keys:
-                    await redis.delete(*keys)
-        await made.aclose()
+        await drop_store(made)
 
 
 async def write(store: BaseWindowStore, host: int, samples: Sequence[dict], seconds: float = 5.0) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import uuid
 from collections.abc import Iterable, Sequence
@@ -10,8 +9,8 @@ from functools import cache
 from typing import Any
 
 import pytest
-from redis.exceptions import RedisError
 from support.paths import RAW, VECTORS
+from support.stores import drop_store
 
 from console.windows import BaseWindowStore, get_store
 from ingest import capture, frames
@@ -98,10 +97,4 @@ class Stores:
 
     async def close(self) -> None:
         for store in self.made:
-            redis = getattr(store, "redis", None)
-            if redis is not None:
-                with contextlib.suppress(RedisError, OSError):  # a test may have stopped its server
-                    keys = [k async for k in redis.scan_iter(match=store.prefix + "*", count=1000)]
-                    if keys:
-                        await redis.delete(*keys)
-            await store.aclose()
+            await drop_store(store)
