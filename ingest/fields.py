@@ -8,7 +8,7 @@ read this table, so a field added here is known everywhere at once.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 
@@ -47,6 +47,12 @@ def kind_name(kind: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Field:
+    """One field of the table; ``low``/``high`` are its bounds (see ``bounded``).
+
+    For numbers they bound the value, for BYTES and arrays the length; 0
+    and 0 mean "the default for the tag", filled in when the table is built.
+    """
+
     id: int
     name: str
     tag: Tag
@@ -54,6 +60,13 @@ class Field:
     kinds: tuple[int, ...]
     doc: str
     presence: str = "always"
+    low: float = 0
+    high: float = 0
+
+    @property
+    def text(self) -> bool:
+        """A text field must be UTF-8; only ``bytes`` fields may carry other bytes."""
+        return self.tag == Tag.BYTES and self.unit == "text"
 
 
 U, F, B, IA, FA = Tag.U64, Tag.F64, Tag.BYTES, Tag.I32_ARRAY, Tag.F64_ARRAY
@@ -215,8 +228,68 @@ _GC = [
     Field(324, "gc_event_uncollectable", U, "n", (GCE,), "uncollectable found by this pass"),
 ]
 
+# -- bounds: what a value of each field may be -------------------------------------------
+
+#: Largest U64 value accepted: every count, size and pid below it is exact in a
+#: double (Redis Lua, JavaScript); real mod_wsgi values stay far below it.
+U64_LIMIT: Final = 2**53 - 1
+#: Floats must be finite and smaller than this in magnitude (2**49 s is 17
+#: million years; epoch stamps are about 2**31): sums of them stay finite.
+FLOAT_LIMIT: Final = 2.0**49
+#: Identity strings (versions, host, process group, shutdown reason) and the
+#: request strings of slow records; mod_wsgi cuts the latter at 511 bytes.
+IDENTITY_TEXT: Final = 256
+REQUEST_TEXT: Final = 1024
+#: Unknown field ids pass through, but no more than this many per datagram,
+#: with at most this many value bytes in all: a datagram of thousands of tiny
+#: unknown records must not cost the decoder more than a real one does.
+MAX_UNKNOWN_FIELDS: Final = 32
+MAX_UNKNOWN_BYTES: Final = 4096
+#: Seconds: the interval and period of a tick (mod_wsgi's are 0.1-60 s).
+_PERIODS = {"sample_period": 3600.0, "telemetry_interval": 3600.0, "switch_interval": 1.0}
+#: Fields whose arrays are per worker slot: one length in a datagram, the
+#: thread maximum capped at MAX_SLOTS.
+SLOT_FIELDS: Final = frozenset({
+    "request_threads_completed", "request_threads_busy_time", "request_threads_cpu_time",
+    "request_threads_current_elapsed", "request_threads_max_duration",
+})
+
+
+def bounded(field: Field) -> Field:
+    """``field`` with the bounds its tag and meaning give it."""
+    if field.low or field.high:
+        return field
+    if field.tag == Tag.U64:
+        low, high = 0, U64_LIMIT
+    elif field.tag == Tag.F64:
+        high = _PERIODS.get(field.name, FLOAT_LIMIT)
+        low = 0.0 if field.name in _PERIODS else -FLOAT_LIMIT
+    elif field.tag == Tag.BYTES:
+        low, high = 0, REQUEST_TEXT if field.id >= 200 else IDENTITY_TEXT
+    elif field.name in SLOT_FIELDS:
+        low, high = 1, MAX_SLOTS
+    else:  # histograms
+        low = high = HISTOGRAM_BUCKETS
+    return replace(field, low=low, high=high)
+
+
+def bounds_text(field: Field) -> str:
+    """The bounds as the generated field reference states them."""
+    if field.tag == Tag.BYTES:
+        return f"{'UTF-8, ' if field.text else ''}at most {field.high:g} bytes"
+    if field.tag in (Tag.I32_ARRAY, Tag.F64_ARRAY):
+        length = f"{field.low:g}" if field.low == field.high else f"{field.low:g}-{field.high:g}"
+        items = "counts >= 0" if field.tag == Tag.I32_ARRAY else "finite, |x| < 2^49"
+        return f"{length} items, {items}"
+    if field.tag == Tag.U64:
+        return "0 to 2^53-1"
+    if field.high != FLOAT_LIMIT:
+        return f"finite, {field.low:g} to {field.high:g}"
+    return "finite, |x| < 2^49"
+
+
 FIELDS: Final[tuple[Field, ...]] = tuple(
-    sorted(_IDENTITY + _TICK + _phase_fields() + _IO_SLOTS_STATUS + _LIFECYCLE + _SLOW + _GC,
+    sorted(map(bounded, _IDENTITY + _TICK + _phase_fields() + _IO_SLOTS_STATUS + _LIFECYCLE + _SLOW + _GC),
            key=lambda f: f.id)
 )
 BY_ID: Final[dict[int, Field]] = {f.id: f for f in FIELDS}
@@ -248,9 +321,12 @@ def markdown_table() -> str:
     """The field reference as Markdown: docs/wire-fields.md is this text."""
     lines = [DOC_HEADER, "## Kinds\n", "| kind | name |", "|---|---|"]
     lines += [f"| {k.value} | `{k.name.lower()}` |" for k in Kind]
-    lines += ["", "## Fields\n", "| id | name | type | unit | kinds | present | meaning |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "## Fields\n",
+              "A value outside its bounds makes the datagram malformed (counted against its process).\n",
+              "| id | name | type | unit | kinds | present | bounds | meaning |",
+              "|---|---|---|---|---|---|---|---|"]
     for f in FIELDS:
         kinds = ", ".join(str(k) for k in f.kinds)
-        lines.append(f"| {f.id} | `{f.name}` | {f.tag.name} | {f.unit} | {kinds} | {f.presence} | {f.doc} |")
+        lines.append(f"| {f.id} | `{f.name}` | {f.tag.name} | {f.unit} | {kinds} | {f.presence} "
+                     f"| {bounds_text(f)} | {f.doc} |")
     return "\n".join(lines) + "\n"

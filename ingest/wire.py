@@ -13,6 +13,14 @@ the field dict. Later datagrams of that layout decode with a single
 ``unpack_from`` and one tuple comparison that proves every id, tag and
 length is where the layout says, so a hostile or changed datagram can
 never be read through the wrong layout.
+
+The field table is the contract (``contract``): a known field must carry
+its table type and length, text must be UTF-8, floats finite and bounded,
+counts non-negative; unknown ids pass, within a bound on their number and
+size. Types and lengths are checked by the walk, so a compiled layout
+inherits them; values are checked per datagram by a few expressions the
+layout compiles too (see ``_Layout``), and a datagram that fails them is
+decoded once more the precise way, which names the field and its offset.
 """
 
 from __future__ import annotations
@@ -26,7 +34,20 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from .fields import BY_ID, BY_NAME, Tag, field_name, kind_name
+from . import contract
+from .fields import (
+    BY_ID,
+    BY_NAME,
+    FLOAT_LIMIT,
+    MAX_SLOTS,
+    MAX_UNKNOWN_BYTES,
+    MAX_UNKNOWN_FIELDS,
+    SLOT_FIELDS,
+    U64_LIMIT,
+    Tag,
+    field_name,
+    kind_name,
+)
 
 MAGIC = b"WSGI"
 VERSION = 1
@@ -138,6 +159,8 @@ def _header(data: bytes) -> tuple[int, int, int, int, int, float]:
         raise DecodeError(f"bad magic {magic!r}, expected {MAGIC!r}", 0)
     if version != VERSION:
         raise UnsupportedVersion(f"unsupported version {version} (this decoder reads {VERSION})", 4, pid)
+    if not abs(stamp) < FLOAT_LIMIT:
+        raise DecodeError(f"header stamp {stamp!r} is not a finite time", 16, pid)
     return version, kind, flags, pid, seq, stamp
 
 
@@ -148,6 +171,8 @@ def walk(data: bytes, start: int = HEADER_SIZE, pid: int | None = None) -> list[
     end = len(data)
     records = []
     pos = start
+    unknown = unknown_bytes = 0
+    slots: int | None = None
     while pos < end:
         if end - pos < _TLV.size:
             raise DecodeError(f"truncated TLV header: {end - pos} stray byte(s)", pos, pid)
@@ -169,11 +194,32 @@ def walk(data: bytes, start: int = HEADER_SIZE, pid: int | None = None) -> list[
                 f"field {fid} ({_TAGS[tag].name}): value needs {size} bytes, {end - pos} left", pos, pid
             )
         pos += size
+        field = BY_ID.get(fid)
+        if field is None:
+            unknown, unknown_bytes = unknown + 1, unknown_bytes + size
+            if unknown > MAX_UNKNOWN_FIELDS or unknown_bytes > MAX_UNKNOWN_BYTES:
+                raise DecodeError(f"field {fid}: over the bound of {MAX_UNKNOWN_FIELDS} unknown fields "
+                                  f"and {MAX_UNKNOWN_BYTES} bytes of them", at, pid)
+        else:
+            problem = contract.record_problem(field, tag, count)
+            if problem is None and field.name in SLOT_FIELDS:
+                if slots is not None and count != slots:
+                    problem = f"{count} slots where an earlier slot array has {slots}"
+                slots = count
+            if problem is not None:
+                raise DecodeError(f"field {fid} ({field.name}): {problem}", at, pid)
         records.append(Record(fid, tag, count, at))
     return records
 
 
 # -- compiled layouts ----------------------------------------------------------
+
+#: Every float's top byte (sign and high exponent bits) mapped to 0x80 when
+#: the float is not finite or not below FLOAT_LIMIT (2**49: exponent > 1071),
+#: so ``raw[7::8].translate(_FLOAT_TOP).isascii()`` checks a whole F64 array in C.
+_FLOAT_TOP = bytes(0x80 if (b & 0x7F) > (1023 + 48) >> 4 else 0 for b in range(256))
+_SUSPECT: Any = object()  # a value check failed: decode the precise way, which names the field
+
 
 class _Layout:
     """One record layout compiled to a struct format and a dict builder.
@@ -182,6 +228,12 @@ class _Layout:
     unpacked as one short bytes item and compared as a whole with the header
     the layout was built from; arrays are unpacked as raw bytes and turned
     into compact ``array.array`` values, far cheaper than one int per slot.
+
+    The builder first checks the values in a handful of C-speed expressions:
+    the sum of ``abs`` of all floats is below FLOAT_LIMIT only if each is
+    (NaN fails any comparison); the OR of all U64s is at most U64_LIMIT only
+    if each is; a negative I32 has its top byte's high bit set. Any failure,
+    or text that is not UTF-8, returns ``_SUSPECT``.
     """
 
     __slots__ = ("build", "expected", "shape", "struct")
@@ -191,51 +243,66 @@ class _Layout:
         shape_positions: list[int] = []
         expected: list[bytes] = []
         body: list[str] = []
-        safe_body: list[str] = []
+        floats: list[str] = []
+        checks: list[str] = []
+        ints: list[str] = []
+        slots = threads = None
         for rec in records:
             tag = _TAGS[rec.tag]
             head = _TLV.pack(rec.id, rec.tag)
             if tag in _FIXED:
                 fmt.append(f"3s{_FIXED[tag]}")
-                size_code = ""
             else:
                 head += _U16.pack(rec.count)
-                fmt.append("5s")
-                if tag == Tag.BYTES:
-                    size_code = f"{rec.count}s"
-                else:
-                    width = _ARRAY[tag][1]
-                    size_code = f"{rec.count * width}s"
-                fmt.append(size_code)
+                size = rec.count if tag == Tag.BYTES else rec.count * _ARRAY[tag][1]  # type: ignore[operator]
+                fmt.append(f"5s{size}s")
             pos = 2 * len(expected)
             shape_positions.append(pos)
             expected.append(head)
+            u = f"u[{pos + 1}]"
+            field = BY_ID.get(rec.id)
             if tag in _FIXED:
-                value = safe = f"u[{pos + 1}]"
+                value = u
             elif tag == Tag.BYTES:
-                value, safe = f"u[{pos + 1}].decode()", f"text(u[{pos + 1}])"
+                value = f"{u}.decode()"
             else:
-                value = safe = f"{_ARRAY_MAKER}({_ARRAY[tag][0]!r}, u[{pos + 1}])"
+                value = f"{_ARRAY_MAKER}({_ARRAY[tag][0]!r}, {u})"
+            if tag == Tag.F64:
+                floats.append(f"abs({u})")
+                if field is not None and field.high != FLOAT_LIMIT:
+                    checks.append(f"{field.low!r} <= {u} <= {field.high!r}")
+            elif tag == Tag.F64_ARRAY:
+                checks.append(f"{u}[7::8].translate(_FLOAT_TOP).isascii()")
+            elif field is not None and tag == Tag.U64:
+                ints.append(u)
+                threads = u if field.name == "request_threads_maximum" else threads
+            elif field is not None and tag == Tag.I32_ARRAY:
+                checks.append(f"{u}[3::4].isascii()")
+            if field is not None and field.name in SLOT_FIELDS:
+                slots = rec.count
             body.append(f"{field_name(rec.id)!r}: {value}")
-            safe_body.append(f"{field_name(rec.id)!r}: {safe}")
+        if floats:
+            checks.append(f"{' + '.join(floats)} < {FLOAT_LIMIT!r}")
+        if ints:
+            checks.append(f"({' | '.join(ints)}) <= {U64_LIMIT}")
+        if threads and slots is not None:
+            checks.append(f"min({threads}, {MAX_SLOTS}) == {slots}")
         self.struct = struct.Struct("".join(fmt))
         self.shape = itemgetter(*shape_positions, 0)  # always a tuple, even for one record
         self.expected = (*expected, expected[0])
-        # Two builders: the fast one assumes UTF-8 strings (nearly always
-        # true); the first non-UTF-8 value makes it fall back to the safe one.
         source = (
-            "def fast(u):\n    return {" + ", ".join(body) + "}\n"
-            "def safe(u):\n    return {" + ", ".join(safe_body) + "}\n"
             "def build(u):\n"
-            "    try:\n        return fast(u)\n"
-            "    except UnicodeDecodeError:\n        return safe(u)\n"
+            f"    if not ({' and '.join(checks) or 'True'}):\n        return _SUSPECT\n"
+            "    try:\n        return {" + ", ".join(body) + "}\n"
+            "    except UnicodeDecodeError:\n        return _SUSPECT\n"
         )
-        namespace: dict[str, Any] = {"text": text, "_array": _array, "array": array}
+        namespace: dict[str, Any] = {"_array": _array, "array": array, "_FLOAT_TOP": _FLOAT_TOP,
+                                     "_SUSPECT": _SUSPECT}
         exec(compile(source, "<wire layout>", "exec"), namespace)  # noqa: S102 - generated above
         self.build: Callable[[tuple], dict[str, Value]] = namespace["build"]
 
     def decode(self, data: bytes) -> dict[str, Value] | None:
-        """The fields if ``data`` really has this layout, else None."""
+        """The fields if ``data`` really has this layout (``_SUSPECT`` if a value fails), else None."""
         u = self.struct.unpack_from(data, HEADER_SIZE)
         if self.shape(u) != self.expected:
             return None
@@ -252,8 +319,8 @@ _LAYOUTS_PER_KEY = 4
 _seen_once: set[tuple[Record, ...]] = set()
 
 
-def _read_records(data: bytes, records: list[Record]) -> dict[str, Value]:
-    """Field values straight from a walk, for layouts not compiled (yet)."""
+def _read_records(data: bytes, records: list[Record], pid: int) -> dict[str, Value]:
+    """Field values straight from a walk, checked against the table (the precise path)."""
     fields: dict[str, Value] = {}
     for rec in records:
         tag = _TAGS[rec.tag]
@@ -266,6 +333,11 @@ def _read_records(data: bytes, records: list[Record]) -> dict[str, Value]:
             code, width = _ARRAY[tag]
             value = _array(code, data[start + 2:start + 2 + rec.count * width])  # type: ignore[operator]
         fields[field_name(rec.id)] = value
+    breach = contract.fields_problem(fields)
+    if breach is not None:
+        at = next((r.offset for r in reversed(records) if field_name(r.id) == breach.field), HEADER_SIZE)
+        raise DecodeError(f"field {BY_NAME[breach.field].id if breach.field in BY_NAME else breach.field} "
+                          f"({breach.field}): {breach.problem}", at, pid)
     return fields
 
 
@@ -280,20 +352,25 @@ def decode(data: bytes) -> Datagram:
     if layouts:
         for layout in layouts:
             fields = layout.decode(data)
+            if fields is _SUSPECT:
+                break
             if fields is not None:
                 return Datagram(version, kind, flags, pid, seq, stamp, fields, size)
+        else:
+            fields = None
+        if fields is _SUSPECT:  # a value the fast check doubts: the precise path decides
+            return Datagram(version, kind, flags, pid, seq, stamp,
+                            _read_records(data, walk(data, pid=pid), pid), size)
     records = walk(data, pid=pid)
     shape = tuple(Record(r.id, r.tag, r.count, 0) for r in records)
     if shape not in _seen_once:
         if len(_seen_once) >= _CACHE_KEYS:
             _seen_once.clear()
         _seen_once.add(shape)
-        return Datagram(version, kind, flags, pid, seq, stamp, _read_records(data, records), size)
+        return Datagram(version, kind, flags, pid, seq, stamp, _read_records(data, records, pid), size)
     _seen_once.discard(shape)
+    fields = _read_records(data, records, pid)  # values checked before the layout is kept
     layout = _Layout(records)
-    fields = layout.decode(data)
-    if fields is None:  # pragma: no cover - the walk just proved the layout
-        raise DecodeError("layout mismatch after walk", HEADER_SIZE, pid)
     if layouts is None:
         if len(_cache) >= _CACHE_KEYS:
             _cache.clear()

@@ -7,6 +7,7 @@ import itertools
 import json
 import re
 import struct
+from array import array
 from typing import Any
 
 import pytest
@@ -258,16 +259,17 @@ def test_same_length_datagrams_with_fields_in_another_order_decode_in_their_own_
         assert list(wire.decode(swapped).fields) == ["process_group", "hostname"]
 
 
-@pytest.mark.parametrize(("tag", "fmt"), [(Tag.F64, "<d"), (Tag.I64, "<q"), (Tag.U64, "<Q")])
-def test_a_changed_type_tag_after_a_cached_layout_reads_the_value_by_the_new_tag(tag: Tag, fmt: str) -> None:
-    (bits,) = struct.unpack("<Q", struct.pack("<d", -2.5))  # also a large U64 and a negative I64
-    data = stopping("vm", "second", active_requests_at_decision=bits)
+@pytest.mark.parametrize("tag", [Tag.F64, Tag.I64])
+def test_a_changed_type_tag_after_a_cached_layout_is_rejected_naming_the_field(tag: Tag) -> None:
+    data = stopping("vm", "second", active_requests_at_decision=7)
     wire.decode(data)
+    wire.decode(data)  # the layout is compiled now
     tag_at = wire.walk(data)[-1].offset + 2
     changed = data[:tag_at] + bytes([tag]) + data[tag_at + 1:]
-    (want,) = struct.unpack(fmt, data[-8:])
-    assert wire.decode(changed).fields["active_requests_at_decision"] == want
-    assert wire.decode(data).fields["active_requests_at_decision"] == bits
+    with pytest.raises(DecodeError, match=r"field 133 \(active_requests_at_decision\): type") as caught:
+        wire.decode(changed)
+    assert caught.value.offset == tag_at - 2 and caught.value.pid == 4242
+    assert wire.decode(data).fields["active_requests_at_decision"] == 7
 
 
 def head_byte_mutants(data: bytes) -> list[bytes]:
@@ -307,9 +309,9 @@ def test_a_record_header_change_after_a_cached_layout_is_rewalked_or_rejected_ne
 
 
 def test_decoding_stays_correct_after_the_cache_fills_up_and_is_cleared() -> None:
-    datagrams = [wire.encode(6, 7, n, 0.0, {"hostname": "x" * n}) for n in range(2100)]
+    datagrams = [wire.encode(6, 7, n, 0.0, {"hostname": "x" * (n % 200), "id999": n}) for n in range(2100)]
     for n, data in enumerate(datagrams):
-        assert wire.decode(data).fields["hostname"] == "x" * n
+        assert wire.decode(data).fields["id999"] == n
     assert wire.decode(datagrams[1]).fields["hostname"] == "x"
 
 
@@ -363,20 +365,21 @@ def test_to_json_of_every_accepted_odd_datagram_is_strict_json() -> None:
 
 
 def test_to_json_writes_a_non_finite_field_value_as_text() -> None:
-    d = wire.decode(wire.encode(2, 1, 1, 0.0, {"sample_period": float("inf"), "request_time": float("nan")}))
+    # The decoder refuses such values; dump still shows a datagram built by hand.
+    d = wire.Datagram(1, 2, 0, 1, 1, 0.0, {"sample_period": float("inf"), "request_time": float("nan")}, 24)
     assert json.loads(json.dumps(wire.to_json(d), allow_nan=False))["fields"] == {
         "sample_period": "inf", "request_time": "nan"}
 
 
-# to_json must give strict JSON (no NaN/Infinity literals) for every value it writes.
-
 def test_to_json_of_an_array_holding_nan_is_strict_json() -> None:
-    data = bytes.fromhex("5753474901020000010000000100000000000000000000006f00060100000000000000f87f")
-    d = wire.decode(data)
-    json.dumps(wire.to_json(d), allow_nan=False)
+    d = wire.Datagram(1, 2, 0, 1, 1, 0.0, {"request_threads_busy_time": array("d", [float("nan"), 1.0])}, 24)
+    assert json.loads(json.dumps(wire.to_json(d), allow_nan=False))["fields"] == {
+        "request_threads_busy_time": ["nan", 1.0]}
 
 
-def test_to_json_of_a_datagram_with_an_infinite_stamp_is_strict_json() -> None:
+def test_a_datagram_with_an_infinite_stamp_is_rejected() -> None:
     data = bytes.fromhex("57534749010600000100000001000000000000000000f07f")
-    d = wire.decode(data)
-    json.dumps(wire.to_json(d), allow_nan=False)
+    with pytest.raises(DecodeError, match="header stamp inf is not a finite time"):
+        wire.decode(data)
+
+

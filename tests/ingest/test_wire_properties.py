@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from wire_reference import BAD, Rejected, canonical, canonical_value, reference_decode, vector_bytes
 
 from ingest import wire
-from ingest.fields import BY_ID, BY_NAME, FIELDS, Tag
+from ingest.fields import BY_ID, BY_NAME, FIELDS, FLOAT_LIMIT, MAX_SLOTS, SLOT_FIELDS, U64_LIMIT, Field, Tag
 
 FAST = settings(deadline=None, max_examples=250, suppress_health_check=[HealthCheck.too_slow])
 MUTANTS = settings(deadline=None, max_examples=400, suppress_health_check=[HealthCheck.too_slow])
@@ -26,29 +26,38 @@ UNKNOWN_IDS = st.integers(0, U16_MAX).filter(lambda fid: fid not in BY_ID)
 
 u64s = st.integers(0, U64_MAX)
 negative_i64s = st.integers(-(2**63), -1)  # a non-negative int would be re-encoded as U64
-f64s = st.floats()  # finite, ±inf, ±0.0, subnormals and NaNs
+f64s = st.floats(-FLOAT_LIMIT, FLOAT_LIMIT, exclude_min=True, exclude_max=True)  # what the table allows
 i32s = st.integers(-(2**31), 2**31 - 1)
 non_utf8 = st.tuples(st.binary(max_size=20), st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80", b"\x80"]),
                      st.binary(max_size=20)).map(b"".join)
 byte_strings = st.one_of(st.text(max_size=60), st.binary(max_size=60), non_utf8)
 
 
-def array_values(tag: Tag) -> st.SearchStrategy[list[Any]]:
-    return st.lists(i32s if tag == Tag.I32_ARRAY else f64s, max_size=200)
+def array_values(tag: Tag, min_size: int = 0, max_size: int = 200) -> st.SearchStrategy[list[Any]]:
+    items = st.integers(0, 2**31 - 1) if tag == Tag.I32_ARRAY else f64s
+    return st.lists(items, min_size=min_size, max_size=max_size)
 
 
-def known_value(tag: Tag) -> st.SearchStrategy[Any]:
-    """A plausible value for a field of the table, shaped as the encoder takes it."""
-    if tag in ARRAY_CODE:
-        return array_values(tag)
-    return {Tag.U64: u64s, Tag.F64: f64s, Tag.I64: negative_i64s, Tag.BYTES: byte_strings}[tag]
+def known_value(field: Field, slots: int) -> st.SearchStrategy[Any]:
+    """A value the field table allows for ``field``, shaped as the encoder takes it."""
+    if field.name in SLOT_FIELDS:
+        return array_values(field.tag, slots, slots)
+    if field.tag in ARRAY_CODE:
+        return array_values(field.tag, int(field.low), int(field.high))
+    if field.tag == Tag.U64:
+        return st.integers(0, U64_LIMIT)
+    if field.tag == Tag.F64:
+        return st.floats(field.low, field.high, exclude_min=field.low == -FLOAT_LIMIT,
+                         exclude_max=field.high == FLOAT_LIMIT)
+    return st.text(max_size=60) if field.text else byte_strings
 
 
 def unknown_value() -> st.SearchStrategy[Any]:
     """A value for an unknown id: its Python type alone decides the tag it is encoded with."""
     return st.one_of(
         u64s, negative_i64s, f64s, byte_strings,
-        *(array_values(tag).map(lambda v, code=code: array(code, v)) for tag, code in ARRAY_CODE.items()),
+        *(array_values(tag, max_size=60).map(lambda v, code=code: array(code, v))
+          for tag, code in ARRAY_CODE.items()),
     )
 
 
@@ -56,7 +65,11 @@ def unknown_value() -> st.SearchStrategy[Any]:
 def field_dicts(draw: st.DrawFn) -> dict[str, Any]:
     known = draw(st.lists(st.sampled_from(FIELDS), unique_by=lambda f: f.id, max_size=12))
     unknown = draw(st.lists(UNKNOWN_IDS, unique=True, max_size=4))
-    items = [(f.name, draw(known_value(f.tag))) for f in known]
+    slots = draw(st.integers(1, MAX_SLOTS))
+    items = [(f.name, draw(known_value(f, slots))) for f in known]
+    if any(f.name in SLOT_FIELDS for f in known):  # the thread maximum agrees with the slot arrays
+        threads = slots if slots < MAX_SLOTS else draw(st.integers(MAX_SLOTS, 4096))
+        items = [(n, threads if n == "request_threads_maximum" else v) for n, v in items]
     items += [(f"id{fid}", draw(unknown_value())) for fid in unknown]
     return dict(draw(st.permutations(items)))
 
@@ -65,7 +78,7 @@ headers = st.fixed_dictionaries({
     "kind": st.integers(0, 255),
     "pid": st.integers(0, U32_MAX),
     "seq": st.integers(0, U32_MAX),
-    "stamp": f64s,
+    "stamp": f64s,  # the header stamp obeys the float bound too
     "flags": st.integers(0, U16_MAX),
 })
 
@@ -117,11 +130,8 @@ def test_to_json_of_any_decoded_datagram_can_be_dumped(header: dict[str, Any],
     json.dumps(wire.to_json(wire.decode(encode(header, fields))))
 
 
-finite = st.floats(allow_nan=False, allow_infinity=False)
-
-
 @FAST
-@given(finite, st.lists(finite, max_size=20), byte_strings)
+@given(f64s, st.lists(f64s, min_size=1, max_size=20), byte_strings)
 def test_to_json_of_finite_values_is_strict_json(stamp: float, values: list[float], raw: Any) -> None:
     data = wire.encode(4, 1, 1, stamp, {"slow_path_info": raw, "request_threads_busy_time": values})
     json.dumps(wire.to_json(wire.decode(data)), allow_nan=False)

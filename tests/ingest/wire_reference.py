@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import struct
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ingest.fields import field_name
+from ingest.fields import BY_ID, BY_NAME, field_name
 from ingest.wire import Datagram
 
 VECTORS = Path(__file__).resolve().parents[1] / "data" / "wire-vectors"
@@ -84,6 +85,7 @@ def reference_decode(data: bytes) -> Canonical:
     if version != 1:
         raise Rejected("version", version=True)
     fields: dict[str, Any] = {}
+    records: list[tuple[int, int, int | None]] = []
     pos = 24
     while pos < len(data):
         if pos + 3 > len(data):
@@ -108,8 +110,72 @@ def reference_decode(data: bytes) -> Canonical:
             value = text_or_bytes(raw) if tag == 4 else array(_ARRAYS[tag][0], raw)
         else:
             raise Rejected("tag")
+        records.append((fid, tag, None if tag in _FIXED else count))
         fields[field_name(fid)] = value  # a repeated id keeps its first place and its last value
+    breach = contract_breach(stamp, records, fields)
+    if breach:
+        raise Rejected(breach)
     return (version, kind, flags, pid, seq, canonical_value(stamp), canonical_fields(fields))
+
+
+# -- the field table's bounds, restated plainly from docs/wire-fields.md ------------
+
+HISTOGRAM_IDS = range(90, 98)
+SLOT_IDS = range(110, 115)
+PERIODS = {10: 3600.0, 11: 3600.0, 13: 1.0}
+
+
+def _bad_float(value: float) -> bool:
+    return not math.isfinite(value) or abs(value) >= 2.0**49
+
+
+def contract_breach(stamp: float, records: list[tuple[int, int, int | None]], fields: dict[str, Any]) -> str:
+    """Why the datagram breaks the field table ("" when it does not), without the decoder's code."""
+    if _bad_float(stamp):
+        return "stamp"
+    unknown = unknown_bytes = 0
+    slot_lengths = set()
+    for fid, tag, count in records:
+        field = BY_ID.get(fid)
+        if field is None:
+            unknown += 1
+            unknown_bytes += 8 if count is None else count * {4: 1, 5: 4, 6: 8}[tag]
+            continue
+        if tag != field.tag:
+            return "type"
+        if tag == 4 and count > (1024 if fid >= 200 else 256):
+            return "text length"
+        if fid in HISTOGRAM_IDS and count != 65:
+            return "histogram length"
+        if fid in SLOT_IDS:
+            if not 1 <= count <= 128:
+                return "slot length"
+            slot_lengths.add(count)
+    if unknown > 32 or unknown_bytes > 4096:
+        return "unknown fields"
+    if len(slot_lengths) > 1:
+        return "slot lengths differ"
+    for name, value in fields.items():
+        field = BY_NAME.get(name)
+        tag = field.tag if field else None
+        if isinstance(value, float) and _bad_float(value):
+            return "float"
+        if isinstance(value, array) and value.typecode == "d" and any(map(_bad_float, value)):
+            return "float array"
+        if field is None:
+            continue
+        if tag == 1 and value > 2**53 - 1:
+            return "u64"
+        if field.id in PERIODS and not 0 <= value <= PERIODS[field.id]:
+            return "period"
+        if field.unit == "text" and isinstance(value, bytes):
+            return "text"
+        if tag == 5 and any(v < 0 for v in value):
+            return "negative count"
+    threads = fields.get("request_threads_maximum")
+    if threads is not None and slot_lengths and min(threads, 128) not in slot_lengths:
+        return "threads"
+    return ""
 
 
 def text_or_bytes(raw: bytes) -> str | bytes:
