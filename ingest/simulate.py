@@ -429,8 +429,9 @@ def run(target: str, *, groups: int = 2, processes: int = 3, threads: int = 4, i
                 for data in batch:
                     paced = begin + attempted / rate if rate and rate > 0 else 0.0
                     due = begin + i * interval + offset if rate is None else paced
-                    if due - clock() > 0.0005:
-                        time.sleep(min(due - clock(), max(0.0, deadline - clock())))
+                    wait = min(due, deadline) - clock()  # one clock read: a late wake-up never sleeps < 0
+                    if wait > 0.0005:
+                        time.sleep(wait)
                     if clock() >= deadline:
                         break
                     attempted += 1
