@@ -51,6 +51,11 @@ def read(path: str) -> Iterator[bytes]:
             yield data
 
 
+def record(data: bytes) -> bytes:
+    """One datagram as a capture file holds it."""
+    return _LEN.pack(len(data)) + data
+
+
 class Writer:
     """Appends datagrams to a capture file; ``.gz`` names are compressed."""
 
@@ -60,7 +65,7 @@ class Writer:
         self.count = 0
 
     def write(self, data: bytes) -> None:
-        self._fh.write(_LEN.pack(len(data)) + data)
+        self._fh.write(record(data))
         self.count += 1
 
     def flush(self) -> None:

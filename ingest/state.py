@@ -4,17 +4,28 @@ Processes are keyed by (pid, incarnation): pids are reused by the OS, and
 a restart that reuses one must not merge two lives. Slow-request and GC
 datagrams carry no process group or hostname, so they are joined to the
 process by pid; the process's last tick gives them their identity.
+
+Everything here is bounded: a sender that invents pids, slow-request keys or
+interpreter names fills a table of fixed size, in processes and in bytes of
+the datagrams held, and pushes out the processes silent the longest
+(counted as ``evicted``). The values a handler reads are checked again
+even though the decoder checks them first: one bad value must cost one
+datagram, never the decode thread or the expiry pass.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
-from collections import Counter, deque
-from dataclasses import dataclass, field
+from array import array
+from collections import OrderedDict, deque
 from typing import Any
 
 from . import sequence
+from .faults import Throttle
 from .fields import Kind
+from .process import Interpreter, Process, Totals
 from .wire import Datagram, DecodeError
 
 TICK = int(Kind.REQUEST_METRICS)
@@ -33,97 +44,69 @@ IDENTITY_FIELDS = ("hostname", "process_group", "process_parent_pid", "mod_wsgi_
 SILENT_INTERVALS = 3
 #: Ended processes are kept this long so their STOPPED and losses stay visible.
 ENDED_RETENTION = 600.0
-COMPLETED_SLOW_KEPT = 200
+#: Processes tracked at once, running and ended: a sender inventing pids
+#: must not grow the agent without end (100,000 fake pids took 800 MB).
+MAX_PROCESSES = 4096
+MAX_ENDED = 4096
+#: Per process: requests in flight (one per worker thread, at most 128 in
+#: mod_wsgi; twice that for records whose completion was lost) and
+#: interpreters (one per application group) that are kept.
+MAX_SLOW_ACTIVE = 256
+MAX_INTERPRETERS = 64
+#: Bytes of datagrams the whole table holds on to; beyond it whole processes
+#: go, ended ones first, then the longest silent. Real hosts hold ~100 kB a
+#: process; a hostile one could hold 7 MB in each with valid datagrams.
+MAX_KEPT_BYTES = 64 << 20
+#: telemetry_interval decides when a silent process is gone; outside this
+#: range it is clamped (1e308 would keep a process forever, 0 end it at once).
+INTERVAL_RANGE = (0.01, 3600.0)
+_SCALAR = (int, float, str, bytes)
+MAX_PROBLEMS = 256  # kinds of decode error counted by name
+
+log = logging.getLogger("ingest.state")
 
 
-@dataclass(slots=True)
-class Interpreter:
-    """GC state of one Python interpreter ("" is the main one)."""
-
-    snapshot: dict[str, Any] = field(default_factory=dict)
-    events: int = 0
-    dropped_events: int = 0  # summed: mod_wsgi sends a per-tick count
-
-
-@dataclass(slots=True)
-class Process:
-    pid: int
-    incarnation: int
-    first_seq: int
-    last_seq: int
-    late_join: bool
-    first_seen: float
-    last_seen: float
-    state: str = "running"  # running, stopping, stopped, gone
-    identity: dict[str, Any] = field(default_factory=dict)
-    started_stamp: float | None = None
-    last_stamp: float = 0.0
-    interval: float = 1.0
-    received: int = 0
-    lost: int = 0
-    malformed: int = 0
-    by_kind: Counter[int] = field(default_factory=Counter)
-    last_tick: dict[str, Any] = field(default_factory=dict)
-    requests: int = 0
-    status: list[int] = field(default_factory=lambda: [0, 0, 0, 0, 0])
-    shutdown_reason: str | None = None
-    stopped: dict[str, Any] = field(default_factory=dict)
-    slow_active: dict[Any, dict[str, Any]] = field(default_factory=dict)
-    slow_completed: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=COMPLETED_SLOW_KEPT))
-    slow_orphaned: int = 0
-    interpreters: dict[str, Interpreter] = field(default_factory=dict)
-
-    @property
-    def key(self) -> tuple[int, int]:
-        return (self.pid, self.incarnation)
-
-    @property
-    def group(self) -> str | None:
-        return self.identity.get("process_group")
-
-    def summary(self) -> dict[str, Any]:
-        """A JSON-friendly view for logs, tests and (later) the console."""
-        return {
-            "pid": self.pid, "incarnation": self.incarnation, "state": self.state,
-            "group": self.group, "hostname": self.identity.get("hostname"),
-            "first_seq": self.first_seq, "last_seq": self.last_seq, "late_join": self.late_join,
-            "received": self.received, "lost": self.lost, "malformed": self.malformed,
-            "requests": self.requests, "status": dict(zip(("1xx", "2xx", "3xx", "4xx", "5xx"),
-                                                          self.status, strict=True)),
-            "shutdown_reason": self.shutdown_reason,
-            "slow_active": len(self.slow_active), "slow_completed": len(self.slow_completed),
-            "interpreters": sorted(self.interpreters),
-        }
-
-
-@dataclass
-class Totals:
-    received: int = 0
-    decoded: int = 0
-    malformed: int = 0
-    lost: int = 0
-    late_joins: int = 0
-    incarnations: int = 0
-    unknown_kinds: int = 0
-    malformed_unattributed: int = 0
-    errors: Counter[str] = field(default_factory=Counter)
+def _scalar(value: Any) -> Any:
+    """``value`` if it can be a dict key and compared; None for an array (or anything else)."""
+    return value if isinstance(value, _SCALAR) else None
 
 
 def _slow_key(fields: dict[str, Any]) -> Any:
     # The log id with the pid identifies a request; without one, its slot
     # and start time do (both are repeated unchanged on every record).
-    return fields.get("slow_log_id") or (fields.get("slow_thread_id"), fields.get("slow_start_stamp"))
+    return _scalar(fields.get("slow_log_id")) or (_scalar(fields.get("slow_thread_id")),
+                                                  _scalar(fields.get("slow_start_stamp")))
+
+
+def interval(value: Any, previous: float) -> float:
+    """A usable telemetry_interval: finite and clamped to INTERVAL_RANGE, else ``previous``."""
+    low, high = INTERVAL_RANGE
+    if type(value) is int and value > 0:
+        return float(min(max(value, low), high))
+    if type(value) is float and math.isfinite(value) and value > 0:
+        return min(max(value, low), high)
+    return previous
 
 
 class ProcessTable:
     """Per-process state and loss accounting, fed one datagram at a time."""
 
-    def __init__(self, clock: Any = time.monotonic):
+    def __init__(self, clock: Any = time.monotonic, max_processes: int = MAX_PROCESSES,
+                 max_ended: int = MAX_ENDED, max_bytes: int = MAX_KEPT_BYTES):
         self.clock = clock
-        self.current: dict[int, Process] = {}  # pid -> its current incarnation
-        self.ended: deque[Process] = deque()
+        self.max_processes = max(1, max_processes)
+        self.max_bytes = max_bytes
+        self.kept = 0  # the sum of every tracked process's ``kept``
+        # pid -> its current incarnation, the one heard from longest ago first
+        self.current: OrderedDict[int, Process] = OrderedDict()
+        self.ended: deque[Process] = deque(maxlen=max(1, max_ended))
         self.totals = Totals()
-        self._incarnations: Counter[int] = Counter()
+        # pid -> its last incarnation number, bounded too: a pid forgotten
+        # here starts above every number forgotten, so lives never share one.
+        self._incarnations: OrderedDict[int, int] = OrderedDict()
+        self._max_incarnations = 2 * (self.max_processes + max(1, max_ended))
+        self._incarnation_floor = 0
+        self._log = Throttle(log)
 
     # -- feeding -------------------------------------------------------------
 
@@ -142,18 +125,21 @@ class ProcessTable:
         else:
             assert proc is not None
             proc.last_seq = d.seq
+            self.current.move_to_end(d.pid)
         if verdict.lost:
             proc.lost += verdict.lost
             totals.lost += verdict.lost
         proc.received += 1
         proc.by_kind[d.kind] += 1
         proc.last_seen = now
-        proc.last_stamp = d.stamp
+        proc.last_stamp = d.stamp  # NaN or inf here only costs this process its active slow records
         handler = self._handlers.get(d.kind)
         if handler is not None:
             handler(self, proc, d)
         elif d.kind not in Kind._value2member_map_:
             totals.unknown_kinds += 1
+        if self.kept > self.max_bytes:
+            self._shed(now)
         return proc
 
     def add_malformed(self, data: bytes, error: DecodeError) -> Process | None:
@@ -161,7 +147,9 @@ class ProcessTable:
         totals = self.totals
         totals.received += 1
         totals.malformed += 1
-        totals.errors[error.problem.split(":")[0]] += 1
+        problem = error.problem.split(":")[0]
+        if problem in totals.errors or len(totals.errors) < MAX_PROBLEMS:  # "field N" for any N
+            totals.errors[problem] += 1
         proc = self.current.get(error.pid) if error.pid is not None else None
         if proc is None:
             totals.malformed_unattributed += 1
@@ -178,43 +166,96 @@ class ProcessTable:
         return proc
 
     def _open(self, d: Datagram, now: float, late_join: bool) -> Process:
-        self._incarnations[d.pid] += 1
         self.totals.incarnations += 1
         if late_join:
             self.totals.late_joins += 1
-        proc = Process(pid=d.pid, incarnation=self._incarnations[d.pid], first_seq=d.seq,
+        if len(self.current) >= self.max_processes:
+            self._evict(now)
+        proc = Process(pid=d.pid, incarnation=self._next_incarnation(d.pid), first_seq=d.seq,
                        last_seq=d.seq, late_join=late_join, first_seen=now, last_seen=now)
         self.current[d.pid] = proc
         return proc
+
+    def _next_incarnation(self, pid: int) -> int:
+        seen = self._incarnations
+        number = seen.pop(pid, self._incarnation_floor) + 1
+        seen[pid] = number
+        if len(seen) > self._max_incarnations:
+            _, forgotten = seen.popitem(last=False)
+            self._incarnation_floor = max(self._incarnation_floor, forgotten)
+        return number
+
+    def _evict(self, now: float) -> None:
+        """Forget the process heard from longest ago: the table is full."""
+        pid, proc = self.current.popitem(last=False)
+        self._forget(proc)
+        self._log("evicted", f"process table full ({self.max_processes} processes, {self.max_bytes} "
+                             f"bytes): forgot pid {pid}, silent for {now - proc.last_seen:.1f} s")
+
+    def _forget(self, proc: Process, early: bool = True) -> None:
+        self.kept -= proc.kept
+        if early:
+            self.totals.evicted += 1
+
+    def _shed(self, now: float) -> None:
+        """Forget whole processes, ended ones first, until what the table holds fits again."""
+        while self.kept > self.max_bytes:
+            if self.ended:
+                self._forget(self.ended.popleft())
+            elif len(self.current) > 1:  # never the one just heard from: it is last
+                self._evict(now)
+            else:
+                return
+
+    def _hold(self, proc: Process, size: int) -> None:
+        proc.kept += size
+        self.kept += size
 
     def _end(self, proc: Process, state: str) -> None:
         if proc.state in ("running", "stopping"):
             proc.state = state
         proc.slow_orphaned += len(proc.slow_active)
+        # Nobody reads an ended process's tick or requests in flight: keep ended ones small.
+        self._hold(proc, -proc.tick_size - sum(r["size"] for r in proc.slow_active.values()))
         proc.slow_active.clear()
+        proc.last_tick, proc.tick_size = {}, 0
         if self.current.get(proc.pid) is proc:
             del self.current[proc.pid]
+        if len(self.ended) == self.ended.maxlen:
+            self._forget(self.ended.popleft())  # before its retention: counted
         self.ended.append(proc)
 
     # -- per kind ----------------------------------------------------------------
 
     def _tick(self, proc: Process, d: Datagram) -> None:
+        # The busiest handler, its checks inline: counters add only a positive
+        # int (mod_wsgi's are u64 deltas), and an array is no identity.
         f = d.fields
         proc.last_tick = f
+        size = d.size - proc.tick_size
+        proc.tick_size = d.size
+        proc.kept += size
+        self.kept += size
+        identity = proc.identity
         for name in IDENTITY_FIELDS:
-            if name in f:
-                proc.identity[name] = f[name]
-        proc.interval = f.get("telemetry_interval") or proc.interval
-        proc.requests += f.get("request_count", 0)
+            value = f.get(name)
+            if value is not None and type(value) is not array:
+                identity[name] = value
+        value = f.get("telemetry_interval")
+        if value is not None and value != proc.interval:  # NaN and arrays are never equal
+            proc.interval = interval(value, proc.interval)
+        value = f.get("request_count")
+        if type(value) is int and value > 0:
+            proc.requests += value
         status = proc.status
         for i, name in enumerate(STATUS_FIELDS):
-            status[i] += f.get(name, 0)
+            value = f.get(name)
+            if type(value) is int and value > 0:
+                status[i] += value
 
     def _started(self, proc: Process, d: Datagram) -> None:
         proc.started_stamp = d.stamp
-        for name in IDENTITY_FIELDS:
-            if name in d.fields:
-                proc.identity[name] = d.fields[name]
+        _identity(proc, d.fields)
 
     def _stopping(self, proc: Process, d: Datagram) -> None:
         proc.state = "stopping"
@@ -222,6 +263,7 @@ class ProcessTable:
 
     def _stopped(self, proc: Process, d: Datagram) -> None:
         proc.stopped = dict(d.fields)
+        self._hold(proc, d.size)
         proc.shutdown_reason = d.fields.get("shutdown_reason", proc.shutdown_reason)
         proc.state = "stopped"
         self._end(proc, "stopped")
@@ -229,27 +271,51 @@ class ProcessTable:
     def _slow(self, proc: Process, d: Datagram) -> None:
         f = d.fields
         key = _slow_key(f)
-        record = {"pid": proc.pid, "seq": d.seq, "stamp": d.stamp, **f}
+        record = {"pid": proc.pid, "seq": d.seq, "stamp": d.stamp, "size": d.size, **f}
+        active, completed = proc.slow_active, proc.slow_completed
+        released = 0
         if f.get("slow_record_state") == 1:
-            proc.slow_active.pop(key, None)
-            proc.slow_completed.append(record)
+            if key in active:
+                released += active.pop(key)["size"]
+            if len(completed) == completed.maxlen:
+                released += completed[0]["size"]
+            completed.append(record)
         else:
-            proc.slow_active[key] = record
+            if key in active:
+                released += active.pop(key)["size"]
+            elif len(active) >= MAX_SLOW_ACTIVE:
+                released += active.pop(next(iter(active)))["size"]  # the one seen first is the likeliest lost
+                proc.slow_orphaned += 1
+            active[key] = record
+        self._hold(proc, d.size - released)
 
     def _gc_snapshot(self, proc: Process, d: Datagram) -> None:
         interp = self._interpreter(proc, d)
+        if interp is None:
+            return
         interp.snapshot = d.fields
-        interp.dropped_events += d.fields.get("gc_dropped_events", 0)
+        size = d.size - interp.size  # the commonest datagram: _hold inline
+        interp.size = d.size
+        proc.kept += size
+        self.kept += size
+        dropped = d.fields.get("gc_dropped_events")
+        if type(dropped) is int and dropped > 0:
+            interp.dropped_events += dropped
 
     def _gc_event(self, proc: Process, d: Datagram) -> None:
-        self._interpreter(proc, d).events += 1
+        interp = self._interpreter(proc, d)
+        if interp is not None:
+            interp.events += 1
 
     @staticmethod
-    def _interpreter(proc: Process, d: Datagram) -> Interpreter:
+    def _interpreter(proc: Process, d: Datagram) -> Interpreter | None:
+        """The datagram's interpreter; None for one beyond MAX_INTERPRETERS."""
         name = d.fields.get("interpreter_name", "")
-        interp = proc.interpreters.get(name)  # type: ignore[arg-type]
-        if interp is None:
-            interp = proc.interpreters[name] = Interpreter()  # type: ignore[index]
+        if type(name) is not str:
+            name = name.decode(errors="backslashreplace") if isinstance(name, bytes) else repr(name)
+        interp = proc.interpreters.get(name)
+        if interp is None and len(proc.interpreters) < MAX_INTERPRETERS:
+            interp = proc.interpreters[name] = Interpreter()
         return interp
 
     _handlers = {
@@ -268,12 +334,13 @@ class ProcessTable:
                 self._end(proc, "gone")
                 continue
             horizon = proc.last_stamp - SILENT_INTERVALS * proc.interval
-            stale = [k for k, r in proc.slow_active.items() if r["stamp"] < horizon]
+            stale = [k for k, r in proc.slow_active.items() if not r["stamp"] >= horizon]  # NaN too
             for k in stale:
-                del proc.slow_active[k]
+                self._hold(proc, -proc.slow_active.pop(k)["size"])
                 proc.slow_orphaned += 1
         while self.ended and now - self.ended[0].last_seen > ENDED_RETENTION:
-            self.ended.popleft()
+            self._forget(self.ended.popleft(), early=False)
+        self._log.flush()
 
     # -- reading -------------------------------------------------------------
 
@@ -284,6 +351,14 @@ class ProcessTable:
         """The processes with the most loss or malformed datagrams."""
         bad = [p for p in self.processes() if p.lost or p.malformed]
         return sorted(bad, key=lambda p: (p.lost + p.malformed), reverse=True)[:limit]
+
+
+def _identity(proc: Process, fields: dict[str, Any]) -> None:
+    identity = proc.identity
+    for name in IDENTITY_FIELDS:
+        value = fields.get(name)
+        if value is not None and type(value) is not array:  # the decoder's only non-scalar
+            identity[name] = value
 
 
 def _peek_seq(data: bytes) -> int | None:

@@ -1,7 +1,9 @@
+from array import array
+
 import pytest
 from support.paths import RAW, VECTORS
 
-from ingest import capture, wire
+from ingest import capture, state, wire
 from ingest.state import ProcessTable
 
 
@@ -133,3 +135,136 @@ def test_stopped_process_is_forgotten_after_retention():
     clock.now += 3600
     table.expire()
     assert table.processes() == []
+
+
+def raw(kind: int, pid: int, seq: int, **fields) -> wire.Datagram:
+    """A datagram as the decoder would hand it over, without the decoder's checks."""
+    return wire.Datagram(1, kind, 0, pid, seq, 1795378194.0 + seq, fields, 64)
+
+
+def test_full_table_evicts_the_process_heard_from_longest_ago():
+    clock = Clock()
+    table = ProcessTable(clock=clock, max_processes=3)
+    for pid in (1, 2, 3):
+        table.add(raw(5, pid, 1))
+        clock.now += 1
+    table.add(raw(2, 1, 2))  # pid 1 speaks again: pid 2 is now the longest silent
+    table.add(raw(5, 4, 1))
+    assert list(table.current) == [3, 1, 4]
+    assert table.totals.evicted == 1
+
+
+def test_ended_processes_are_bounded_and_counted_when_forgotten_early():
+    table = ProcessTable(max_ended=2)
+    for pid in range(10, 15):
+        table.add(raw(5, pid, 1))
+        table.add(raw(7, pid, 2, process_uptime=1.0))
+    assert [p.pid for p in table.ended] == [13, 14]
+    assert table.totals.evicted == 3
+
+
+def test_incarnation_numbers_stay_increasing_when_their_memory_is_bounded():
+    table = ProcessTable(max_processes=1, max_ended=1)
+    lives: dict[int, list[int]] = {}
+    for round_ in range(5):
+        for pid in range(100, 110):
+            proc = table.add(raw(5, pid, 1))
+            lives.setdefault(pid, []).append(proc.incarnation)
+        assert len(table._incarnations) <= 4, round_
+    for numbers in lives.values():
+        assert numbers == sorted(set(numbers))  # a pid's lives never share a number
+
+
+def test_handlers_take_hostile_values_without_raising():
+    clock = Clock()
+    table = ProcessTable(clock=clock)
+    table.add(raw(5, 9, 1, process_group=array("i", [1, 2]), hostname="h"))
+    table.add(raw(2, 9, 2, telemetry_interval=1e308, request_count=array("i", [5]),
+                  status_2xx_total=-4, status_5xx_total=True, process_group="g"))
+    table.add(raw(2, 9, 3, telemetry_interval=float("nan"), request_count=2))
+    table.add(raw(8, 9, 4, interpreter_name=array("i", [7]), gc_dropped_events=b"\x01"))
+    table.add(raw(4, 9, 5, slow_log_id=array("i", [1]), slow_thread_id=array("d", [0.5]),
+                  slow_record_state=0))
+    table.add(raw(4, 9, 6, slow_log_id="r1", slow_record_state=array("i", [1])))
+    (proc,) = table.processes()
+    assert proc.interval == 3600.0  # 1e308 clamped; NaN ignored
+    assert proc.requests == 2 and proc.status == [0, 0, 0, 0, 0]
+    assert proc.identity == {"hostname": "h", "process_group": "g"}
+    assert len(proc.interpreters) == 1 and len(proc.slow_active) == 2
+    clock.now += 3 * 3600 + 2
+    table.expire()
+    assert proc.state == "gone"  # even a huge interval ends
+
+
+def test_interval_below_the_bound_does_not_end_a_process_at_once():
+    clock = Clock()
+    table = ProcessTable(clock=clock)
+    table.add(raw(2, 9, 1, telemetry_interval=1e-300))
+    clock.now += 0.5
+    table.expire()
+    assert [p.state for p in table.processes()] == ["running"]
+
+
+def test_active_slow_records_and_interpreters_are_bounded_per_process(monkeypatch):
+    monkeypatch.setattr(state, "MAX_SLOW_ACTIVE", 5)
+    monkeypatch.setattr(state, "MAX_INTERPRETERS", 3)
+    table = ProcessTable()
+    for seq in range(1, 21):
+        table.add(raw(4, 9, seq, slow_log_id=f"r{seq}", slow_record_state=0))
+    for seq in range(21, 41):
+        table.add(raw(8, 9, seq, interpreter_name=f"i{seq}"))
+    (proc,) = table.processes()
+    assert list(proc.slow_active) == [f"r{n}" for n in range(16, 21)]
+    assert proc.slow_orphaned == 15
+    assert sorted(proc.interpreters) == ["i21", "i22", "i23"]
+
+
+def _kept_is_consistent(table: ProcessTable) -> None:
+    procs = table.processes()
+    assert table.kept == sum(p.kept for p in procs)
+    for p in procs:
+        held = p.tick_size + sum(r["size"] for r in [*p.slow_active.values(), *p.slow_completed])
+        held += sum(i.size for i in p.interpreters.values())
+        assert p.kept - held == (64 if p.state == "stopped" else 0)  # a STOPPED from raw() is 64 bytes
+
+
+def test_bytes_held_are_bounded_ended_processes_first_then_the_longest_silent():
+    clock = Clock()
+    table = ProcessTable(clock=clock, max_bytes=60_000)
+    completed = {"slow_log_id": "r", "slow_record_state": 1}
+    for pid in range(1, 4):  # three ended processes of 10 completed slow requests, 1 kB each
+        table.add(raw(5, pid, 1))
+        for seq in range(2, 12):
+            table.add(wire.Datagram(1, 4, 0, pid, seq, 1.0, completed, 1000))
+        table.add(raw(7, pid, 12))
+    assert len(table.ended) == 3 and table.kept == 3 * (10_000 + 64)
+    for pid in range(10, 20):  # ten running ones with a 10 kB tick each: six fit
+        table.add(raw(5, pid, 1))
+        table.add(wire.Datagram(1, 2, 0, pid, 2, 1.0, {"request_count": 1}, 10_000))
+        assert table.kept <= 60_000
+        _kept_is_consistent(table)
+    assert len(table.ended) == 0  # they went first
+    assert list(table.current) == list(range(14, 20))
+    assert table.totals.evicted == 3 + 4
+    clock.now += 100
+    table.expire()  # all silent: ended, their ticks released
+    clock.now += 3600
+    table.expire()
+    assert table.processes() == [] and table.kept == 0
+
+
+def test_bytes_held_follow_replacements_and_releases():
+    clock = Clock()
+    table = ProcessTable(clock=clock)
+    table.add(raw(5, 9, 1))
+    for seq in range(2, 400):
+        kind = (2, 4, 8, 9)[seq % 4]
+        fields = {"slow_log_id": f"r{seq % 300}", "slow_record_state": seq % 3 == 0} if kind == 4 else \
+            {"interpreter_name": f"i{seq % 70}"}
+        table.add(wire.Datagram(1, kind, 0, 9, seq, 1795378194.0 + seq, fields, 100 + seq))
+        _kept_is_consistent(table)
+    clock.now += 10
+    table.expire()
+    _kept_is_consistent(table)
+    (proc,) = table.processes()
+    assert proc.state == "gone" and proc.tick_size == 0 and not proc.slow_active
