@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -11,10 +12,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import __version__, dump, fields
-from .agent import Agent, AgentConfig
-from .receiver import DEFAULT_RCVBUF, SocketSetupError
+from .agent import Agent, AgentConfig, failure_line
+from .faults import QUARANTINE_BYTES, QUARANTINE_NAME, QuarantineError
+from .receiver import DEFAULT_QUEUE, DEFAULT_QUEUE_BYTES, DEFAULT_RCVBUF, SocketSetupError
+from .state import MAX_PROCESSES
 
 DEFAULT_SOCKET = "/run/wsgi-fleet/telemetry.sock"
+#: Exit status when a thread of the agent ended unexpectedly (sysexits EX_SOFTWARE):
+#: non-zero, so that systemd's Restart=on-failure starts a fresh agent.
+EXIT_THREAD_ENDED = 70
 log = logging.getLogger("ingest")
 
 
@@ -36,16 +42,32 @@ def _socket_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--socket-group", metavar="GROUP",
                    help="group of the socket file: Apache's daemon user must be in it")
     p.add_argument("--rcvbuf", type=int, default=DEFAULT_RCVBUF, help=argparse.SUPPRESS)
-    p.add_argument("--queue", type=int, default=100_000, metavar="N",
+    p.add_argument("--queue", type=int, default=DEFAULT_QUEUE, metavar="N",
                    help="datagrams held between the receive and decode threads (default %(default)s)")
+    p.add_argument("--queue-bytes", type=int, default=DEFAULT_QUEUE_BYTES, metavar="N",
+                   help="bytes of datagrams held there at most (default %(default)s): "
+                        "what does not fit in either bound is dropped and counted as queue drops")
+    p.add_argument("--max-processes", type=int, default=MAX_PROCESSES, metavar="N",
+                   help="processes tracked at once (default %(default)s; as many ended ones are kept): "
+                        "when full, the one silent the longest is forgotten and counted as evicted")
     p.add_argument("--capture", metavar="FILE",
                    help="also write every received datagram to FILE (.gz to compress)")
 
 
 def _config(args: argparse.Namespace, log_interval: float) -> AgentConfig:
     return AgentConfig(socket=args.socket, socket_mode=args.socket_mode, socket_group=args.socket_group,
-                       rcvbuf=args.rcvbuf, max_queue=args.queue, log_interval=log_interval,
-                       capture=args.capture, stats_file=getattr(args, "stats_file", None))
+                       rcvbuf=args.rcvbuf, max_queue=args.queue, max_queue_bytes=args.queue_bytes,
+                       max_processes=args.max_processes, log_interval=log_interval,
+                       capture=args.capture, stats_file=getattr(args, "stats_file", None),
+                       quarantine=_quarantine_path(args))
+
+
+def _quarantine_path(args: argparse.Namespace) -> str | None:
+    """``--quarantine``, else a file in the spool directory when there is one."""
+    path = getattr(args, "quarantine", None)
+    if path is None and getattr(args, "console", None) and getattr(args, "spool_dir", None):
+        path = os.path.join(args.spool_dir, QUARANTINE_NAME)
+    return path or None
 
 
 def run_agent(agent: Agent, done: threading.Event | None = None, forwarder: Any = None,
@@ -54,21 +76,28 @@ def run_agent(agent: Agent, done: threading.Event | None = None, forwarder: Any 
 
     The signal handlers go in before the socket exists, so a SIGTERM that
     arrives as soon as the socket appears still stops the agent cleanly.
+    Should a thread of the agent end on its own, it returns
+    EXIT_THREAD_ENDED after one log line saying which and why.
     """
     stop = done or threading.Event()
+    failure = None
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         if forwarder is not None:
             forwarder.start()
         agent.start()
-    except SocketSetupError as exc:
+    except (SocketSetupError, QuarantineError) as exc:
         log.error("%s", exc)
         if forwarder is not None:
             forwarder.stop(0)
         return 2
     try:
         while not stop.wait(0.5):
-            pass
+            failure = agent.failure()
+            if failure is not None:
+                log.critical("%s; exiting with status %d so that the supervisor restarts the agent",
+                             failure_line(failure), EXIT_THREAD_ENDED, exc_info=failure[1])
+                break
     finally:
         agent.stop()  # first: its last datagrams still reach the forwarder
         if forwarder is not None and not forwarder.stop(drain_timeout):
@@ -76,7 +105,7 @@ def run_agent(agent: Agent, done: threading.Event | None = None, forwarder: Any 
                         "stays in the spool" if spooling else "is lost (no --spool-dir)")
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 0
+    return 0 if failure is None else EXIT_THREAD_ENDED
 
 
 def _forwarder(args: argparse.Namespace, agent: Agent) -> Any:
@@ -180,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="on SIGTERM, how long to keep delivering to the console (default %(default)s)")
     serve.add_argument("--stats-file", metavar="FILE",
                        help="write the agent's counters and per-process state as JSON here on exit")
+    serve.add_argument("--quarantine", metavar="FILE",
+                       help="keep the datagrams that caused internal errors in this capture file, "
+                            f"the latest {QUARANTINE_BYTES >> 20} MiB of them (read it with dump --input; "
+                            f"default: {QUARANTINE_NAME} in --spool-dir when forwarding with one, else none)")
     serve.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("dump", help="print every datagram, from the socket or a capture file")

@@ -21,11 +21,16 @@ import stat
 import threading
 from dataclasses import dataclass
 
+from .faults import Throttle
 from .wire import MAX_DATAGRAM
 
 log = logging.getLogger("ingest.receiver")
 
 DEFAULT_RCVBUF = 8 * 1024 * 1024
+DEFAULT_QUEUE = 100_000
+#: Bytes of datagrams held between the threads: 100,000 datagrams of 64 KiB
+#: would be 6 GB, and a hostile sender can make every one that size.
+DEFAULT_QUEUE_BYTES = 64 << 20
 QLEN_SYSCTL = "/proc/sys/net/unix/max_dgram_qlen"
 KERNEL_DEFAULT_QLEN = 10
 
@@ -168,47 +173,70 @@ class Receiver(threading.Thread):
     is what the thread switch, not the decode, costs at high rates.
 
     ``queue.SimpleQueue`` is the fastest queue CPython has; it is unbounded,
-    so the bound is kept here: the consumer counts what it took in
-    ``handled``, and a burst arriving while ``received - handled`` is at the
-    limit is dropped and counted instead of growing memory without end.
+    so the bound is kept here, in datagrams and in bytes: the consumer
+    reports what it took with ``taken``, and what of a burst would take the
+    queue past either limit is dropped and counted in ``queue_drops``
+    instead of growing memory without end.
     """
 
-    def __init__(self, sock: socket.socket, max_queue: int = 100_000):
+    def __init__(self, sock: socket.socket, max_queue: int = DEFAULT_QUEUE,
+                 max_bytes: int = DEFAULT_QUEUE_BYTES):
         super().__init__(name="telemetry-recv", daemon=True)
         self.sock = sock
         self.queue: queue.SimpleQueue[list[bytes] | None] = queue.SimpleQueue()
         self.max_queue = max_queue
-        self.handled = 0
+        self.max_bytes = max_bytes
+        self.handled = 0  # written by the consumer only, like handled_bytes
+        self.handled_bytes = 0
+        self.queued_bytes_in = 0  # bytes ever put in the queue (this thread only)
         self.stats = ReceiverStats()
+        self.error: BaseException | None = None  # what ended the thread, if anything did
+        self._log = Throttle(log, logging.ERROR)
         self._stopping = False
 
+    def taken(self, burst: list[bytes]) -> None:
+        """The consumer took ``burst`` off the queue: room for as much again."""
+        self.handled += len(burst)
+        self.handled_bytes += sum(map(len, burst))
+
     def run(self) -> None:
+        try:
+            self._receive()
+        except BaseException as exc:  # kept for the agent, which exits non-zero with it
+            self.error = exc
+        finally:
+            self.queue.put(None)  # tells the consumer that nothing more will come
+
+    def _receive(self) -> None:
         recv = self.sock.recv
         put = self.queue.put
         stats = self.stats
-        try:
-            while not self._stopping:
-                try:
-                    data = recv(MAX_DATAGRAM)
-                except InterruptedError:
-                    continue
-                except OSError as exc:
-                    if self._stopping or exc.errno in (errno.EBADF, errno.ENOTSOCK):
-                        break
-                    stats.recv_errors += 1
-                    log.error("recv failed: %s", exc)
-                    continue
-                if not data and self._stopping:
+        while not self._stopping:
+            try:
+                data = recv(MAX_DATAGRAM)
+            except InterruptedError:
+                continue
+            except OSError as exc:
+                if self._stopping or exc.errno in (errno.EBADF, errno.ENOTSOCK):
                     break
-                burst = self._burst(data)
-                stats.received += len(burst)
-                if stats.received - stats.queue_drops - self.handled > self.max_queue:
-                    stats.queue_drops += len(burst)
-                    continue
+                stats.recv_errors += 1
+                self._log("recv", f"recv failed: {exc}")
+                continue
+            if not data and self._stopping:
+                break
+            burst = self._burst(data)
+            queued = stats.received - stats.queue_drops - self.handled
+            queued_bytes = self.queued_bytes_in - self.handled_bytes
+            stats.received += len(burst)
+            size = sum(map(len, burst))
+            if queued + len(burst) > self.max_queue or queued_bytes + size > self.max_bytes:
+                kept, size = _fitting(burst, self.max_queue - queued, self.max_bytes - queued_bytes)
+                stats.queue_drops += len(burst) - len(kept)
+                burst = kept
+            if burst:
+                self.queued_bytes_in += size
                 put(burst)
-            self._drain_kernel_queue()
-        finally:
-            put(None)  # tells the consumer that nothing more will come
+        self._drain_kernel_queue()
 
     def _burst(self, first: bytes) -> list[bytes]:
         """``first`` plus what is already queued in the kernel, without blocking."""
@@ -237,6 +265,7 @@ class Receiver(threading.Thread):
             pass
         if rest:
             self.stats.received += len(rest)
+            self.queued_bytes_in += sum(map(len, rest))
             self.queue.put(rest)
 
     def stop(self) -> None:
@@ -244,3 +273,15 @@ class Receiver(threading.Thread):
         self._stopping = True
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RD)
+
+
+def _fitting(burst: list[bytes], room: int, room_bytes: int) -> tuple[list[bytes], int]:
+    """The longest head of ``burst`` within ``room`` datagrams and ``room_bytes`` bytes, and its size."""
+    kept: list[bytes] = []
+    size = 0
+    for data in burst[:max(room, 0)]:
+        if size + len(data) > room_bytes:
+            break
+        kept.append(data)
+        size += len(data)
+    return kept, size

@@ -2,10 +2,11 @@ import logging
 import os
 import socket
 import stat
+import time
 
 import pytest
 
-from ingest.receiver import SocketSetupError, bind_socket, untraversable_parents
+from ingest.receiver import Receiver, SocketSetupError, bind_socket, untraversable_parents
 
 
 def test_socket_gets_requested_mode_and_group(sockdir):
@@ -99,3 +100,42 @@ def test_kernel_default_queue_length_is_warned_about(sockdir, caplog):
     with caplog.at_level(logging.WARNING):
         bind_socket(str(sockdir / "t.sock")).close()
     assert ("max_dgram_qlen" in caplog.text) == (qlen <= 10)
+
+
+def test_receiver_queue_is_bounded_in_bytes_and_frees_what_the_consumer_took(sockdir):
+    path = str(sockdir / "t.sock")
+    receiver = Receiver(bind_socket(path), max_queue=1000, max_bytes=100_000)
+    receiver.start()
+    sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        for _ in range(10):
+            sender.sendto(b"x" * 30_000, path)
+        assert _wait(lambda: receiver.stats.received == 10)
+        queued = _drain(receiver)
+        assert len(queued) == 3  # 30 kB each, 100 kB at most: the rest of any burst is dropped
+        assert receiver.stats.queue_drops == 10 - len(queued)
+        receiver.taken(queued)  # the consumer frees the room
+        for _ in range(2):
+            sender.sendto(b"y" * 30_000, path)
+        assert _wait(lambda: receiver.stats.received == 12)
+        assert len(_drain(receiver)) == 2
+        assert receiver.stats.queue_drops == 10 - len(queued)
+    finally:
+        sender.close()
+        receiver.stop()
+        receiver.join(10)
+        receiver.sock.close()
+
+
+def _wait(predicate, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.02)
+    return predicate()
+
+
+def _drain(receiver: Receiver) -> list[bytes]:
+    out: list[bytes] = []
+    while not receiver.queue.empty():
+        out += receiver.queue.get()
+    return out
