@@ -139,6 +139,13 @@ WSGI_FLEET = {
     "RETENTION_10S": env_int("WSGI_FLEET_RETENTION_10S", 86400),
     "RETENTION_1M": env_int("WSGI_FLEET_RETENTION_1M", 14 * 86400),
     "AGENT_MAX_MESSAGE": env_int("WSGI_FLEET_AGENT_MAX_MESSAGE", 4 * 1024 * 1024),
+    # Per-connection limits (console/live/limits.py), far above what a healthy agent (about
+    # 10 batches a second) or page (one subscribe per tab change) sends; 0 turns one off.
+    "AGENT_MAX_MESSAGES_PER_SECOND": env_int("WSGI_FLEET_AGENT_MAX_MESSAGES_PER_SECOND", 200),
+    "AGENT_MAX_BYTES_PER_SECOND": env_int("WSGI_FLEET_AGENT_MAX_BYTES_PER_SECOND", 32 * 1024 * 1024),
+    "LIVE_MAX_SUBSCRIBES_PER_SECOND": env_int("WSGI_FLEET_LIVE_MAX_SUBSCRIBES_PER_SECOND", 20),
+    "LIVE_SUBSCRIBE_BURST": env_int("WSGI_FLEET_LIVE_SUBSCRIBE_BURST", 20),
+    "LIVE_FLOOD_CLOSE": env_int("WSGI_FLEET_LIVE_FLOOD_CLOSE", 100),
     "TOKEN_PEPPER": env("WSGI_FLEET_TOKEN_PEPPER"),
     # The worker allocates many short-lived dicts per sample and keeps few
     # cycles: a first-generation threshold of 50,000 (Python's is 700) took

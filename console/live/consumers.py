@@ -3,13 +3,16 @@
 Kept thin: validation lives in ``protocol``, reads and writes in the
 window store, per-second frames are built once by the consumer that holds
 the host's agent connection (``publish``) and fanned out as ready-made
-text to every subscriber through the channel layer.
+text to every subscriber through the channel layer. Each connection has
+its own rate limits (``limits``); every text to a page goes through
+``jsontext.dumps``; faults are counted and logged by ``health``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from typing import Any
@@ -23,7 +26,10 @@ from redis.exceptions import RedisError
 
 from console.windows.batch import InvalidSample
 
-from . import protocol, publish, queries, tabs
+from . import health, protocol, publish, queries, tabs
+from .health import error_message, faults
+from .jsontext import dumps
+from .limits import SLOW_DOWN, AgentLimits, SubscribeLimit
 from .protocol import ProtocolError
 from .store import StoreUnavailable, store_kind, window_store
 
@@ -55,6 +61,11 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.recent: list[dict] = []
         self.open_seconds = publish.OpenSeconds()
         self.publisher: asyncio.Task | None = None
+        self.limits = AgentLimits()
+        #: set when the connection is refused: what was queued behind is never acted on
+        self.refused = False
+        #: the previous heartbeat's counters (for "agent not decoding"); None: not read yet
+        self.counters: dict[str, int] | None = None
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -64,7 +75,17 @@ class AgentConsumer(AsyncWebsocketConsumer):
                 await self.publisher
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.refused:
+            # Messages the agent sent before it saw the close: none may be written, or the
+            # high-water mark would pass the refused batch and the agent would forget it.
+            return
         limit = settings.WSGI_FLEET["AGENT_MAX_MESSAGE"]
+        over = self.limits.over(len(bytes_data if bytes_data is not None else (text_data or "").encode()))
+        if over is not None:
+            faults.refuse("agent over its limits", over, host=self.host)
+            await queries.count_refused(self.host['id'])
+            await self.refuse(SLOW_DOWN, over)
+            return
         try:
             if bytes_data is None:
                 raise ProtocolError("text frames are not part of the agent protocol")
@@ -82,9 +103,14 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await self.refuse(4400, str(exc))
         except StoreUnavailable:
             await self.refuse(4503, "window store unavailable; keep spooling")
+        except Exception as exc:  # the console's bug: the agent resends after a backoff
+            faults.caught("agent message", self.host, exc)
+            await self.refuse(1011, "internal error of the console (logged); resend later")
 
     async def refuse(self, code: int, reason: str) -> None:
-        log.warning("agent of %s refused (%d): %s", self.host["name"], code, reason)
+        self.refused = True
+        if code not in (SLOW_DOWN, 1011):  # those are counted and logged with a rate limit
+            log.warning("agent of %s refused (%d): %s", self.host["name"], code, reason)
         await self.send(bytes_data=protocol.pack({"t": "error", "reason": reason}))
         await self.close(code)
 
@@ -97,6 +123,13 @@ class AgentConsumer(AsyncWebsocketConsumer):
             "t": "welcome", "protocol": protocol.PROTOCOL, "host": self.host["name"],
             "max_message": settings.WSGI_FLEET["AGENT_MAX_MESSAGE"], "acked": acked,
         }))
+        self.ensure_publisher()
+
+    def ensure_publisher(self) -> None:
+        """The connection's publisher, started after hello; started again should it ever end."""
+        if self.publisher is not None and self.publisher.done() and not self.publisher.cancelled():
+            faults.caught("publisher", self.host, self.publisher.exception())
+            self.publisher = None
         if self.publisher is None:
             self.publisher = asyncio.create_task(publish.run(self.host, self.store, self.groups_seen,
                                                              self.recent))
@@ -112,14 +145,17 @@ class AgentConsumer(AsyncWebsocketConsumer):
             self.recent.extend(samples)
             for sample in samples:
                 self.groups_seen.add(sample.get("g") or "")
-            try:
-                await publish.publish_increments(self.host, self.open_seconds, result.increments)
-            except Exception:  # the data is written and acked; a page missing one update is not fatal
-                log.exception("publishing the increments of %s failed", self.host["name"])
+            await publish.publish_increments(self.host, self.open_seconds, result.increments)
+            self.ensure_publisher()
 
     async def on_heartbeat(self, message: dict) -> None:
         counters = protocol.validate_heartbeat(message)
-        await self.store.aset_counters(self.host['id'], counters, time.time())
+        now = time.time()
+        if self.counters is None:  # a reconnect keeps a stall the previous connection saw
+            status = (await self.store.ahost_status([self.host['id']])).get(self.host['id'], {})
+            self.counters = status.get("counters", {})
+        self.counters = health.with_decoding(self.counters, counters, now)
+        await self.store.aset_counters(self.host['id'], self.counters, now)
         await queries.record_heartbeat(self.host['id'], counters)
 
     handlers = {"hello": on_hello, "batch": on_batch, "heartbeat": on_heartbeat}
@@ -173,6 +209,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.user = user
         self.store = window_store()
         self.joined: list[str] = []
+        self.limit = SubscribeLimit()
+        #: set once the connection is closed for flooding: what was queued behind is ignored
+        self.closing = False
         await self.accept()
         await self.send_json({"type": "hello", "user": user.get_username(), "store": store_kind(),
                               "single_process": store_kind() == "memory", "now": time.time()})
@@ -213,6 +252,33 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 await self.channel_layer.group_add(group, self.channel_name)
         self.joined = groups
 
+    @classmethod
+    async def encode_json(cls, content: Any) -> str:
+        """Every message of this consumer as strict, bounded JSON (``jsontext``)."""
+        return dumps(content)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None,
+                      **kwargs: Any) -> None:
+        """Rate-limited before anything is decoded: a flood costs a token check a message."""
+        if self.closing:
+            return
+        verdict = self.limit.check()
+        if verdict == SubscribeLimit.CLOSE:
+            faults.refuse("page over its subscribe limit", "closed")
+            self.closing = True
+            await self.close(SLOW_DOWN, "too many subscribes; slow down")
+            return
+        if verdict == SubscribeLimit.REFUSE:
+            faults.refuse("page over its subscribe limit", "a message was answered with an error")
+            await self.send_json(error_message(
+                f"too many messages: at most {self.limit.rate:g} a second; this one was not acted on"))
+            return
+        try:
+            content = json.loads(text_data) if text_data else None
+        except (ValueError, RecursionError):
+            content = None
+        await self.receive_json(content)
+
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict) or content.get("type") not in ("subscribe", "unsubscribe"):
             await self.send_json({"type": "error", "reason": "expected subscribe or unsubscribe"})
@@ -228,6 +294,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 await self.send_json({"type": "error", "reason": "scope must be fleet or host"})
         except (StoreUnavailable, OSError, RedisError):  # the store's or the channel layer's Redis
             await self.report_store(False)
+        except Exception as exc:  # the console's bug: this answer is lost, the connection is not
+            faults.caught("subscribe", None, exc)
+            await self.send_json(error_message("the console could not answer this subscribe "
+                                               "(internal error, logged)"))
 
     async def subscribe_fleet(self) -> None:
         hosts = await queries.visible_hosts(self.user)

@@ -109,11 +109,25 @@ def validate_batch(message: dict) -> tuple[str, int, list[dict]]:
 
 
 def validate_heartbeat(message: dict) -> dict[str, int]:
+    """The agent's counters as ints the host's database columns and the store can hold.
+
+    A counter is clamped into 0 .. 2**63 - 1 (a BigIntegerField): a value
+    of 2**64 - 1 used to close the connection with a database overflow. A
+    counter that is no integer, or whose name is not a short string, is left
+    out; at most 64 are kept (each is a field of the store's agent hash).
+    Nothing here refuses a heartbeat but a missing map.
+    """
     counters = message.get("counters")
     if not isinstance(counters, dict):
         raise ProtocolError("'counters' must be a map")
-    return {str(k): int(v) for k, v in counters.items()
-            if isinstance(k, str) and isinstance(v, int) and not isinstance(v, bool)}
+    largest, most, longest = 2**63 - 1, 64, 64
+    out: dict[str, int] = {}
+    for name, value in counters.items():
+        if len(out) >= most:
+            break
+        if isinstance(name, str) and len(name) <= longest and type(value) is int:
+            out[name] = min(max(value, 0), largest)
+    return out
 
 
 def pack(message: dict) -> bytes:

@@ -11,33 +11,48 @@ heartbeats). Both are turned into display metrics once and sent as the
 same JSON text to every subscriber of the host (and, for the final one,
 of its team) through the channel layer. Snapshots for a new subscriber are
 read from the window store, downsampled to the points the chart can show.
+
+Every part is guarded on its own (``health``): a host frame, fleet row,
+partial frame or tab's data that fails to build is counted and logged, the
+host's pages get an ``error`` about it, and the next second is published
+as usual; nothing but the agent's disconnect ends ``run``. Every text goes
+through ``jsontext.dumps`` (strict JSON, bounded), and a message lists at
+most ``tabs.base.MAX_PROCESSES`` processes and ``MAX_GROUPS`` groups.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
 import math
 import time
 from typing import Any
 
 from channels.layers import get_channel_layer
 
-from ingest.frames import derive, merge, merge_into
+from ingest.frames import merge, merge_into
 
+from .health import error_message, faults
+from .jsontext import dumps
 from .store import StoreUnavailable
+from .summary import (
+    AGENT_KEYS,
+    ONLINE_WITHIN,
+    PUBLISH_DELAY,
+    SERIES_KEYS,
+    agent_counters,
+    agent_state,
+    fleet_entries,
+    fleet_entry,
+    fleet_metrics,
+    host_status,
+    metrics,
+)
 from .tabs import TabRequest, live_messages
+from .tabs.base import MAX_GROUPS, first_processes
 
-log = logging.getLogger("console.live")
+__all__ = ["AGENT_KEYS", "ONLINE_WITHIN", "PUBLISH_DELAY", "OpenSeconds", "fleet_entries", "fleet_groups",
+           "host_group", "host_snapshot", "metrics", "publish_increments", "run", "team_group"]
 
-#: Seconds a frame waits for late samples before it is published.
-PUBLISH_DELAY = 2
-#: A host is online while its agent was heard from within this many seconds.
-ONLINE_WITHIN = 15.0
-SERIES_KEYS = ("throughput", "rate_1xx", "rate_2xx", "rate_3xx", "rate_4xx", "rate_5xx",
-               "capacity", "cpu", "rss", "p50", "p95", "p99")
-AGENT_KEYS = ("received", "lost", "malformed", "spooled", "dropped")
 #: Seconds between process lists in host frames (a page keeps its table current).
 PROCESSES_EVERY = 5
 
@@ -59,25 +74,28 @@ def fleet_groups(user: Any, hosts: list[dict[str, Any]]) -> list[str]:
     return sorted({team_group(h["team_id"]) for h in hosts})
 
 
-def metrics(frame: dict[str, float], span: float) -> dict[str, Any]:
-    """The live protocol's metrics of one frame (docs/live-protocol.md)."""
-    d = derive(frame, span)
-    out: dict[str, Any] = {
-        "throughput": d["throughput"], "capacity": d["capacity"], "cpu": d["cpu"], "rss": d["rss"],
-        "p50": d["request_p50"], "p95": d["request_p95"], "p99": d["request_p99"],
-        "requests": d["requests"], "processes": d["processes"], "slow_active": d["slow_active"],
-        "restarts": d["started"], "status": {}, "loss": d["loss"], "ticks": d["ticks"],
-    }
-    for name in ("1xx", "2xx", "3xx", "4xx", "5xx"):
-        out[f"rate_{name}"] = d[f"status_{name}_rate"]
-        out["status"][name] = d[f"status_{name}"]
-    return out
+def process_list(processes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The registry as host messages carry it: at most MAX_PROCESSES records, and the total."""
+    return {"processes": first_processes(processes), "processes_total": len(processes)}
 
 
 async def host_snapshot(store: Any, host: dict[str, Any], request: TabRequest,
                         now: float) -> dict[str, Any]:
-    """What every tab's top bar needs (groups, processes, window totals), and the
-    Overview's chart series when that is the tab asked for."""
+    """What every tab's top bar needs (groups, processes, window totals, the agent's state),
+    and the Overview's chart series when that is the tab asked for; or an ``error`` about
+    this host when building it failed (the page's connection, and its tab, go on)."""
+    try:
+        return await _host_snapshot(store, host, request, now)
+    except StoreUnavailable:
+        raise
+    except Exception as exc:
+        faults.caught("host snapshot", host, exc)
+        return error_message("the console could not read this host's summary (internal error, logged)",
+                             host=host["id"], about="host.snapshot")
+
+
+async def _host_snapshot(store: Any, host: dict[str, Any], request: TabRequest,
+                         now: float) -> dict[str, Any]:
     since = now - request.window
     points = request.points if request.tab == "overview" else 1
     series = await store.aframes(host["id"], request.group, since, now, points, now=now)
@@ -90,82 +108,64 @@ async def host_snapshot(store: Any, host: dict[str, Any], request: TabRequest,
     total = metrics(merge(frame for _, frame in series), float(request.window)) if series else None
     processes = await store.aprocesses(host["id"], now=now)
     groups = sorted({p.get("group") or "" for p in processes})
+    status = await host_status(store, host)
     return {
         "type": "host.snapshot", "host": host["id"], "group": request.group, "tab": request.tab, "now": now,
-        "step": series.step, "groups": ["*", *groups], "series": columns,
+        "step": series.step, "groups": ["*", *groups[:MAX_GROUPS]], "groups_total": len(groups),
+        "series": columns,
         "totals": {"requests": total["requests"] if total else 0, "status": total["status"] if total else {}},
-        "processes": processes,
+        "agent": agent_counters(status), "agent_state": agent_state(status, now),
+        **process_list(processes),
     }
 
 
-def fleet_entry(host: dict[str, Any], status: dict[str, Any], frame_metrics: dict[str, Any] | None,
-                now: float) -> dict[str, Any]:
-    last_seen = status.get("last_seen")
-    counters = status.get("counters", {})
-    return {
-        "id": host["id"], "name": host["name"], "team": host["team"], "labels": host["labels"],
-        "online": last_seen is not None and now - last_seen < ONLINE_WITHIN,
-        "last_seen": last_seen, "age": None if last_seen is None else max(now - last_seen, 0.0),
-        "agent": {"version": host.get("agent_version", ""), **{k: counters.get(k, 0) for k in AGENT_KEYS}},
-        "metrics": {k: frame_metrics.get(k) for k in ("throughput", "capacity", "p95", "rate_4xx", "rate_5xx",
-                                                      "slow_active", "restarts", "processes")}
-        if frame_metrics else {},
-    }
-
-
-#: Seconds the fleet view's rates and percentiles are taken over: a wall
-#: screen wants a steady reading, not one second's noise.
-FLEET_SPAN = 10
-#: Restarts are counted over this long, re-read at most every RESTARTS_EVERY seconds.
-RESTARTS_SPAN, RESTARTS_EVERY = 3600, 30
-_restarts: dict[int, tuple[float, int]] = {}
-
-
-async def fleet_metrics(store: Any, host_id: int, second: int, now: float) -> dict[str, Any] | None:
-    """A host's fleet-row metrics: the last FLEET_SPAN closed seconds, restarts in the last hour."""
-    series = await store.aframes(host_id, "*", second - FLEET_SPAN + 1, second + 1, FLEET_SPAN, now=now)
-    if not series:
-        return None
-    # Rates over the seconds that hold data (an agent that just started has fewer than
-    # FLEET_SPAN); how many processes report: the newest second's count, not an average.
-    out = metrics(merge(frame for _, frame in series), float(len(series)))
-    out["processes"] = metrics(series[-1][1], 1.0)["processes"]
-    cached = _restarts.get(host_id)
-    if cached is None or now - cached[0] >= RESTARTS_EVERY:
-        hour = await store.aframes(host_id, "*", now - RESTARTS_SPAN, now, 1, now=now)
-        cached = (now, int(hour[0][1].get("up", 0)) if hour else 0)
-        _restarts[host_id] = cached
-    out["restarts"] = cached[1]
-    return out
-
-
-async def fleet_entries(store: Any, hosts: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
-    statuses = await store.ahost_status([h["id"] for h in hosts])
-    second = math.floor(now) - PUBLISH_DELAY
-    values = await asyncio.gather(*(fleet_metrics(store, h["id"], second, now) for h in hosts))
-    return [fleet_entry(host, statuses.get(host["id"], {}), value, now)
-            for host, value in zip(hosts, values, strict=True)]
+async def _send(group: str, message: dict[str, Any]) -> None:
+    await get_channel_layer().group_send(group, {"type": "live.text", "text": dumps(message)})
 
 
 async def publish_second(store: Any, host: dict[str, Any], groups: set[str], second: int) -> None:
-    layer = get_channel_layer()
+    """The stored second, complete, to the host's pages; its fleet row to its team and staff.
+
+    The two are built and sent apart: a fleet row that fails does not cost
+    the host's pages their frame, nor the reverse.
+    """
+    now = time.time()
+    status = await host_status(store, host)
+    try:
+        await _send(host_group(host["id"]), await host_frame(store, host, groups, second, status, now))
+    except StoreUnavailable:
+        raise
+    except Exception as exc:
+        faults.caught("host frame", host, exc)
+        await _send(host_group(host["id"]), error_message(
+            f"the console could not build the second {second} of this host (internal error, logged)",
+            host=host["id"], t=second))
+    try:
+        entry = fleet_entry(host, status, await fleet_metrics(store, host["id"], second, now), now)
+    except StoreUnavailable:
+        raise
+    except Exception as exc:
+        faults.caught("fleet row", host, exc)
+        return
+    text = dumps({"type": "fleet.update", "now": now, "hosts": [entry]})
+    for group in (team_group(host["team_id"]), STAFF_GROUP):
+        await get_channel_layer().group_send(group, {"type": "live.text", "text": text})
+
+
+async def host_frame(store: Any, host: dict[str, Any], groups: set[str], second: int,
+                     status: dict[str, Any], now: float) -> dict[str, Any]:
     per_group: dict[str, Any] = {}
-    for group in ["*", *sorted(groups)]:
+    for group in ["*", *sorted(groups)[:MAX_GROUPS]]:
         series = await store.aframes(host["id"], group, second, second + 1, 1)
         if series:
             per_group[group] = metrics(series[0][1], 1.0)
-    now = time.time()
-    status = (await store.ahost_status([host["id"]])).get(host["id"], {})
     frame = {"type": "host.frame", "host": host["id"], "t": second, "now": now, "groups": per_group,
-             "agent": {k: status.get("counters", {}).get(k, 0) for k in AGENT_KEYS}}
+             "groups_total": len(groups), "agent": agent_counters(status),
+             "agent_state": agent_state(status, now),
+             "console": {"internal_errors": faults.of_host(host["id"])}}
     if second % PROCESSES_EVERY == 0:
-        frame["processes"] = await store.aprocesses(host["id"], now=now)
-    await layer.group_send(host_group(host["id"]), {"type": "live.text", "text": json.dumps(frame)})
-    update = {"type": "fleet.update", "now": now,
-              "hosts": [fleet_entry(host, status, await fleet_metrics(store, host["id"], second, now), now)]}
-    text = json.dumps(update)
-    for group in (team_group(host["team_id"]), STAFF_GROUP):
-        await layer.group_send(group, {"type": "live.text", "text": text})
+        frame.update(process_list(await store.aprocesses(host["id"], now=now)))
+    return frame
 
 
 class OpenSeconds:
@@ -197,47 +197,72 @@ class OpenSeconds:
 
     def metrics(self, second: int) -> dict[str, Any]:
         groups = self.seconds.get(second, {})
-        out = {group: metrics(frame, 1.0) for group, frame in groups.items()}
+        out = {group: metrics(groups[group], 1.0) for group in sorted(groups)[:MAX_GROUPS]}
         if groups:
             out["*"] = metrics(merge(groups.values()), 1.0)
         return out
 
 
 async def publish_increments(host: dict[str, Any], open_seconds: OpenSeconds, increments: Any) -> None:
-    """Send the seconds a batch touched, as this connection has them so far (``partial``)."""
+    """Send the seconds a batch touched, as this connection has them so far (``partial``).
+
+    The data is written and acked before this runs: a failure here costs
+    the pages one early update (the complete second follows), so it is
+    counted and logged, never raised.
+    """
     if not increments:
         return
-    layer = get_channel_layer()
-    now = time.time()
-    for second in open_seconds.add(increments):
-        if second <= math.floor(now) - PUBLISH_DELAY:
-            continue  # a late or resent sample: its stored second was published, or is about to be
-        frame = {"type": "host.frame", "host": host["id"], "t": second, "now": now, "partial": True,
-                 "groups": open_seconds.metrics(second)}
-        await layer.group_send(host_group(host["id"]), {"type": "live.text", "text": json.dumps(frame)})
+    try:
+        now = time.time()
+        for second in open_seconds.add(increments):
+            if second <= math.floor(now) - PUBLISH_DELAY:
+                continue  # a late or resent sample: its stored second was published, or is about to be
+            await _send(host_group(host["id"]), {
+                "type": "host.frame", "host": host["id"], "t": second, "now": now, "partial": True,
+                "groups": open_seconds.metrics(second)})
+    except Exception as exc:
+        faults.caught("partial host frame", host, exc)
 
 
 async def publish_tabs(host: dict[str, Any], recent: list[dict[str, Any]]) -> None:
-    """The tabs' live data from the samples written since the last second."""
+    """The tabs' live data from the samples written since the last second; a tab whose
+    message cannot be sent is that tab's loss for that second (``live_messages`` guards
+    the building)."""
     if not recent:
         return
     samples = recent[:]
     del recent[:len(samples)]
     now = time.time()
-    layer = get_channel_layer()
-    for group, message in live_messages(host["id"], samples, math.floor(now), now):
-        await layer.group_send(group, {"type": "live.text", "text": json.dumps(message)})
+    for group, message in live_messages(host, samples, math.floor(now), now):
+        try:
+            await _send(group, message)
+        except Exception as exc:
+            faults.caught(f"sending the {message.get('tab')} tab's frame", host, exc)
+
+
+async def publish_once(host: dict[str, Any], store: Any, groups: set[str],
+                       recent: list[dict[str, Any]]) -> None:
+    """One second: the tabs' live data, then the stored second; each part guarded on its own."""
+    try:
+        await publish_tabs(host, recent)
+    except Exception as exc:
+        faults.caught("tab frames", host, exc)
+    try:
+        await publish_second(store, host, groups, math.floor(time.time()) - PUBLISH_DELAY)
+    except StoreUnavailable:
+        faults.refuse("store unavailable", "frames are not published", host=host)
 
 
 async def run(host: dict[str, Any], store: Any, groups: set[str], recent: list[dict[str, Any]]) -> None:
-    """Publish every second until cancelled (when the agent disconnects)."""
+    """Publish every second until cancelled (when the agent disconnects).
+
+    Nothing but cancellation ends this loop: a second whose frames fail is
+    counted and logged, and the next second is published as usual.
+    """
     while True:
         now = time.time()
         await asyncio.sleep(math.ceil(now) - now + 0.05)
         try:
-            await publish_tabs(host, recent)
-            await publish_second(store, host, groups, math.floor(time.time()) - PUBLISH_DELAY)
-        except StoreUnavailable:
-            log.warning("window store unavailable; frames for %s are not published", host["name"])
-        except Exception:  # a bug here must not take the agent's connection down with it
-            log.exception("publishing frames of %s failed", host["name"])
+            await publish_once(host, store, groups, recent)
+        except Exception as exc:  # a bug here must not take the agent's connection, or its pages, down
+            faults.caught("publishing a second", host, exc)

@@ -17,11 +17,16 @@ A tab module answers two questions, and only for what its tab shows
 Everything a tab sends may hold attacker-controlled strings (URLs, user
 agents, hostnames); they travel as JSON text and the pages only ever put
 them in with ``textContent``.
+
+Both are guarded here, per host and tab: a snapshot or a second's live data
+that raises is counted and logged (``health``), and the page gets an
+``error`` naming the host and tab instead, on a connection that lives on;
+the other tabs, and every other host, are not touched. Each tab bounds what
+one message describes to ``base.MAX_PROCESSES`` processes.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
@@ -29,10 +34,10 @@ from typing import Any
 from ingest.frames import TICK, Sample
 from ingest.spool import dense_counts
 
+from ..health import error_message, faults
+from ..store import StoreUnavailable
 from . import capacity, gc, overview, processes, slow
 from .base import TabRequest
-
-log = logging.getLogger("console.live")
 
 TABS: dict[str, ModuleType] = {
     "overview": overview, "capacity": capacity, "processes": processes, "gc": gc, "slow": slow,
@@ -47,7 +52,16 @@ def tab_group(host_id: int, tab: str) -> str:
 
 
 async def tab_snapshot(store: Any, host: dict[str, Any], request: TabRequest, now: float) -> dict[str, Any]:
-    body = await TABS[request.tab].snapshot(store, host, request, now)
+    """The tab's first data, or an ``error`` about this host and tab when building it failed."""
+    try:
+        body = await TABS[request.tab].snapshot(store, host, request, now)
+    except StoreUnavailable:
+        raise
+    except Exception as exc:
+        faults.caught(f"the {request.tab} tab's snapshot", host, exc)
+        return error_message(f"the console could not build the {request.tab} tab of this host "
+                             "(internal error, logged); the other tabs still work",
+                             host=host["id"], tab=request.tab, about="tab.snapshot")
     return {"type": "tab.snapshot", "tab": request.tab, "host": host["id"], "group": request.group,
             "window": request.window, "now": now, **body}
 
@@ -60,16 +74,24 @@ def _dense_slots(samples: Sequence[Sample]) -> None:
             sample["f"][SLOT_COUNTS] = dense_counts(value)
 
 
-def live_messages(host_id: int, samples: Sequence[Sample], second: int,
+def live_messages(host: dict[str, Any] | int, samples: Sequence[Sample], second: int,
                   now: float) -> list[tuple[str, dict[str, Any]]]:
-    """(channel group, message) of every tab with something to say about ``second``."""
-    _dense_slots(samples)
-    out = []
+    """(channel group, message) of every tab with something to say about ``second``; a tab
+    whose builder fails says so with an ``error`` (one tab's bug must not silence the others)."""
+    host_id = host["id"] if isinstance(host, dict) else host
+    out: list[tuple[str, dict[str, Any]]] = []
+    try:
+        _dense_slots(samples)
+    except Exception as exc:
+        faults.caught("reading the slot counts", host, exc)
     for name, module in TABS.items():
         try:
             body = module.live(samples, second)
-        except Exception:  # one tab's bug must not silence the others
-            log.exception("live data of tab %s failed", name)
+        except Exception as exc:
+            faults.caught(f"the {name} tab's live data", host, exc)
+            out.append((tab_group(host_id, name), error_message(
+                f"the console could not build the {name} tab's data of the second {second} "
+                "(internal error, logged)", host=host_id, tab=name, t=second, about="tab.frame")))
             continue
         if body is not None:
             out.append((tab_group(host_id, name),

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 from array import array
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,16 @@ MAX_OPTION = 256
 WINDOW_MIN, WINDOW_MAX, DEFAULT_WINDOW = 60, 14 * 86400, 300
 #: The longest group name a page may ask for.
 MAX_GROUP = 256
+#: Processes one message describes at most (registry records, heatmap rows, per-process
+#: ticks, GC series...): the largest host the console is benchmarked with (bench/console.py).
+#: A flood of datagrams from fake pids made host frames of 10-36 MB; with this bound the
+#: per-process part of a message stays near half of jsontext.MAX_TEXT, and the processes
+#: left out are counted so the page can say "and 12,345 more processes".
+MAX_PROCESSES = 1000
+#: Process groups one message describes at most (each costs a store read a second).
+MAX_GROUPS = 64
+#: Registry states of a process that is still there.
+LIVE_STATES = frozenset({"running", "stopping"})
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,19 @@ class TabRequest:
     def wants(self, group: str | None) -> bool:
         """True when a process of ``group`` (None: embedded) belongs to the requested group."""
         return self.group == "*" or (group or "") == self.group
+
+
+def first_processes(records: Sequence[Mapping[str, Any]], limit: int = MAX_PROCESSES) -> list[Any]:
+    """At most ``limit`` registry records, order kept: live processes first, then the most
+    recently seen (a real process ticks every second; a fake pid is seen once)."""
+    if len(records) <= limit:
+        return list(records)
+
+    def rank(i: int) -> tuple[bool, float]:
+        seen = records[i].get("last_seen")
+        return records[i].get("state") not in LIVE_STATES, -(seen if _finite(seen) else 0.0)
+
+    return [records[i] for i in sorted(heapq.nsmallest(limit, range(len(records)), key=rank))]
 
 
 def _finite(value: Any) -> bool:

@@ -29,7 +29,7 @@ from typing import Any, Final
 from ingest.fields import MAX_SLOTS
 from ingest.frames import SLOW, STOPPED, TICK, Sample
 
-from .base import TabRequest, display, slow_record
+from .base import MAX_PROCESSES, TabRequest, display, slow_record
 
 SPANS: Final = (30, 60, 120, 300)
 DEFAULT_SPAN: Final = 60
@@ -237,6 +237,11 @@ async def snapshot(store: Any, host: dict[str, Any], request: TabRequest, now: f
     for sample in raw:
         if (sample["p"], sample["i"]) in ticks:
             ticks[(sample["p"], sample["i"])].append(sample)
+    total = len(alive)
+    if total > MAX_PROCESSES:  # the processes that ticked first: a fake pid's STARTED draws nothing
+        keep = sorted(alive, key=lambda k: (not ticks[k], -len(ticks[k]), k))[:MAX_PROCESSES]
+        alive = {k: alive[k] for k in keep}
+        ticks = {k: ticks[k] for k in keep}
     # Cut by TICK_LIMIT: the page says the columns before this were not loaded.
     loaded = raw[0]["t"] if len(raw) >= TICK_LIMIT else None
     cells = sum(_slots(s["f"]) for samples in ticks.values() for s in samples)
@@ -254,19 +259,31 @@ async def snapshot(store: Any, host: dict[str, Any], request: TabRequest, now: f
     records = [slow_record(r) for r in await store.aslow(host["id"], limit=RECORD_LIMIT, now=now)
                if (r["pid"], r["incarnation"]) in alive]
     return {"span": span, "step": step, "loaded_since": loaded, "processes": processes,
-            "slow": [r for r in records if _overlaps(r, since)]}
+            "processes_total": total, "slow": [r for r in records if _overlaps(r, since)]}
+
+
+def _ticking(samples: Sequence[Sample]) -> tuple[set[tuple[int, int]] | None, int]:
+    """The processes whose ticks a frame carries (None: all of them), and how many are left out:
+    at most MAX_PROCESSES, the same ones every second (the lowest pids) so their rows stay whole."""
+    keys = {(s["p"], s["i"]) for s in samples if s["k"] == TICK}
+    if len(keys) <= MAX_PROCESSES:
+        return None, 0
+    return set(sorted(keys)[:MAX_PROCESSES]), len(keys) - MAX_PROCESSES
 
 
 def live(samples: Sequence[Sample], second: int) -> dict[str, Any] | None:
     """The second's ticks as parallel arrays (all groups: the page filters), its slow
     records, and the processes that stopped (their rows go at once, not at the next
-    process list)."""
+    process list); ticks and stops of at most MAX_PROCESSES processes, the rest counted."""
     ticks: dict[str, list[Any]] = {key: [] for key in TICK_KEYS}
     lists = tuple(ticks.values())
     slow, stopped = [], []
+    shown, omitted = _ticking(samples)
     for sample in samples:
         kind = sample["k"]
         if kind == TICK:
+            if shown is not None and (sample["p"], sample["i"]) not in shown:
+                continue
             f = sample["f"]
             values = (sample["p"], sample["i"], _text(sample["g"]), _slots(f), _threshold(f),
                       *column(f, sample["t"]))
@@ -280,4 +297,8 @@ def live(samples: Sequence[Sample], second: int) -> dict[str, Any] | None:
         return None
     # Completed records first: they end a run, and only they carry status and CPU.
     slow.sort(key=lambda s: s["f"].get("slow_record_state") != 1)
-    return {"ticks": ticks, "slow": [slow_record(s) for s in slow[:LIVE_RECORD_LIMIT]], "stopped": stopped}
+    out = {"ticks": ticks, "slow": [slow_record(s) for s in slow[:LIVE_RECORD_LIMIT]],
+           "stopped": stopped[:MAX_PROCESSES]}
+    if omitted or len(stopped) > MAX_PROCESSES:
+        out["omitted"] = {"ticking": omitted, "stopped": max(len(stopped) - MAX_PROCESSES, 0)}
+    return out

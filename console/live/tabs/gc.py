@@ -28,7 +28,7 @@ from typing import Any
 from ingest import frames
 from ingest.frames import GC_EVENT, GC_SNAPSHOT, Sample
 
-from .base import TabRequest, display
+from .base import MAX_PROCESSES, TabRequest, display
 
 #: Seconds of raw GC samples a snapshot reads; a longer page window is capped (and says so).
 RAW_SPAN = 300
@@ -37,6 +37,8 @@ RAW_SPAN = 300
 RAW_LIMIT = 12_000
 #: Pause events sent at most (the newest); every event still counts in the buckets.
 MAX_EVENTS = 2000
+#: Pause events one second's frame carries at most (the newest); the rest are counted.
+LIVE_EVENTS = 5000
 #: The ``interp`` option's name for the main interpreter (empty on the wire).
 MAIN = "(main)"
 GENERATIONS = (0, 1, 2)
@@ -238,12 +240,18 @@ async def snapshot(store: Any, host: dict[str, Any], request: TabRequest, now: f
     for sample in samples:
         selection.add(sample)
     events = sorted(selection.events, key=lambda ev: ev[0])[-MAX_EVENTS:]
+    # At most MAX_PROCESSES of each per-process part: fake pids must not make megabytes.
+    series = sorted(selection.series.values(), key=lambda s: s["key"])
+    seqs = selection.seqs
+    if len(seqs) > MAX_PROCESSES:
+        shown = {":".join(s["key"].split(":", 2)[:2]) for s in series[:MAX_PROCESSES]}  # pid:inc
+        seqs = {k: v for k, v in seqs.items() if k in shown}
     out: dict[str, Any] = {
         "span": span, "since": covered, "capped": request.window > span, "limited": covered > since,
         "pid": selection.pid, "interp": selection.interp,
-        "pids": sorted(selection.pids), "interps": sorted(selection.interps),
-        "seqs": selection.seqs, "buckets": selection.buckets.columns(),
-        "series": sorted(selection.series.values(), key=lambda s: s["key"]),
+        "pids": sorted(selection.pids)[:MAX_PROCESSES], "interps": sorted(selection.interps)[:MAX_PROCESSES],
+        "seqs": seqs, "buckets": selection.buckets.columns(),
+        "series": series[:MAX_PROCESSES], "series_total": len(series),
         "events": events, "events_total": len(selection.events),
         "window_totals": None,
     }
@@ -253,7 +261,9 @@ async def snapshot(store: Any, host: dict[str, Any], request: TabRequest, now: f
 
 
 def live(samples: Sequence[Sample], second: int) -> dict[str, Any] | None:
-    """The second's GC records and events, for every group (the page filters)."""
+    """The second's GC records and events, for every group (the page filters): the records
+    of at most MAX_PROCESSES processes (the lowest pids) and the newest LIVE_EVENTS events,
+    what is left out counted in ``omitted``."""
     records, events = [], []
     for sample in samples:
         kind = sample["k"]
@@ -263,4 +273,13 @@ def live(samples: Sequence[Sample], second: int) -> dict[str, Any] | None:
             events.append(event(sample))
     if not records and not events:
         return None
-    return {"records": records, "events": events}
+    out: dict[str, Any] = {"records": records, "events": events[-LIVE_EVENTS:]}
+    if len(records) > MAX_PROCESSES:  # records outnumber processes: only then count these
+        processes = {(r["p"], r["i"]) for r in records}
+        if len(processes) > MAX_PROCESSES:
+            shown = set(sorted(processes)[:MAX_PROCESSES])
+            out["records"] = [r for r in records if (r["p"], r["i"]) in shown]
+    if len(out["records"]) < len(records) or len(events) > LIVE_EVENTS:
+        out["omitted"] = {"records": len(records) - len(out["records"]),
+                          "events": max(len(events) - LIVE_EVENTS, 0)}
+    return out

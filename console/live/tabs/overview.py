@@ -17,7 +17,7 @@ from typing import Any
 from ingest.fields import PHASES
 from ingest.frames import TICK, Frame, Sample, frame_add, histogram
 
-from .base import TabRequest
+from .base import MAX_GROUPS, TabRequest
 
 DEFAULT_PHASE = "request"
 #: at most this many points of phase data (the table and histogram need sums, the chart ~1 per 4 px)
@@ -54,15 +54,17 @@ async def snapshot(store: Any, host: dict[str, Any], request: TabRequest, now: f
 
 
 def live(samples: Sequence[Sample], second: int) -> dict[str, Any] | None:
-    """Per process group: the phase sums and every phase's histogram of the second's ticks."""
+    """Per process group (at most MAX_GROUPS, the first by name): the phase sums and every
+    phase's histogram of the second's ticks."""
     frames: dict[str, Frame] = {}
     for sample in samples:
         if sample["k"] == TICK:
             frame_add(frames.setdefault(sample.get("g") or "", {}), sample)
     if not frames:
         return None
-    return {"groups": {group: {"sums": phase_sums(frame),
-                               "hist": {phase: sparse_histogram(frame, phase) for phase in PHASES}}
-                       for group, frame in frames.items()}}
+    shown = sorted(frames)[:MAX_GROUPS] if len(frames) > MAX_GROUPS else frames
+    return {"groups": {group: {"sums": phase_sums(frames[group]),
+                               "hist": {phase: sparse_histogram(frames[group], phase) for phase in PHASES}}
+                       for group in shown}}
 
 

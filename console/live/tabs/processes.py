@@ -22,7 +22,7 @@ from typing import Any
 
 from ingest.frames import STARTED, STOPPED, STOPPING, TICK, Sample
 
-from .base import TabRequest, display
+from .base import MAX_PROCESSES, TabRequest, display
 
 #: Newest events sent with a snapshot; a busy host over 24 h has far more.
 MAX_EVENTS = 2000
@@ -253,7 +253,11 @@ async def snapshot(store: Any, host: dict[str, Any], request: TabRequest, now: f
 
 def live(samples: Sequence[Sample], second: int) -> dict[str, Any] | None:
     """The second's lifecycle events, and each process's newest tick for the table as
-    ``[pid, incarnation, capacity, cpu, rss, rps]`` (the page knows the rest of the row)."""
+    ``[pid, incarnation, capacity, cpu, rss, rps]`` (the page knows the rest of the row).
+
+    At most MAX_EVENTS events (the newest) and the ticks of MAX_PROCESSES processes (the
+    lowest pids, the same every second); what is left out is counted in ``omitted``: a
+    flood of STARTED from fake pids made this frame megabytes long."""
     events = []
     ticks: dict[tuple[int, int], dict[str, Any]] = {}
     for sample in samples:
@@ -272,7 +276,11 @@ def live(samples: Sequence[Sample], second: int) -> dict[str, Any] | None:
         return None
     out: dict[str, Any] = {}
     if events:
-        out["events"] = sorted(events, key=lambda e: e["t"])
+        out["events"] = sorted(events, key=lambda e: e["t"])[-MAX_EVENTS:]
     if ticks:
-        out["ticks"] = [[t["pid"], t["inc"], *(t[k] for k in METRICS)] for t in ticks.values()]
+        keys = sorted(ticks)[:MAX_PROCESSES] if len(ticks) > MAX_PROCESSES else ticks
+        out["ticks"] = [[t["pid"], t["inc"], *(t[k] for k in METRICS)] for t in map(ticks.__getitem__, keys)]
+    if len(events) > MAX_EVENTS or len(ticks) > MAX_PROCESSES:
+        out["omitted"] = {"events": max(len(events) - MAX_EVENTS, 0),
+                          "ticks": max(len(ticks) - MAX_PROCESSES, 0)}
     return out

@@ -10,7 +10,7 @@ import pytest
 from tab_helpers import sample, write
 
 from console.live.tabs import capacity, live_messages
-from console.live.tabs.base import TabRequest
+from console.live.tabs.base import MAX_PROCESSES, TabRequest
 from console.windows import get_store
 from ingest.frames import SLOW, STARTED, STOPPED, TICK, replay
 from ingest.simulate import Fleet
@@ -129,7 +129,8 @@ async def test_snapshot_options_group_span_and_window(store):
 @pytest.mark.asyncio
 async def test_snapshot_of_an_empty_host(store):
     body = await snap(store, T0)
-    assert body == {"span": 60, "step": 1, "loaded_since": None, "processes": [], "slow": []}
+    assert body == {"span": 60, "step": 1, "loaded_since": None, "processes": [], "processes_total": 0,
+                    "slow": []}
 
 
 @pytest.mark.asyncio
@@ -246,3 +247,15 @@ def test_live_is_cheap_for_a_thousand_processes():
         best = min(best, time.perf_counter() - began)
     # ~5 ms on an idle machine; the bound leaves room for a loaded CI runner
     assert best < 0.03, f"{best * 1000:.1f} ms for 1000 process ticks"
+
+
+@pytest.mark.asyncio
+async def test_a_flood_of_fake_pids_is_cut_to_the_processes_that_tick(store):
+    """A STARTED from each of 1,200 fake pids: the snapshot lists MAX_PROCESSES, the one that
+    ticks among them (its pid above every fake one), and says how many there were."""
+    fakes = [sample(STARTED, 10 + n, T0) for n in range(MAX_PROCESSES + 200)]
+    await write(store, HOST["id"], [*fakes, tick(50_000, T0 + 0.2)])
+    body = await snap(store, T0 + 0.5)
+    assert len(body["processes"]) == MAX_PROCESSES and body["processes_total"] == MAX_PROCESSES + 201
+    assert body["processes"][-1]["pid"] == 50_000 and body["processes"][-1]["columns"]["t"]
+    assert len(json.dumps(body, allow_nan=False)) < 1 << 20

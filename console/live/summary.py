@@ -1,0 +1,142 @@
+"""A host summed up for pages: display metrics of its frames, its agent's state, its fleet row.
+
+Shared by the host messages (``publish``) and the fleet view. A fleet row is
+built per host and guarded per host: one host whose data breaks the
+building shows as a row with an ``error``, and every other row of the fleet
+subscribe still comes (a fleet page used to close 1011 for the whole team
+and every staff user).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any
+
+from ingest.frames import derive, merge
+
+from .health import faults, not_decoding
+from .store import StoreUnavailable
+
+#: A host is online while its agent was heard from within this many seconds.
+ONLINE_WITHIN = 15.0
+SERIES_KEYS = ("throughput", "rate_1xx", "rate_2xx", "rate_3xx", "rate_4xx", "rate_5xx",
+               "capacity", "cpu", "rss", "p50", "p95", "p99")
+AGENT_KEYS = ("received", "decoded", "lost", "malformed", "spooled", "dropped")
+FLEET_METRICS = ("throughput", "capacity", "p95", "rate_4xx", "rate_5xx", "slow_active", "restarts",
+                 "processes")
+#: Seconds a frame waits for late samples before it is published.
+PUBLISH_DELAY = 2
+#: Seconds the fleet view's rates and percentiles are taken over: a wall
+#: screen wants a steady reading, not one second's noise.
+FLEET_SPAN = 10
+#: Restarts are counted over this long, re-read at most every RESTARTS_EVERY seconds.
+RESTARTS_SPAN, RESTARTS_EVERY = 3600, 30
+_restarts: dict[int, tuple[float, int]] = {}
+
+
+def metrics(frame: dict[str, float], span: float) -> dict[str, Any]:
+    """The live protocol's metrics of one frame (docs/live-protocol.md)."""
+    d = derive(frame, span)
+    out: dict[str, Any] = {
+        "throughput": d["throughput"], "capacity": d["capacity"], "cpu": d["cpu"], "rss": d["rss"],
+        "p50": d["request_p50"], "p95": d["request_p95"], "p99": d["request_p99"],
+        "requests": d["requests"], "processes": d["processes"], "slow_active": d["slow_active"],
+        "restarts": d["started"], "status": {}, "loss": d["loss"], "ticks": d["ticks"],
+    }
+    for name in ("1xx", "2xx", "3xx", "4xx", "5xx"):
+        out[f"rate_{name}"] = d[f"status_{name}_rate"]
+        out["status"][name] = d[f"status_{name}"]
+    return out
+
+
+def agent_counters(status: dict[str, Any]) -> dict[str, int]:
+    counters = status.get("counters", {})
+    return {k: counters.get(k, 0) for k in AGENT_KEYS}
+
+
+def agent_state(status: dict[str, Any], now: float) -> dict[str, Any]:
+    """``online``, ``offline`` or ``not decoding`` (received climbs, decoded does not), with
+    the numbers that say so: what the fleet row and the host page show in words."""
+    last_seen = status.get("last_seen")
+    online = last_seen is not None and now - last_seen < ONLINE_WITHIN
+    stalled = not_decoding(status.get("counters", {})) if online else None
+    return {"state": "not decoding" if stalled else "online" if online else "offline", "online": online,
+            "last_seen": last_seen, "age": None if last_seen is None else max(now - last_seen, 0.0),
+            "not_decoding": stalled}
+
+
+def fleet_entry(host: dict[str, Any], status: dict[str, Any], frame_metrics: dict[str, Any] | None,
+                now: float) -> dict[str, Any]:
+    state = agent_state(status, now)
+    return {
+        "id": host["id"], "name": host["name"], "team": host["team"], "labels": host["labels"], **state,
+        "agent": {"version": host.get("agent_version", ""), **agent_counters(status)},
+        "console": {"internal_errors": faults.of_host(host["id"])},
+        "metrics": {k: frame_metrics.get(k) for k in FLEET_METRICS} if frame_metrics else {},
+    }
+
+
+def broken_entry(host: dict[str, Any], status: dict[str, Any], now: float) -> dict[str, Any]:
+    """The row of a host whose row could not be built: named, with what is known, and why."""
+    try:
+        entry = fleet_entry(host, status, None, now)
+    except Exception:  # the status itself was what broke it
+        entry = fleet_entry(host, {}, None, now)
+    entry["error"] = "the console could not read this host's data (internal error, logged)"
+    return entry
+
+
+async def fleet_metrics(store: Any, host_id: int, second: int, now: float) -> dict[str, Any] | None:
+    """A host's fleet-row metrics: the last FLEET_SPAN closed seconds, restarts in the last hour."""
+    series = await store.aframes(host_id, "*", second - FLEET_SPAN + 1, second + 1, FLEET_SPAN, now=now)
+    if not series:
+        return None
+    # Rates over the seconds that hold data (an agent that just started has fewer than
+    # FLEET_SPAN); how many processes report: the newest second's count, not an average.
+    out = metrics(merge(frame for _, frame in series), float(len(series)))
+    out["processes"] = metrics(series[-1][1], 1.0)["processes"]
+    cached = _restarts.get(host_id)
+    if cached is None or now - cached[0] >= RESTARTS_EVERY:
+        hour = await store.aframes(host_id, "*", now - RESTARTS_SPAN, now, 1, now=now)
+        cached = (now, int(hour[0][1].get("up", 0)) if hour else 0)
+        _restarts[host_id] = cached
+    out["restarts"] = cached[1]
+    return out
+
+
+async def fleet_row(store: Any, host: dict[str, Any], status: dict[str, Any], second: int,
+                    now: float) -> dict[str, Any]:
+    """One host's row; an unexpected error is this row's, never the fleet's."""
+    try:
+        return fleet_entry(host, status, await fleet_metrics(store, host["id"], second, now), now)
+    except StoreUnavailable:
+        raise
+    except Exception as exc:
+        faults.caught("fleet row", host, exc)
+        return broken_entry(host, status, now)
+
+
+async def host_status(store: Any, host: dict[str, Any]) -> dict[str, Any]:
+    """One host's agent status; {} (counted) when reading it fails for another reason than
+    the store being down: the host's messages then say "offline" rather than nothing."""
+    try:
+        return (await store.ahost_status([host["id"]])).get(host["id"], {})
+    except StoreUnavailable:
+        raise
+    except Exception as exc:
+        faults.caught("agent status", host, exc)
+        return {}
+
+
+async def fleet_entries(store: Any, hosts: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+    """Every host's row; a host whose data breaks its row is a row with an ``error``."""
+    try:
+        statuses = await store.ahost_status([h["id"] for h in hosts])
+    except StoreUnavailable:
+        raise
+    except Exception:  # one host's stored status breaks the batch read: read them one by one
+        statuses = {h["id"]: await host_status(store, h) for h in hosts}
+    second = math.floor(now) - PUBLISH_DELAY
+    return list(await asyncio.gather(*(fleet_row(store, h, statuses.get(h["id"], {}), second, now)
+                                       for h in hosts)))
