@@ -96,9 +96,15 @@ function renderRow(tr, entry) {
     }));
   }
   const online = Boolean(entry.online);
-  tr.querySelector(".dot").dataset.state = online ? "online" : "offline";
-  tr.querySelector(".state").textContent = online ? "online" : "offline";
+  const state = fmt.hostState(entry);
+  // A row the console could not build whole: the host is there, and says why its numbers are not.
+  const error = typeof entry.error === "string" ? entry.error : "";
+  tr.querySelector(".dot").dataset.state = error ? "error" : state.kind;
+  const stateText = error ? state.text + " · console error" : state.text;
+  if (tr.querySelector(".state").textContent !== stateText) tr.querySelector(".state").textContent = stateText;
+  tr.querySelector('[data-field="online"]').title = error || state.title;
   tr.classList.toggle("offline", !online);
+  tr.classList.toggle("stalled", state.kind === "stalled");
 
   setCell(tr, "throughput", fmt.number(m.throughput));
   setCell(tr, "capacity", fmt.percent(m.capacity), m.capacity >= 0.9 ? "bad" : m.capacity >= 0.7 ? "warn" : "");
@@ -189,6 +195,7 @@ function saveState() {
 
 function renderTotals() {
   let online = 0;
+  let stalled = 0;
   let throughput = 0;
   let errors = 0;
   let lost = 0;
@@ -196,14 +203,16 @@ function renderTotals() {
   for (const entry of hosts.values()) {
     const m = entry.metrics || {};
     if (entry.online) online += 1;
+    if (entry.state === "not decoding") stalled += 1;
     if (typeof m.throughput === "number") throughput += m.throughput;
     if (typeof m.rate_5xx === "number") errors += m.rate_5xx;
     if (entry.agent && typeof entry.agent.lost === "number") lost += entry.agent.lost;
     if (typeof entry.last_seen === "number" && (newest === null || entry.last_seen > newest)) newest = entry.last_seen;
   }
   const n = hosts.size;
-  setTotals(`${n} host${n === 1 ? "" : "s"} · ${online} online · ${fmt.number(throughput)} req/s`
-    + ` · ${fmt.number(errors)} 5xx/s`);
+  setTotals(`${n} host${n === 1 ? "" : "s"} · ${online} online`
+    + (stalled ? ` · ${stalled} agent${stalled === 1 ? "" : "s"} not decoding` : "")
+    + ` · ${fmt.number(throughput)} req/s · ${fmt.number(errors)} 5xx/s`);
   setLoss(lost, "Datagrams lost on all hosts you can see (sequence gaps reported by the agents)");
   if (newest !== null) setDataTime(newest);
 }

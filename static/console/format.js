@@ -77,3 +77,24 @@ export function groupName(group) {
   if (group === "") return "(embedded)";
   return String(group);
 }
+
+/**
+ * A host's agent state (`agent_state` of host messages, or a fleet entry) in words:
+ * `{kind, text, title}`; kind is online, offline or stalled ("agent not decoding":
+ * datagrams keep arriving at the agent and none are decoded, so the charts stay empty).
+ */
+export function hostState(s) {
+  const state = s && typeof s === "object" ? s : {};
+  const stall = state.not_decoding && typeof state.not_decoding === "object" ? state.not_decoding : null;
+  if (state.state === "not decoding" && stall) {
+    const since = typeof stall.since === "number" ? " since " + clock(stall.since) : "";
+    return {
+      kind: "stalled",
+      text: `agent not decoding: ${count(stall.received)} datagrams received, ${count(stall.decoded)} decoded${since}`,
+      title: "The agent receives mod_wsgi's datagrams but decodes none: its decoder has stopped. "
+        + "Restart the agent and look at its log.",
+    };
+  }
+  if (state.online) return { kind: "online", text: "online", title: "" };
+  return { kind: "offline", text: "offline", title: "The agent has not been heard from for 15 s or more." };
+}

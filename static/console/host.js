@@ -235,6 +235,31 @@ if (hostSwitch) {
   });
 }
 
+// -- the agent's state and the process count, in the toolbar -------------------------------
+
+const hostState = document.getElementById("host-state");
+const processNote = document.getElementById("host-processes");
+
+/** "online", "offline" or "agent not decoding: ... received, ... decoded" (with the agent's version). */
+function renderHostState(agentState) {
+  if (!hostState || !agentState || typeof agentState !== "object") return;
+  const s = fmt.hostState(agentState);
+  const version = hostState.dataset.version;
+  const text = s.text + (version ? " · " + version : "");
+  if (hostState.textContent !== text) hostState.textContent = text;
+  hostState.dataset.kind = s.kind;
+  hostState.title = s.title;
+}
+
+/** A host with more processes than one message lists (a flood of fake pids) says how many more. */
+function renderProcessCount(message) {
+  if (!processNote || typeof message.processes_total !== "number") return;
+  const more = message.processes_total - state.processes.length;
+  processNote.hidden = more <= 0;
+  processNote.textContent = more > 0
+    ? `${fmt.count(state.processes.length)} processes listed, and ${fmt.count(more)} more processes` : "";
+}
+
 /** The setup note (no agent, no datagrams) goes once data flows. */
 function dataArrived() {
   const note = document.getElementById("host-empty");
@@ -296,6 +321,8 @@ const live = startLive({
     setGroups(message.groups);
     state.processes = Array.isArray(message.processes) ? message.processes : [];
     if (state.processes.length) dataArrived();
+    renderHostState(message.agent_state);
+    renderProcessCount(message);
     each("hostSnapshot", message);
     scheduleDraw();
   },
@@ -304,8 +331,12 @@ const live = startLive({
     const groups = message.groups && typeof message.groups === "object" ? message.groups : {};
     if (groups[state.group]) setDataTime(message.t);
     if (groups["*"] && groups["*"].ticks > 0) dataArrived();
-    if (Array.isArray(message.processes)) state.processes = message.processes;
+    if (Array.isArray(message.processes)) {
+      state.processes = message.processes;
+      renderProcessCount(message);
+    }
     if (message.agent && typeof message.agent.lost === "number") setLoss(message.agent.lost);
+    renderHostState(message.agent_state);
     each("hostFrame", message);
     if (state.tab === "overview" || Array.isArray(message.processes)) scheduleDraw();
   },

@@ -45,6 +45,7 @@ export function createTab(ctx) {
   let records = new Map();
   let loaded = false;
   let loadedSince = null;
+  let omittedProcesses = 0; // live processes the snapshot left out (more than one message lists)
   let span = spanParam();
   let pausedAt = null;
   let frozen = null; // while paused: copies of what was shown (rows, records, process states)
@@ -243,6 +244,7 @@ export function createTab(ctx) {
     const notes = [];
     if (pausedAt !== null) notes.push(`paused at ${fmt.clock(pausedAt)} · data keeps arriving`);
     if (span < spanParam()) notes.push(`span limited to the page's window (${seconds(span)})`);
+    if (omittedProcesses > 0) notes.push(`and ${fmt.count(omittedProcesses)} more processes not shown`);
     if (loadedSince !== null && loadedSince > viewNow() - span) {
       notes.push(`columns before ${fmt.clock(loadedSince)} were not loaded (too many processes for this span); live ones fill in`);
     }
@@ -306,12 +308,15 @@ export function createTab(ctx) {
       records = new Map();
       loaded = false;
       loadedSince = null;
+      omittedProcesses = 0;
       ladderFloor = null;
     },
     snapshot(message) {
       const s = num(message.span);
       if (s !== null && s > 0) span = s;
       loadedSince = num(message.loaded_since);
+      const listed = Array.isArray(message.processes) ? message.processes.length : 0;
+      omittedProcesses = Math.max(0, (num(message.processes_total) ?? listed) - listed);
       for (const p of Array.isArray(message.processes) ? message.processes : []) {
         if (!p || typeof p !== "object" || num(p.pid) === null) continue;
         const row = rowFor(p.pid, p.incarnation, p.group);
@@ -328,6 +333,8 @@ export function createTab(ctx) {
     },
     frame(message) {
       const ticks = message.ticks && typeof message.ticks === "object" ? message.ticks : {};
+      const ticking = message.omitted ? num(message.omitted.ticking) : null;
+      if (ticking !== null && ticking > omittedProcesses) omittedProcesses = ticking;
       const n = Array.isArray(ticks.t) && Array.isArray(ticks.pid) ? ticks.t.length : 0;
       for (let i = 0; i < n; i += 1) {
         const get = (key) => (Array.isArray(ticks[key]) ? ticks[key][i] : null);

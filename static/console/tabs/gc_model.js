@@ -73,7 +73,7 @@ function checkpoint(rec, acc) {
 
 export function emptyData() {
   return {
-    loaded: false, span: 300, since: null, capped: false, limited: false, totals: null,
+    loaded: false, span: 300, since: null, capped: false, limited: false, omitted: 0, totals: null,
     // pids and interpreters map to when they were last seen: a week of restarts must not pile up
     buckets: new Map(), series: new Map(), events: [], seqs: new Map(), pids: new Map(), interps: new Map(),
   };
@@ -150,6 +150,8 @@ export function loadSnapshot(msg, now) {
   d.since = num(msg.since) || null;
   d.capped = Boolean(msg.capped);
   d.limited = Boolean(msg.limited);
+  const listed = Array.isArray(msg.series) ? msg.series.length : 0;
+  d.omitted = Math.max(0, (typeof msg.series_total === "number" ? msg.series_total : listed) - listed);
   d.totals = msg.window_totals && typeof msg.window_totals === "object" ? msg.window_totals : null;
   const seen = num(msg.now) || now;
   for (const p of Array.isArray(msg.pids) ? msg.pids : []) d.pids.set(num(p), seen);

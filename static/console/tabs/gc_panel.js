@@ -87,6 +87,7 @@ export function renderNotes($, data, windowSeconds) {
   const notes = [];
   if (data.capped) notes.push(`GC shows the last ${fmt.age(data.span)} of the ${fmt.age(windowSeconds)} window.`);
   if (data.limited) notes.push(`Busy host: raw GC data from ${fmt.clock(data.since)} only.`);
+  if (data.omitted > 0) notes.push(`And ${fmt.count(data.omitted)} more series (processes × interpreters) not listed.`);
   $("#gc-note").textContent = notes.join(" ");
   const line = $("#gc-window-totals");
   const t = data.totals;
