@@ -30,8 +30,8 @@ Measures, for design.md section 11:
    ``/ws/live/`` subscriber of host 1 receives meanwhile (frames, gaps,
    ``status`` messages saying the store is down). Extra runs: the real
    captures (``capture``: all kinds, stamps shifted to now) and other batch
-   sizes (``--batch-sweep``; 500 samples is over daphne's 1 MiB default
-   message limit, see the results).
+   sizes (``--batch-sweep``; the workers take messages and frames up to the
+   console's limit, 4 MiB, as the README's daphne command sets).
 2. **The same with TWO workers** on one Redis, agents split between ports.
 3. **Redis bytes per process-second** for the newest minute, by
    ``bench/redis_bytes.py``'s ``measure`` (MEMORY USAGE of every key it
@@ -117,6 +117,12 @@ GC_EVENT = 9
 
 
 # -- small helpers ------------------------------------------------------------------
+
+
+def daphne_limits(env: dict[str, str]) -> list[str]:
+    """daphne's message and frame limits set to the console's agent limit, as the README's command does."""
+    limit = env.get("WSGI_FLEET_AGENT_MAX_MESSAGE") or str(4 << 20)  # console/settings.py's default
+    return ["--websocket-max-message-size", limit, "--websocket-max-frame-size", limit]
 
 
 def free_port() -> int:
@@ -266,7 +272,7 @@ print("BENCH-SEED " + json.dumps({{"hosts": hosts, "api_token": api, "user": use
         for _ in range(count):
             port = free_port()
             proc = spawn([DAPHNE, "-b", "127.0.0.1", "-p", str(port), "-v", "1", "--access-log", os.devnull,
-                          "console.asgi:application"],
+                          *daphne_limits(self.env), "console.asgi:application"],
                          self.tmp / f"daphne-{port}.log", cwd=REPO, env=self.env)
             self.workers.append((port, proc))
         for port, proc in self.workers:

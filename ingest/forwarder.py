@@ -35,7 +35,7 @@ from websockets.uri import parse_uri
 from .frames import sample_from
 from .spool import Spool, encode
 from .state import Process
-from .uplink import CLOSE_TIMEOUT, Uplink
+from .uplink import CLOSE_TIMEOUT, MAX_BATCH, Uplink
 from .wire import Datagram
 
 log = logging.getLogger("ingest.forwarder")
@@ -53,7 +53,7 @@ class Forwarder:
                  counters: Callable[[], dict[str, int]] | None = None,
                  ssl: ssl_module.SSLContext | None = None, reconnect_min: float = 0.5,
                  reconnect_max: float = 30.0, open_timeout: float = 10.0,
-                 compression: str | None = "deflate"):
+                 compression: str | None = "deflate", max_batch_bytes: int = MAX_BATCH):
         parse_uri(url)  # a bad URL fails here, in the agent's start-up, not in the loop thread
         self.batch_interval = batch_interval
         self.max_batch_samples = max_batch_samples
@@ -61,13 +61,15 @@ class Forwarder:
         self.uplink = Uplink(url, token.strip(), self.spool, hostname=hostname or socket.gethostname(),
                              counters=counters or dict, heartbeat_interval=heartbeat_interval, ssl=ssl,
                              reconnect_min=reconnect_min, reconnect_max=reconnect_max,
-                             open_timeout=open_timeout, compression=compression)
+                             open_timeout=open_timeout, compression=compression,
+                             max_batch=max_batch_bytes)
         # Shared with the decode thread, under _lock.
         self._lock = threading.Lock()
         self._open: list[dict[str, Any]] = []
         self._sealed: list[list[dict[str, Any]]] = []
         self.samples = 0
         self.overflow = 0  # samples dropped because the loop thread fell behind
+        self.lost_at_stop = self.lost_samples_at_stop = 0  # undelivered at stop, with no spool directory
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -104,7 +106,8 @@ class Forwarder:
         """Seal the open batch and try to deliver everything for ``timeout`` seconds.
 
         Returns True when nothing is left; otherwise the rest stays in the
-        spool directory (if there is one) for the next run.
+        spool directory for the next run or, without one, is lost and
+        counted (``lost_at_stop``, ``lost_samples_at_stop`` in ``stats``).
         """
         if self._thread is not None:
             loop = self._loop
@@ -119,8 +122,12 @@ class Forwarder:
             self._seal()
         left = len(self.spool)
         if left:
+            samples = sum(b.count for b in self.spool)
+            if self.spool.dir is None:
+                self.lost_at_stop, self.lost_samples_at_stop = left, samples
             where = f"kept in {self.spool.dir}" if self.spool.dir else "lost (no spool directory)"
-            log.warning("stopping with %d undelivered batches (%d bytes): %s", left, self.spool.bytes, where)
+            log.warning("stopping with %d undelivered batches (%d samples, %d bytes): %s",
+                        left, samples, self.spool.bytes, where)
         self.spool.close()
         return left == 0
 
@@ -133,6 +140,8 @@ class Forwarder:
             "dropped_samples": self.spool.dropped_samples + self.overflow, "rejected": up.rejected,
             "oversized": up.oversized, "connections": up.connections, "reconnects": up.reconnects,
             "connected": up.connected, "last_error": up.last_error, "instance": self.spool.instance,
+            "max_batch_bytes": up.limit, "frame_drops": up.frame_drops,
+            "lost_at_stop": self.lost_at_stop, "lost_samples_at_stop": self.lost_samples_at_stop,
         }
 
     def _thread_main(self) -> None:

@@ -39,6 +39,10 @@ VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
 DAPHNE = str(VENV_BIN / "daphne")
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
+#: The console's agent message limit (console/settings.py's default for
+#: WSGI_FLEET_AGENT_MAX_MESSAGE): set in every test console's environment, and
+#: daphne's message and frame limits set to the same, as the README's command does.
+AGENT_MAX_MESSAGE = 4 << 20
 PG_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
 T0 = time.monotonic()
 
@@ -195,8 +199,11 @@ print("WF_E2E_RESULT " + json.dumps(out))
 class ConsoleSite(Child):
     """One console deployment: environment, database, Redis prefixes and its daphne."""
 
-    def __init__(self, work: Path, *, redis_url: str = SHARED_REDIS, database_url: str | None = None):
+    def __init__(self, work: Path, *, redis_url: str = SHARED_REDIS, database_url: str | None = None,
+                 max_frame: int | None = AGENT_MAX_MESSAGE):
+        """``max_frame=None`` leaves daphne's default frame limit (1 MiB), below the message limit."""
         self.work = work
+        self.max_frame = max_frame
         self.redis_url = redis_url
         self.tag = unique()
         self.key_prefix = f"{self.tag}:"
@@ -208,6 +215,7 @@ class ConsoleSite(Child):
             "ALLOWED_HOSTS": "127.0.0.1,localhost", "SQLITE_PATH": str(work / "console.sqlite3"),
             "REDIS_URL": redis_url, "WSGI_FLEET_KEY_PREFIX": self.key_prefix,
             "WSGI_FLEET_CHANNEL_PREFIX": self.channel_prefix, "LOG_LEVEL": "INFO",
+            "WSGI_FLEET_AGENT_MAX_MESSAGE": str(AGENT_MAX_MESSAGE),
             "PYTHONUNBUFFERED": "1",
         }
         if database_url:
@@ -264,8 +272,11 @@ class ConsoleSite(Child):
         with open(self.log, "ab") as log:
             log.write(f"==== start on port {self.port} ====\n".encode())
             log.flush()
+            limits = ["--websocket-max-message-size", str(AGENT_MAX_MESSAGE)]
+            if self.max_frame is not None:
+                limits += ["--websocket-max-frame-size", str(self.max_frame)]
             self.proc = subprocess.Popen(
-                [DAPHNE, "-b", "127.0.0.1", "-p", str(self.port), "console.asgi:application"],
+                [DAPHNE, "-b", "127.0.0.1", "-p", str(self.port), *limits, "console.asgi:application"],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         if not wait_until(lambda: self.proc.poll() is not None or self._accepts(), timeout, step=0.05) \
                 or self.proc.poll() is not None:

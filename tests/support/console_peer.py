@@ -16,6 +16,10 @@ Switches for misbehaviour, settable at any time:
   session is closed with 4503 right after ``hello``.
 - ``max_message``: batches larger than this are refused with 4413;
   ``advertised_max`` is what ``welcome`` claims (defaults to the same).
+- ``frame_limit``: a message (one frame: the agent never fragments) larger
+  than this drops the TCP connection with no close frame, as daphne does
+  over its ``--websocket-max-frame-size`` (the agent sees 1006); counted in
+  ``frame_drops``. Every message's size is kept in ``sizes``.
 - ``poison``: a predicate on a sample; a batch holding one is refused with 4400.
 - ``stall``: batches are read and neither written nor acked (a hung store).
 - ``mute``: ``hello`` is never answered.
@@ -42,11 +46,15 @@ from ingest.spool import dense_counts
 
 class ConsolePeer:
     def __init__(self, tokens: dict[str, str] | None = None, *, port: int = 0,
-                 max_message: int = 4 << 20, advertised_max: int | None = None):
+                 max_message: int = 4 << 20, advertised_max: int | None = None,
+                 frame_limit: int | None = None):
         self.tokens = tokens if tokens is not None else {"good-token": "web-03"}
         self.port = port
         self.max_message = max_message
         self.advertised_max = advertised_max
+        self.frame_limit = frame_limit
+        self.frame_drops = 0
+        self.sizes: list[int] = []  # bytes of every message received after hello
         self.crash_after_writes: int | None = None
         self.unavailable_until = 0.0
         self.poison: Callable[[dict[str, Any]], bool] | None = None
@@ -150,6 +158,11 @@ class ConsolePeer:
             await ws.send(msgpack.packb({"t": "welcome", "protocol": 1, "host": host, "acked": acked,
                                          "max_message": self.advertised_max or self.max_message}))
             async for raw in ws:
+                self.sizes.append(len(raw))
+                if self.frame_limit is not None and len(raw) > self.frame_limit:
+                    self.frame_drops += 1  # the WebSocket layer, before the console sees it
+                    ws.transport.abort()
+                    return None
                 if isinstance(raw, str):
                     return await self._refuse(ws, 4400, "text frame")
                 if len(raw) > self.max_message:

@@ -32,6 +32,8 @@ from urllib.parse import parse_qs, urlsplit
 ROOT = Path(__file__).resolve().parents[3]
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 DAPHNE = str(ROOT / ".venv" / "bin" / "daphne")
+# the console's agent message limit (console/settings.py's default), for messages and frames alike
+DAPHNE_LIMITS = ["--websocket-max-message-size", str(4 << 20), "--websocket-max-frame-size", str(4 << 20)]
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -146,7 +148,7 @@ class Console:
         return json.loads(line.split(" ", 1)[1])
 
     def start_console(self) -> None:
-        self.daphne = self.spawn([DAPHNE, "-b", "127.0.0.1", "-p", str(self.port),
+        self.daphne = self.spawn([DAPHNE, "-b", "127.0.0.1", "-p", str(self.port), *DAPHNE_LIMITS,
                                   "console.asgi:application"], "daphne.log")
         deadline = time.monotonic() + 20
         while not port_open(self.port):
