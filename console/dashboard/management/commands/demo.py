@@ -61,6 +61,7 @@ class Command(BaseCommand):
         try:
             children.append(self.spawn(["daphne", "-b", options["bind"], "-p", str(options["port"]),
                                         "--websocket-max-message-size", str(MAX_MESSAGE),
+                                        "--websocket-max-frame-size", str(MAX_MESSAGE),
                                         "console.asgi:application"], workdir / "daphne.log"))
             self.wait_for_port(options["bind"], options["port"], children[0])
             for name, labels, shape in DEMO_HOSTS:
