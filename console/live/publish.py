@@ -41,6 +41,7 @@ from .summary import (
     SERIES_KEYS,
     agent_counters,
     agent_state,
+    broken_entry,
     fleet_entries,
     fleet_entry,
     fleet_metrics,
@@ -146,7 +147,7 @@ async def publish_second(store: Any, host: dict[str, Any], groups: set[str], sec
         raise
     except Exception as exc:
         faults.caught("fleet row", host, exc)
-        return
+        entry = broken_entry(host, status, now)
     text = dumps({"type": "fleet.update", "now": now, "hosts": [entry]})
     for group in (team_group(host["team_id"]), STAFF_GROUP):
         await get_channel_layer().group_send(group, {"type": "live.text", "text": text})

@@ -212,3 +212,27 @@ async def test_nan_and_infinity_reach_pages_as_null(monkeypatch):
     finally:
         await page.close()
         await agent.close()
+
+
+async def test_a_fleet_row_that_fails_to_update_shows_the_host_with_an_error(monkeypatch):
+    a, token_a = await make_host("web-a")
+    token = await make_member("ann", a)
+
+    async def fragile(store, host_id, second, now):
+        raise Planted("host A's frames break its fleet row")
+
+    agent, page = Agent(token_a), Page(token)
+    try:
+        await page.start()
+        await page.send({"type": "subscribe", "scope": "fleet"})
+        await page.until(of("fleet.snapshot"))
+        monkeypatch.setattr(summary, "fleet_metrics", fragile)
+        monkeypatch.setattr(publish, "fleet_metrics", fragile)
+        await agent.start()
+        await agent.heartbeat(received=1, decoded=1)
+        update = await page.until(lambda m: m["type"] == "fleet.update" and "error" in m["hosts"][0])
+        assert update["hosts"][0]["id"] == a.pk and update["hosts"][0]["online"] is True
+        assert update["hosts"][0]["console"]["internal_errors"] > 0
+    finally:
+        await page.close()
+        await agent.close()
