@@ -10,14 +10,13 @@ from typing import Any
 
 import msgpack
 
+from console.windows import checks
+from console.windows.checks import CheckedSamples
+
 PROTOCOL = 1
 MAX_SAMPLES = 5000
-MAX_FIELDS = 512
+MAX_FIELDS = checks.MAX_FIELDS
 MAX_STRING = 64 * 1024
-#: longest array a sample may hold (mod_wsgi caps slot arrays at 128; histograms have 65 buckets)
-MAX_ARRAY = 4096
-_NUMBER = (int, float)
-_INT, _NUMBER_TYPES = frozenset({int}), frozenset({int, float})
 
 
 class ProtocolError(ValueError):
@@ -66,46 +65,31 @@ def validate_hello(message: dict) -> dict:
 
 
 def validate_sample(sample: Any) -> dict:
-    if not isinstance(sample, dict):
-        raise ProtocolError("a sample is a map")
-    for key in ("k", "p", "i", "s"):
-        _int(sample, key)
-    if not isinstance(sample.get("t"), _NUMBER) or isinstance(sample.get("t"), bool):
-        raise ProtocolError("sample 't' must be a number")
-    for key in ("g", "n"):
-        value = sample.get(key)
-        if value is not None and (not isinstance(value, str) or len(value) > 256):
-            raise ProtocolError(f"sample {key!r} must be a string or null")
-    fields = sample.get("f")
-    if not isinstance(fields, dict) or len(fields) > MAX_FIELDS:
-        raise ProtocolError("sample 'f' must be a map of at most 512 fields")
-    for name, value in fields.items():
-        if not isinstance(name, str):
-            raise ProtocolError("field names are strings")
-        if isinstance(value, dict):
-            _check_sparse(name, value)
+    """A sample that keeps to its envelope and the field table (``console.windows.checks``).
+
+    Raises ProtocolError saying why otherwise. A batch does not: its bad
+    samples are dropped and counted, and the others written (``validate_batch``).
+    """
+    problem = checks.sample_problem(sample)
+    if problem is not None:
+        raise ProtocolError(problem)
     return sample
 
 
-def _check_sparse(name: str, value: dict) -> None:
-    """A sparse array ``{index: number, -1: length}``: indexes inside the length, which is bounded."""
-    length = value.get(-1)
-    if type(length) is not int or not 0 <= length <= MAX_ARRAY:
-        raise ProtocolError(f"field {name!r}: a sparse array needs its length (key -1), at most {MAX_ARRAY}")
-    keys = value.keys()  # type checks by set(map(type, ...)): C loops, this runs per array per tick
-    if not set(map(type, keys)) <= _INT or min(keys) < -1 or max(keys) >= max(length, 1):
-        raise ProtocolError(f"field {name!r}: sparse indexes are integers inside the array")
-    if not set(map(type, value.values())) <= _NUMBER_TYPES:
-        raise ProtocolError(f"field {name!r}: sparse values are numbers")
+def validate_batch(message: dict) -> tuple[str, int, CheckedSamples]:
+    """Instance, id and the samples that pass the checks (with the reasons of those dropped).
 
-
-def validate_batch(message: dict) -> tuple[str, int, list[dict]]:
+    The message itself must be right (4400 otherwise); a sample that is not
+    is left out, so one bad process costs its host nothing else. The store
+    counts the dropped ones when it writes the batch (a duplicate counts
+    nothing), and the samples handed on are the only ones the pages see.
+    """
     instance = _str(message, "instance")
     batch_id = _int(message, "id")
     samples = message.get("samples")
     if not isinstance(samples, list) or len(samples) > MAX_SAMPLES:
         raise ProtocolError(f"'samples' must be a list of at most {MAX_SAMPLES}")
-    return instance, batch_id, [validate_sample(s) for s in samples]  # type: ignore[return-value]
+    return instance, batch_id, checks.check_samples(samples)
 
 
 def validate_heartbeat(message: dict) -> dict[str, int]:

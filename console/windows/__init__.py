@@ -7,17 +7,21 @@ Plain Python (no Django import), so the agent's tests, benchmarks and
 from ingest.frames import HOST
 
 from .batch import DEFAULT_TIERS, InvalidSample, Tier
-from .store import BACKENDS, BaseWindowStore, Series, StoreUnavailable, WriteResult, get_store
+from .checks import CheckedSamples, check_samples
+from .store import BACKENDS, BAD_SAMPLES, BaseWindowStore, Series, StoreUnavailable, WriteResult, get_store
 
 __all__ = (
     "BACKENDS",
+    "BAD_SAMPLES",
     "DEFAULT_TIERS",
     "HOST",
     "BaseWindowStore",
+    "CheckedSamples",
     "InvalidSample",
     "Series",
     "StoreUnavailable",
     "Tier",
     "WriteResult",
+    "check_samples",
     "get_store",
 )

@@ -6,6 +6,12 @@ request moves and lifecycle events. A backend only applies them (Python
 dicts, or one Redis Lua script), so the in-process demo store and Redis
 cannot disagree about what a sample means; the contract tests hold them
 to it.
+
+Every sample is checked first (``checks``: its envelope, then the field
+table); one that fails is left out of the deltas and listed in
+``Batch.dropped`` for the store to count, and the rest of the batch goes on.
+So the deltas hold only finite numbers and bounded text, which is what lets
+a backend apply them without a type error half-way.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from ingest import frames
-from ingest.frames import HOST, Frame, frame_add, merge_into, sample_time
+from ingest.frames import Frame, frame_add, merge_into, sample_time
 from ingest.state import IDENTITY_FIELDS
 
+from .checks import check_samples
 from .samples import pack_sample
 
 TICK, SLOW, STARTED, STOPPING, STOPPED = (frames.TICK, frames.SLOW, frames.STARTED, frames.STOPPING,
@@ -35,7 +42,13 @@ _RANK_OF_KIND = {STOPPING: 1, STOPPED: 2}
 
 
 class InvalidSample(ValueError):
-    """A sample without the shape of docs/agent-protocol.md; names the sample and the problem."""
+    """A batch the store refuses as a whole, naming the sample or the data at fault.
+
+    Samples that break the checks are dropped, not refused; this is for what
+    the checks did not foresee (a type error while computing or applying the
+    deltas, a Redis script error): the batch's fault, never an outage, so the
+    agent is told 4400 and nothing of the batch is written.
+    """
 
 
 class Tier(NamedTuple):
@@ -52,6 +65,8 @@ DEFAULT_TIERS = (Tier(1, 3600.0, 900.0), Tier(10, 86400.0, 21600.0), Tier(60, 14
 @dataclass(slots=True)
 class Batch:
     written: int = 0
+    #: (index in the batch, reason) of the samples left out by the checks
+    dropped: list[tuple[int, str]] = field(default_factory=list)
     seconds: set[int] = field(default_factory=set)
     #: (tier seconds, bucket start, group) -> (frame delta, expiry relative to now);
     #: per process group only: the host frame ("*") is their merge, made when read
@@ -68,12 +83,6 @@ class Batch:
     #: "pid:incarnation:" prefixes of processes that stopped: their active records expire
     stopped: list[str] = field(default_factory=list)
     lifecycle: list[tuple[float, bytes]] = field(default_factory=list)
-
-
-def _text(value: Any) -> Any:
-    # Registry values are for display; Lua repacks strings as msgpack str,
-    # so bytes that are not UTF-8 are made printable here, once.
-    return value.decode("utf-8", "backslashreplace") if isinstance(value, bytes) else value
 
 
 def process_key(sample: Mapping[str, Any]) -> str:
@@ -95,9 +104,9 @@ def _process_delta(sample: Mapping[str, Any], stamp: float) -> dict[str, Any]:
     delta: dict[str, Any] = {"pid": sample["p"], "i": sample["i"], "first_seen": stamp,
                              "last_seen": stamp, "rank": _RANK_OF_KIND.get(kind, 0)}
     if sample.get("g") is not None:
-        delta["group"] = _text(sample["g"])
+        delta["group"] = sample["g"]
     if kind in (TICK, STARTED):
-        delta.update({name: _text(f[name]) for name in IDENTITY if name in f})
+        delta.update({name: f[name] for name in IDENTITY if name in f})  # bounded text: checked
         if kind == STARTED:
             delta["started"] = stamp
         else:
@@ -106,7 +115,7 @@ def _process_delta(sample: Mapping[str, Any], stamp: float) -> dict[str, Any]:
     elif kind in (STOPPING, STOPPED):
         delta["stopping" if kind == STOPPING else "stopped"] = stamp
         if "shutdown_reason" in f:
-            delta["shutdown_reason"] = _text(f["shutdown_reason"])
+            delta["shutdown_reason"] = f["shutdown_reason"]
         for name in ("process_uptime", "lifetime_request_count", "active_requests_at_exit",
                      "graceful_drain"):
             if name in f:
@@ -131,30 +140,22 @@ def merge_record(current: dict[str, Any], delta: Mapping[str, Any]) -> dict[str,
     return current
 
 
-_SHAPE = (("k", int), ("p", int), ("i", int), ("s", int), ("t", int | float), ("f", dict))
-
-
-def _check(index: int, sample: Any) -> None:
-    if not isinstance(sample, dict):
-        raise InvalidSample(f"sample {index} is a {type(sample).__name__}, not a map")
-    for key, types in _SHAPE:
-        value = sample.get(key)
-        if not isinstance(value, types) or value is True or value is False:
-            raise InvalidSample(f"sample {index}: {key!r} is missing or of the wrong type")
-    if not math.isfinite(sample["t"]):
-        raise InvalidSample(f"sample {index}: stamp {sample['t']!r} is not a finite number")
-
-
 def prepare(samples: Iterable[Mapping[str, Any]], now: float, tiers: Sequence[Tier] = DEFAULT_TIERS) -> Batch:
-    """The deltas of one batch; raises InvalidSample before anything is written."""
-    batch = Batch()
+    """The deltas of the samples that pass the checks; the others are in ``dropped``.
+
+    Raises InvalidSample (before anything is written) when a sample that
+    passed still cannot be turned into deltas: a gap in the checks, which is
+    the batch's fault and must not be taken for an outage.
+    """
+    checked = check_samples(samples)
+    batch = Batch(dropped=checked.dropped)
     per_second: dict[tuple[int, str], Frame] = {}
-    for index, sample in enumerate(samples):
-        _check(index, sample)
+    for index, sample in enumerate(checked):
         try:
             _add_sample(batch, per_second, sample)
-        except (TypeError, ValueError, AttributeError, IndexError, KeyError) as exc:
-            raise InvalidSample(f"sample {index} (kind {sample['k']}): {exc}") from exc
+        except (TypeError, ValueError, ArithmeticError, AttributeError, IndexError, KeyError) as exc:
+            where = f"sample {checked.position(index)} (kind {sample['k']}, pid {sample['p']})"
+            raise InvalidSample(f"{where}: {type(exc).__name__}: {exc}"[:300]) from exc
     for (second, group), frame in per_second.items():
         for tier in tiers:
             bucket = second - second % tier.seconds
@@ -179,9 +180,7 @@ def _add_sample(batch: Batch, per_second: dict[tuple[int, str], Frame], sample: 
     when = sample_time(sample)
     second = math.floor(when)
     batch.seconds.add(second)
-    group = _text(sample.get("g")) or ""
-    if group == HOST:
-        raise ValueError(f"process group {HOST!r} is reserved for the whole host")
+    group = sample.get("g") or ""  # text other than HOST ("*"): checked
     batch.groups[group] = max(when, batch.groups.get(group, when))
     frame_add(per_second.setdefault((second, group), {}), sample)
     key = process_key(sample)

@@ -11,6 +11,12 @@ This base class holds everything that is not storage: turning a batch
 into deltas (``batch.prepare``), choosing a tier and downsampling for a
 chart, classifying processes and slow requests by silence. Backends
 implement the ``_a*`` primitives.
+
+Two kinds of failure, never confused: StoreUnavailable is an outage (the
+agent keeps its batch and resends it), InvalidSample is the batch's fault
+(refused, and never retried as it is). Samples that break the checks are
+neither: they are dropped, counted in the host's ``bad_samples`` counter
+with the reasons of the latest ``BAD_KEPT``, and the rest is written.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from urllib.parse import urlsplit
 from ingest.frames import HOST, Frame, Sample, merge_into
 from ingest.state import SILENT_INTERVALS
 
-from .batch import DEFAULT_TIERS, IDENTITY, RANKS, Batch, Tier, frame_expiry, prepare
+from .batch import DEFAULT_TIERS, IDENTITY, RANKS, Batch, InvalidSample, Tier, frame_expiry, prepare
 from .samples import unpack_sample, unpack_samples
 
 BACKENDS = {
@@ -39,6 +45,11 @@ REDIS_SCHEMES = ("redis", "rediss", "unix")
 #: after a reconnect) and still be found by ``araw``.
 RAW_SKEW = 60.0
 RAW_LATE = 300.0
+#: The store's own entry in a host's agent counters: samples dropped by the checks.
+#: An agent cannot set it (``aset_counters`` leaves it out); reconnects keep it.
+BAD_SAMPLES = "bad_samples"
+#: Reasons of dropped samples kept per host, newest first (``abad_samples``).
+BAD_KEPT = 10
 
 
 class StoreUnavailable(Exception):
@@ -58,6 +69,8 @@ class WriteResult(NamedTuple):
     #: what the batch added to each (second, process group): the publisher
     #: shows it at once instead of waiting for the second to close
     increments: Mapping[tuple[int, str], Frame] | None = None
+    #: samples this write dropped (and counted): the ack's ``dropped``; 0 for a duplicate
+    dropped: int = 0
 
 
 class Series(list[tuple[float, Frame]]):
@@ -120,25 +133,51 @@ class BaseWindowStore(abc.ABC):
                            samples: Sequence[Mapping[str, Any]], now: float) -> WriteResult:
         """Write a batch once: ids at or below the (host, instance) mark are duplicates.
 
-        Raw samples, frames of every touched second and tier, the process
-        registry, slow requests and lifecycle events change together with
-        the mark, or not at all. Raises InvalidSample before writing.
+        Samples that break the checks (``checks``) are dropped; the others'
+        raw samples, frames of every touched second and tier, the process
+        registry, slow requests and lifecycle events, the count and reasons
+        of the dropped ones and the mark change together, or not at all.
+        Raises InvalidSample, with nothing written, when the batch still
+        cannot be applied (a type or script error), StoreUnavailable for an
+        outage.
         """
         batch = prepare(samples, now, self.tiers)
-        written = await self._awrite(host_id, instance, batch_id, batch, now)
+        try:
+            written = await self._awrite(host_id, instance, batch_id, batch, now)
+        except InvalidSample:
+            raise
+        except (TypeError, ValueError, ArithmeticError) as exc:  # computing the write: the batch's fault
+            problem = f"batch {batch_id} cannot be applied: {type(exc).__name__}: {exc}"
+            raise InvalidSample(problem[:300]) from exc
         if written is None:
             return WriteResult(0, True)
         increments = {(bucket, group): frame for (tier, bucket, group), (frame, _) in batch.frames.items()
                       if tier == 1}
-        return WriteResult(written, False, tuple(sorted(batch.seconds)), increments)
+        return WriteResult(written, False, tuple(sorted(batch.seconds)), increments, len(batch.dropped))
 
     async def aset_counters(self, host_id: int, counters: Mapping[str, int], now: float) -> None:
-        """Store an agent heartbeat; the growth of its ``lost`` counter goes into the host frames."""
+        """Store an agent heartbeat; the growth of its ``lost`` counter goes into the host frames.
+
+        ``bad_samples`` is the store's own counter: a heartbeat cannot set it. Raises
+        InvalidSample (nothing written) when the stored data does not take it.
+        """
         buckets = []
         for tier in self.tiers:
             bucket = math.floor(now) - math.floor(now) % tier.seconds
             buckets.append((tier.seconds, bucket, frame_expiry(tier, bucket, now)))
-        await self._aset_counters(host_id, {str(k): int(v) for k, v in counters.items()}, now, buckets)
+        agent = {str(k): int(v) for k, v in counters.items() if k != BAD_SAMPLES}
+        try:
+            await self._aset_counters(host_id, agent, now, buckets)
+        except InvalidSample:
+            raise
+        except (TypeError, ValueError, ArithmeticError) as exc:  # the stored data's fault, not an outage
+            raise InvalidSample(f"heartbeat cannot be applied: {type(exc).__name__}: {exc}"[:300]) from exc
+
+    @staticmethod
+    def bad_records(batch_id: int, batch: Batch, now: float) -> list[dict[str, Any]]:
+        """What is kept of a batch's dropped samples: the newest BAD_KEPT reasons, newest first."""
+        return [{"t": now, "batch": batch_id, "reason": reason}
+                for _, reason in reversed(batch.dropped[-BAD_KEPT:])]
 
     # -- reading -------------------------------------------------------------
 
@@ -232,8 +271,17 @@ class BaseWindowStore(abc.ABC):
         return [unpack_sample(blob) for blob in await self._alifecycle(host_id, since, until)]
 
     async def ahost_status(self, host_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-        """Per host: last_seen (console clock), last_batch, last_heartbeat and agent counters."""
+        """Per host: last_seen (console clock), last_batch, last_heartbeat and agent counters.
+
+        ``counters`` holds the agent's heartbeat counters and, once a sample of
+        the host was dropped, the store's ``bad_samples`` (absent means 0).
+        """
         return await self._ahost_status(list(host_ids))
+
+    async def abad_samples(self, host_id: int) -> list[dict[str, Any]]:
+        """The latest dropped samples of a host, newest first (at most BAD_KEPT):
+        ``{"t": console time, "batch": batch id, "reason": "sample 12 (kind 2, pid 4242): ..."}``."""
+        return await self._abad_samples(host_id)
 
     @abc.abstractmethod
     async def aping(self) -> bool:
@@ -247,7 +295,9 @@ class BaseWindowStore(abc.ABC):
     @abc.abstractmethod
     async def _awrite(self, host_id: int, instance: str, batch_id: int, batch: Batch,
                       now: float) -> int | None:
-        """Apply the batch atomically with the mark; None when it was a duplicate."""
+        """Apply the batch atomically with the mark, counting ``batch.dropped`` in the host's
+        ``bad_samples`` and keeping ``bad_records``; None when it was a duplicate. Anything
+        that fails leaves nothing written; a failure that is not an outage raises InvalidSample."""
 
     @abc.abstractmethod
     async def _aset_counters(self, host_id: int, counters: dict[str, int], now: float,
@@ -284,6 +334,9 @@ class BaseWindowStore(abc.ABC):
 
     @abc.abstractmethod
     async def _ahost_status(self, host_ids: list[int]) -> dict[int, dict[str, Any]]: ...
+
+    @abc.abstractmethod
+    async def _abad_samples(self, host_id: int) -> list[dict[str, Any]]: ...
 
 
 def _slow_view(sample: Sample, state: str) -> dict[str, Any]:

@@ -7,12 +7,17 @@ process registry follows the ``now`` each write passes in, while frames
 and batch marks expire like Redis keys, after a time-to-live computed
 from that ``now`` and counted on this process's monotonic clock. Raw
 samples are also capped by count, so a flood cannot exhaust memory.
+
+A write computes every merged frame and process record first and only then
+changes the host's state, so an error (there should be none: the samples
+were checked) leaves nothing half-written, like the Redis script.
 """
 
 from __future__ import annotations
 
 import bisect
 import heapq
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -21,8 +26,8 @@ from typing import Any
 
 from ingest.frames import HOST, Frame, add_loss, merge_into
 
-from ..batch import Batch, merge_record
-from ..store import BaseWindowStore
+from ..batch import Batch, InvalidSample, merge_record
+from ..store import BAD_KEPT, BAD_SAMPLES, BaseWindowStore
 
 
 @dataclass(slots=True)
@@ -37,6 +42,9 @@ class _Host:
     slow_done: list[tuple[float, bytes]] = field(default_factory=list)
     lifecycle: list[tuple[float, bytes]] = field(default_factory=list)
     agent: dict[str, Any] = field(default_factory=dict)
+    #: the store's count of dropped samples (kept apart from the agent's counters)
+    bad_samples: int = 0
+    bad: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=BAD_KEPT))
 
 
 class WindowStore(BaseWindowStore):
@@ -58,19 +66,31 @@ class WindowStore(BaseWindowStore):
 
     async def _awrite(self, host_id: int, instance: str, batch_id: int, batch: Batch,
                       now: float) -> int | None:
-        # Nothing here awaits, so the whole write is atomic for asyncio.
+        # Nothing here awaits, so the whole write is atomic for asyncio; and the
+        # merges, the only part that could raise, are made before anything changes.
         host = self._host(host_id)
         if batch_id <= self._mark(host, instance):
             return None
+        try:
+            frames = [(key, self._merged_frame(host, key, delta), expires)
+                      for key, (delta, expires) in batch.frames.items()]
+            records = [(key, delta if (record := host.processes.get(key)) is None
+                        else merge_record(dict(record), delta)) for key, delta in batch.processes.items()]
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            problem = f"batch {batch_id} does not merge with the stored data: {exc!r}"
+            raise InvalidSample(problem[:300]) from exc
         self._add_raw(host, batch.raw, now)
-        for key, (delta, expires) in batch.frames.items():
-            self._merge_frame(host, key, delta, expires)
+        for key, frame, expires in frames:
+            self._put_frame(host, key, frame, expires)
         self._see_groups(host, batch.groups, now)
-        self._apply_processes(host, batch, now)
+        self._apply_processes(host, records, now)
         self._apply_slow(host, batch, now)
         for item in batch.lifecycle:
             bisect.insort(host.lifecycle, item)
         _trim_sorted(host.lifecycle, now - self.lifecycle_retention)
+        if batch.dropped:
+            host.bad_samples += len(batch.dropped)
+            host.bad.extendleft(reversed(self.bad_records(batch_id, batch, now)))
         host.marks[instance] = (batch_id, self.clock() + self.mark_retention)
         host.agent["last_batch"] = now
         host.agent["last_seen"] = max(now, host.agent.get("last_seen", now))
@@ -88,15 +108,26 @@ class WindowStore(BaseWindowStore):
         while raw and (raw[0][0] < cutoff or len(raw) > self.max_raw_samples):
             raw.popleft()
 
-    def _merge_frame(self, host: _Host, key: tuple[int, int, str], delta: Frame, expires: float) -> None:
+    def _merged_frame(self, host: _Host, key: tuple[int, int, str], delta: Frame) -> Frame:
+        """The frame ``key`` holds once ``delta`` is merged in; the stored one is not changed.
+
+        Like the Redis script, it refuses to make a frame that holds anything but finite
+        numbers (one C-level sum: a string or list raises, NaN or inf stays in the sum).
+        """
+        entry = host.frames.get(key)
+        fresh = entry is None or entry[1] <= self.clock()
+        frame = dict(delta) if fresh else merge_into(dict(entry[0]), delta)
+        if not math.isfinite(sum(frame.values())):
+            raise ValueError(f"frame {key} would hold a value that is not a finite number")
+        return frame
+
+    def _put_frame(self, host: _Host, key: tuple[int, int, str], frame: Frame, expires: float) -> None:
         clock = self.clock()
         while host.deadlines and host.deadlines[0][0] <= clock:
             _, old = heapq.heappop(host.deadlines)
             entry = host.frames.get(old)
             if entry is not None and entry[1] <= clock:
                 del host.frames[old]
-        entry = host.frames.get(key)
-        frame = dict(delta) if entry is None or entry[1] <= clock else merge_into(entry[0], delta)
         host.frames[key] = (frame, clock + expires)
         heapq.heappush(host.deadlines, (clock + expires, key))
 
@@ -107,10 +138,9 @@ class WindowStore(BaseWindowStore):
         for group in [g for g, when in host.groups.items() if when < cutoff]:
             del host.groups[group]
 
-    def _apply_processes(self, host: _Host, batch: Batch, now: float) -> None:
-        for key, delta in batch.processes.items():
-            record = host.processes.get(key)
-            host.processes[key] = dict(delta) if record is None else merge_record(record, delta)
+    def _apply_processes(self, host: _Host, records: list[tuple[str, dict[str, Any]]], now: float) -> None:
+        for key, record in records:
+            host.processes[key] = dict(record)
         cutoff = now - self.process_retention
         for key in [k for k, r in host.processes.items() if r["last_seen"] < cutoff]:
             del host.processes[key]
@@ -137,9 +167,10 @@ class WindowStore(BaseWindowStore):
         if grown > 0:
             for tier, bucket, expires in buckets:
                 if expires > 0:
-                    self._merge_frame(host, (tier, bucket, HOST), add_loss({}, grown), expires)
+                    key = (tier, bucket, HOST)
+                    self._put_frame(host, key, self._merged_frame(host, key, add_loss({}, grown)), expires)
             self._see_groups(host, {HOST: now}, now)
-        host.agent["counters"] = counters
+        host.agent["counters"] = dict(counters)
         host.agent["last_heartbeat"] = now
         host.agent["last_seen"] = max(now, host.agent.get("last_seen", now))
 
@@ -182,9 +213,16 @@ class WindowStore(BaseWindowStore):
     async def _ahost_status(self, host_ids: list[int]) -> dict[int, dict[str, Any]]:
         out: dict[int, dict[str, Any]] = {}
         for host_id in host_ids:
-            agent = self._hosts[host_id].agent if host_id in self._hosts else {}
+            host = self._hosts.get(host_id)
+            agent = host.agent if host is not None else {}
             out[host_id] = {**agent, "counters": dict(agent.get("counters", {}))} if agent else {}
+            if host is not None and host.bad_samples:
+                out[host_id].setdefault("counters", {})[BAD_SAMPLES] = host.bad_samples
         return out
+
+    async def _abad_samples(self, host_id: int) -> list[dict[str, Any]]:
+        host = self._hosts.get(host_id)
+        return [dict(record) for record in host.bad] if host is not None else []
 
     async def aping(self) -> bool:
         return True

@@ -15,12 +15,17 @@ touch them all:
 ``wf:{H}:slow:active`` / ``:seen``  latest active record per request; zset by last seen
 ``wf:{H}:slow:done``               completed and expired slow requests, zset by stamp
 ``wf:{H}:life``                    STARTED / STOPPING / STOPPED samples, zset by stamp
-``wf:{H}:agent``                   last_seen, last_batch, last_heartbeat, ``c:<counter>``
+``wf:{H}:agent``                   last_seen, last_batch, last_heartbeat, ``c:<counter>``: the
+                                   agent's counters and the store's own ``c:bad_samples``
+``wf:{H}:bad``                     list: the latest dropped samples (msgpack), newest first
 =================================  ===========================================================
 
 Every key has a TTL, so a host that stops reporting leaves nothing behind.
 An outage of any kind (refused, timed out, loading, out of memory) leaves
-every method as StoreUnavailable, within ``timeout`` seconds per call.
+every method as StoreUnavailable, within ``timeout`` seconds per call. An
+error that is the data's (a script or type error: the batch, or what it
+meets in the key space) is InvalidSample, and the scripts leave nothing
+written when they raise one (``redis_lua``).
 Needs Redis 7.0 or later (``XADD <ms>-*``, ``ZADD GT``).
 """
 
@@ -38,12 +43,20 @@ import msgpack
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    AuthenticationError,
+    NoPermissionError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+)
 
 from ingest.frames import HOST, Frame, compact
 
-from ..batch import Batch
-from ..store import BaseWindowStore, StoreUnavailable
+from ..batch import Batch, InvalidSample
+from ..store import BAD_KEPT, BaseWindowStore, StoreUnavailable
 from .redis_lua import COUNTERS, WRITE
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -51,6 +64,23 @@ DEFAULT_URL = "redis://127.0.0.1:6379/0"
 BLOCK = 60
 _RAW_PAGE = 32  # stream entries are whole batches, up to a few MB each
 _COMPRESS_ABOVE = 200  # bytes; below, zlib's own header eats the gain
+#: Error replies that say what state the server is in, not what is wrong with the data:
+#: an outage (the agent keeps spooling) however they come, from a command or a script.
+_SERVER_STATES = frozenset({"OOM", "READONLY", "LOADING", "BUSY", "MASTERDOWN", "MISCONF", "CLUSTERDOWN",
+                            "TRYAGAIN", "NOREPLICAS", "NOSCRIPT", "NOAUTH", "NOPERM", "WRONGPASS",
+                            "UNBLOCKED"})
+_SERVER_ERRORS = (OutOfMemoryError, ReadOnlyError, NoScriptError, AuthenticationError, NoPermissionError)
+
+
+def data_fault(exc: BaseException) -> bool:
+    """True for an error reply that blames the data: a script error, WRONGTYPE, BADDATA.
+
+    Everything else redis-py raises (connection, timeout, and replies such as
+    OOM or READONLY that describe the server) is an outage.
+    """
+    if not isinstance(exc, ResponseError) or isinstance(exc, _SERVER_ERRORS):
+        return False
+    return str(exc).split(" ", 1)[0] not in _SERVER_STATES
 
 
 def _ms(seconds: float) -> int:
@@ -97,7 +127,11 @@ class WindowStore(BaseWindowStore):
         try:
             async with asyncio.timeout(self.timeout * 2 + 1):
                 yield
-        except (RedisError, OSError, TimeoutError) as exc:
+        except RedisError as exc:
+            if data_fault(exc):  # never "keep spooling": resending the same data fails the same way
+                raise InvalidSample(f"window store refused the {action}: {str(exc)[:240]}") from exc
+            raise StoreUnavailable(f"window store {self.where} unavailable ({action}): {exc!r}") from exc
+        except (OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"window store {self.where} unavailable ({action}): {exc!r}") from exc
 
     # -- writing -------------------------------------------------------------
@@ -112,7 +146,7 @@ class WindowStore(BaseWindowStore):
                 return "z", packed
         return "s", joined
 
-    def _payload(self, batch: Batch) -> bytes:
+    def _payload(self, batch_id: int, batch: Batch, now: float) -> bytes:
         raw_field, raw = self._raw_entry(batch)
         # Redis's cmsgpack predates msgpack's bin type: byte strings go as
         # the old raw type, which Lua reads as its (binary-safe) strings.
@@ -127,13 +161,16 @@ class WindowStore(BaseWindowStore):
             "slow_ret": self.slow_retention, "slow_kept": self.slow_kept,
             "life": batch.lifecycle, "life_ret": self.lifecycle_retention,
             "agent_ttl": _ms(self.longest), "mark_ttl": _ms(self.mark_retention),
+            "bad_n": len(batch.dropped), "bad_kept": BAD_KEPT,
+            "bad": [msgpack.packb(record) for record in self.bad_records(batch_id, batch, now)],
         })
 
     async def _awrite(self, host_id: int, instance: str, batch_id: int, batch: Batch,
                       now: float) -> int | None:
+        payload = self._payload(batch_id, batch, now)  # TypeError, OverflowError: InvalidSample (base)
         async with self._guard("write"):
             written = await self._write(keys=[self.key(host_id)],
-                                        args=[instance, batch_id, repr(now), self._payload(batch)])
+                                        args=[instance, batch_id, repr(now), payload])
         return None if written < 0 else int(written)
 
     async def _aset_counters(self, host_id: int, counters: dict[str, int], now: float,
@@ -212,6 +249,11 @@ class WindowStore(BaseWindowStore):
                 pipe.hgetall(self.key(host_id, "agent"))
             hashes = await pipe.execute() if host_ids else []
         return {host_id: _status(raw) for host_id, raw in zip(host_ids, hashes, strict=True)}
+
+    async def _abad_samples(self, host_id: int) -> list[dict[str, Any]]:
+        async with self._guard("bad samples"):
+            blobs = await self.redis.lrange(self.key(host_id, "bad"), 0, BAD_KEPT - 1)
+        return [msgpack.unpackb(blob) for blob in blobs]
 
     async def aping(self) -> bool:
         try:

@@ -12,16 +12,52 @@ paid once a minute per group rather than once a second. The merge rules are thos
 Numbers going into keys or range arguments go through ``num``: Lua's own
 number-to-string conversion keeps only 14 digits, which would cut epoch
 stamps to milliseconds.
+
+Redis does not roll a script back: what it wrote before an error stays.
+So each script runs in two phases. The first only reads and computes: it
+checks the type of every key it will write, decodes and merges every
+stored frame and record it will replace (a value that is not a finite
+number is an error there), and checks every number it will use as a
+score. The second only writes, with commands that cannot fail on keys and
+arguments so checked. An error therefore leaves nothing written and the
+batch mark where it was; it comes back as a ``BADDATA``, ``WRONGTYPE`` or
+script error, which the store raises as InvalidSample (the batch is
+refused), never as an outage. (Out of memory is refused by Redis at a
+script's first write, so it too leaves nothing behind.)
 """
 
 PRELUDE = r"""
 local function num(x) return string.format('%.17g', x) end
 
+local function fail(message) error({err = 'BADDATA ' .. message}) end
+
+-- a finite number (not NaN, not +-inf): what every frame value and score must be
+local function finite(x, what)
+  if type(x) ~= 'number' or x - x ~= 0 then fail(what .. ' is not a finite number') end
+  return x
+end
+
+-- every key a script writes must be absent or of the type it writes
+local function want(key, kind)
+  local t = redis.call('TYPE', key).ok
+  if t ~= 'none' and t ~= kind then
+    error({err = 'WRONGTYPE ' .. key .. ' holds a ' .. t .. ', not a ' .. kind})
+  end
+end
+
+local function unpack_table(blob, what)
+  local ok, value = pcall(cmsgpack.unpack, blob)
+  if not ok or type(value) ~= 'table' then fail(what .. ' is not a packed map') end
+  return value
+end
+
 local function merge_frame(cur, d)
   for k, v in pairs(d) do
+    finite(v, 'frame value ' .. k)
     local c = cur[k]
     if c == nil then cur[k] = v
     else
+      finite(c, 'stored frame value ' .. k)
       local first = string.byte(k, 1)
       if first == 60 then if v < c then cur[k] = v end        -- '<' min
       elseif first == 62 then if v > c then cur[k] = v end    -- '>' max
@@ -31,12 +67,11 @@ local function merge_frame(cur, d)
   return cur
 end
 
--- frames live in one hash per block of buckets, field = the bucket's offset
-local function put_frame(key, field, delta, ttl_ms)
+-- phase 1 of a frame: its hash (type checked by HGET) merged with the delta, packed
+local function merged_frame(key, field, delta)
   local cur = redis.call('HGET', key, field)
-  if cur then delta = merge_frame(cmsgpack.unpack(cur), delta) end
-  redis.call('HSET', key, field, cmsgpack.pack(delta))
-  redis.call('PEXPIRE', key, ttl_ms)
+  if cur then return cmsgpack.pack(merge_frame(unpack_table(cur, key .. ' ' .. field), delta)) end
+  return cmsgpack.pack(merge_frame({}, delta))
 end
 
 local function see_groups(key, groups, now, ttl_ms)
@@ -46,6 +81,9 @@ local function see_groups(key, groups, now, ttl_ms)
 end
 
 local function merge_record(cur, d)
+  for _, k in ipairs({'first_seen', 'last_seen', 'rank'}) do
+    if cur[k] ~= nil then finite(cur[k], 'stored record ' .. k) end
+  end
   local newer = (d.last_seen or 0) >= (cur.last_seen or 0)
   for k, v in pairs(d) do
     local old = cur[k]
@@ -56,10 +94,11 @@ local function merge_record(cur, d)
   return cur
 end
 
-local function touch_agent(agent, field, now, ttl_ms)
-  local last = tonumber(redis.call('HGET', agent, 'last_seen') or '0')
-  redis.call('HSET', agent, field, num(now), 'last_seen', num(math.max(now, last)))
-  redis.call('PEXPIRE', agent, ttl_ms)
+-- phase 1 of the agent hash: the last_seen it holds, as a number
+local function agent_seen(agent)
+  local last = redis.call('HGET', agent, 'last_seen')
+  if last == false then return 0 end
+  return finite(tonumber(last), agent .. ' last_seen')
 end
 """
 
@@ -69,32 +108,66 @@ WRITE = PRELUDE + r"""
 local base = KEYS[1]
 local batch_id, now = tonumber(ARGV[2]), tonumber(ARGV[3])
 local mark_key = base .. 'hwm:' .. ARGV[1]
-if batch_id <= tonumber(redis.call('GET', mark_key) or '0') then return -1 end
+local mark = redis.call('GET', mark_key)
+if mark and not tonumber(mark) then fail(mark_key .. ' is not a batch id') end
+if batch_id <= tonumber(mark or '0') then return -1 end
 local b = cmsgpack.unpack(ARGV[4])
 
--- raw samples: one stream entry per batch (the packed samples concatenated,
--- field 'z' when zlib-compressed), ids by arrival and never going backwards,
--- trimmed by MINID
-if #b.raw > 0 then
-  local key = base .. 'raw'
-  local ms = math.floor(now * 1000)
-  local last = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)
-  if #last > 0 then ms = math.max(ms, tonumber(string.match(last[1][1], '^%d+'))) end
-  redis.call('XADD', key, string.format('%d-*', ms), b.raw_field, b.raw)
-  redis.call('XTRIM', key, 'MINID', string.format('%d', math.floor((now - b.raw_ret) * 1000)))
-  redis.call('PEXPIRE', key, math.floor(b.raw_ret * 1000))
+-- phase 1: read, check and compute; nothing is written until every part is known to apply
+local raw_key, groups_key, agent = base .. 'raw', base .. 'groups', base .. 'agent'
+local procs, pseen = base .. 'procs', base .. 'procs:seen'
+local act, aseen, done = base .. 'slow:active', base .. 'slow:seen', base .. 'slow:done'
+local life, bad_key = base .. 'life', base .. 'bad'
+want(raw_key, 'stream'); want(groups_key, 'zset'); want(agent, 'hash'); want(procs, 'hash')
+want(pseen, 'zset'); want(act, 'hash'); want(aseen, 'zset'); want(done, 'zset'); want(life, 'zset')
+want(bad_key, 'list')
+
+local raw_ms = math.floor(now * 1000)
+if #b.raw > 0 then  -- stream ids by arrival never go backwards
+  local last = redis.call('XREVRANGE', raw_key, '+', '-', 'COUNT', 1)
+  if #last > 0 then raw_ms = math.max(raw_ms, tonumber(string.match(last[1][1], '^%d+'))) end
+end
+local frames = {}
+for i, f in ipairs(b.frames) do frames[i] = merged_frame(base .. f[1], f[2], f[4]) end
+for _, g in ipairs(b.groups) do finite(g[2], 'group time') end
+local records = {}
+for i, p in ipairs(b.procs) do
+  local rec, cur = p[2], redis.call('HGET', procs, p[1])
+  finite(rec.last_seen, 'record last_seen'); finite(rec.first_seen, 'record first_seen')
+  if cur then rec = merge_record(unpack_table(cur, procs .. ' ' .. p[1]), rec) end
+  records[i] = cmsgpack.pack(rec)
+  p[2] = rec.last_seen
+end
+for _, s in ipairs(b.sact) do finite(s[2], 'slow request stamp') end
+for _, s in ipairs(b.sdone) do finite(s[2], 'slow request stamp') end
+for _, e in ipairs(b.life) do finite(e[1], 'lifecycle stamp') end
+local last_seen = agent_seen(agent)
+local bad_samples = 0
+if b.bad_n > 0 then
+  local stored = redis.call('HGET', agent, 'c:bad_samples')
+  bad_samples = stored and finite(tonumber(stored), agent .. ' c:bad_samples') or 0
 end
 
-for _, f in ipairs(b.frames) do put_frame(base .. f[1], f[2], f[4], f[3]) end
-see_groups(base .. 'groups', b.groups, now, b.agent_ttl)
+-- phase 2: write
+
+-- raw samples: one stream entry per batch (the packed samples concatenated,
+-- field 'z' when zlib-compressed), trimmed by MINID
+if #b.raw > 0 then
+  redis.call('XADD', raw_key, string.format('%d-*', raw_ms), b.raw_field, b.raw)
+  redis.call('XTRIM', raw_key, 'MINID', string.format('%d', math.floor((now - b.raw_ret) * 1000)))
+  redis.call('PEXPIRE', raw_key, math.floor(b.raw_ret * 1000))
+end
+
+for i, f in ipairs(b.frames) do
+  redis.call('HSET', base .. f[1], f[2], frames[i])
+  redis.call('PEXPIRE', base .. f[1], f[3])
+end
+see_groups(groups_key, b.groups, now, b.agent_ttl)
 
 -- process registry: hash of records, and a zset by last seen for trimming
-local procs, pseen = base .. 'procs', base .. 'procs:seen'
-for _, p in ipairs(b.procs) do
-  local rec, cur = p[2], redis.call('HGET', procs, p[1])
-  if cur then rec = merge_record(cmsgpack.unpack(cur), rec) end
-  redis.call('HSET', procs, p[1], cmsgpack.pack(rec))
-  redis.call('ZADD', pseen, rec.last_seen, p[1])
+for i, p in ipairs(b.procs) do
+  redis.call('HSET', procs, p[1], records[i])
+  redis.call('ZADD', pseen, p[2], p[1])
 end
 local cutoff = '(' .. num(now - b.proc_ret)
 for _, f in ipairs(redis.call('ZRANGEBYSCORE', pseen, '-inf', cutoff)) do redis.call('HDEL', procs, f) end
@@ -103,7 +176,6 @@ redis.call('PEXPIRE', procs, math.floor(b.proc_ret * 1000))
 redis.call('PEXPIRE', pseen, math.floor(b.proc_ret * 1000))
 
 -- slow requests: active by request key (+ zset by last seen), ended in a zset by stamp
-local act, aseen, done = base .. 'slow:active', base .. 'slow:seen', base .. 'slow:done'
 for _, s in ipairs(b.sact) do
   redis.call('HSET', act, s[1], s[3])
   redis.call('ZADD', aseen, s[2], s[1])
@@ -134,31 +206,52 @@ redis.call('ZREMRANGEBYRANK', done, 0, -(b.slow_kept + 1))
 for _, key in ipairs({act, aseen, done}) do redis.call('PEXPIRE', key, math.floor(b.slow_ret * 1000)) end
 
 -- lifecycle events by stamp
-local life = base .. 'life'
 for _, e in ipairs(b.life) do redis.call('ZADD', life, e[1], e[2]) end
 redis.call('ZREMRANGEBYSCORE', life, '-inf', '(' .. num(now - b.life_ret))
 redis.call('PEXPIRE', life, math.floor(b.life_ret * 1000))
 
-touch_agent(base .. 'agent', 'last_batch', now, b.agent_ttl)
+-- samples the checks dropped: counted with the agent's counters, latest reasons in a list
+if b.bad_n > 0 then
+  redis.call('HSET', agent, 'c:bad_samples', num(bad_samples + b.bad_n))
+  for i = #b.bad, 1, -1 do redis.call('LPUSH', bad_key, b.bad[i]) end
+  redis.call('LTRIM', bad_key, 0, b.bad_kept - 1)
+  redis.call('PEXPIRE', bad_key, b.agent_ttl)
+end
+
+redis.call('HSET', agent, 'last_batch', num(now), 'last_seen', num(math.max(now, last_seen)))
+redis.call('PEXPIRE', agent, b.agent_ttl)
 redis.call('SET', mark_key, batch_id, 'PX', b.mark_ttl)
 return b.n
 """
 
 #: KEYS[1] host prefix; ARGV now, payload {counters, frames = {{key, field, ttl ms}}, agent_ttl}.
+#: Two phases like WRITE: reads and merges first, then only writes.
 COUNTERS = PRELUDE + r"""
 local base = KEYS[1]
 local now = tonumber(ARGV[1])
 local b = cmsgpack.unpack(ARGV[2])
-local agent = base .. 'agent'
-local previous = tonumber(redis.call('HGET', agent, 'c:lost') or '0')
+local agent, groups_key = base .. 'agent', base .. 'groups'
+want(agent, 'hash'); want(groups_key, 'zset')
+local stored = redis.call('HGET', agent, 'c:lost')
+local previous = stored and finite(tonumber(stored), agent .. ' c:lost') or 0
 local lost = b.counters.lost or 0
 local grown = lost - previous
 if lost < previous then grown = lost end   -- a restarted agent counts from 0
+local frames = {}
 if grown > 0 then
-  for _, f in ipairs(b.frames) do put_frame(base .. f[1], f[2], {loss = grown}, f[3]) end
-  see_groups(base .. 'groups', {{'*', now}}, now, b.agent_ttl)
+  for i, f in ipairs(b.frames) do frames[i] = merged_frame(base .. f[1], f[2], {loss = grown}) end
+end
+local last_seen = agent_seen(agent)
+
+if grown > 0 then
+  for i, f in ipairs(b.frames) do
+    redis.call('HSET', base .. f[1], f[2], frames[i])
+    redis.call('PEXPIRE', base .. f[1], f[3])
+  end
+  see_groups(groups_key, {{'*', now}}, now, b.agent_ttl)
 end
 for k, v in pairs(b.counters) do redis.call('HSET', agent, 'c:' .. k, v) end
-touch_agent(agent, 'last_heartbeat', now, b.agent_ttl)
+redis.call('HSET', agent, 'last_heartbeat', num(now), 'last_seen', num(math.max(now, last_seen)))
+redis.call('PEXPIRE', agent, b.agent_ttl)
 return grown
 """

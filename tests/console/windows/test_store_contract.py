@@ -18,7 +18,7 @@ from window_helpers import (
     write_all,
 )
 
-from console.windows import HOST, InvalidSample, get_store
+from console.windows import BAD_SAMPLES, HOST, get_store
 from console.windows.backends import memory
 from console.windows.backends import redis as redis_backend
 from ingest import frames
@@ -250,14 +250,18 @@ async def test_raw_samples_come_back_as_sent(store):
     assert [s["k"] for s in lifecycle] == [5, 6, 7] and now > 0
 
 
-async def test_an_invalid_sample_writes_nothing(store):
+async def test_an_invalid_sample_is_dropped_and_counted_and_the_rest_written(store):
     good = vector("03")
-    with pytest.raises(InvalidSample, match="sample 1"):
-        await store.awrite_batch(H, "a", 1, [good, {"k": 2, "p": 1}], good["t"])
-    with pytest.raises(InvalidSample, match="kind 2"):
-        await store.awrite_batch(H, "a", 1, [{**good, "f": {"request_count": "many"}}], good["t"])
-    assert await store.aacked(H, "a") == 0
-    assert (await store.awrite_batch(H, "a", 1, [good], good["t"])).written == 1
+    batch = [good, {"k": 2, "p": 1}, {**good, "f": {"request_count": "many"}}]
+    result = await store.awrite_batch(H, "a", 1, batch, good["t"])
+    assert (result.written, result.duplicate, result.dropped) == (1, False, 2)
+    assert await store.aacked(H, "a") == 1
+    assert await store.araw(H, good["t"] - 1, good["t"] + 1) == [good]
+    assert (await store.ahost_status([H]))[H]["counters"] == {BAD_SAMPLES: 2}
+    newest, oldest = await store.abad_samples(H)
+    assert oldest["reason"].startswith("sample 1 (kind 2, pid 1): 'i' must be an integer")
+    assert newest["reason"].startswith(f"sample 2 (kind 2, pid {good['p']}): field request_count: ")
+    # more in test_store_hostile
 
 
 async def test_an_empty_batch_moves_the_mark(store):

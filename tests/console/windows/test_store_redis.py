@@ -11,13 +11,14 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
 import redis
 from window_helpers import Stores, batches, scenario, vector, write_all
 
-from console.windows import HOST, StoreUnavailable, get_store
+from console.windows import HOST, InvalidSample, StoreUnavailable, get_store
 
 pytestmark = pytest.mark.asyncio
 H = 7
@@ -152,10 +153,103 @@ async def test_every_key_expires_and_stays_under_the_prefix(shared):
     store = await shared.make()
     now = await write_all(store, H, scenario("A"))
     await store.aset_counters(H, {"lost": 1}, now)
+    assert (await store.awrite_batch(H, "a", 1, [{"k": 2}], now)).dropped == 1
     base = store.key(H)
     keys = [k.decode() async for k in store.redis.scan_iter(match=store.prefix + "*")]
     assert keys and all(k.startswith(base) for k in keys)
     ttls = [await store.redis.pttl(k) for k in keys]
     assert all(ttl > 0 for ttl in ttls)
     kinds = {k[len(base):].split(":")[0] for k in keys}
-    assert {"raw", "f1", "f10", "f60", "procs", "slow", "life", "agent", "hwm"} <= kinds
+    assert {"raw", "f1", "f10", "f60", "procs", "slow", "life", "agent", "hwm", "bad"} <= kinds
+
+
+async def key_space(store) -> dict[bytes, Any]:
+    """Every key of the store and its value (a hash's DUMP may change with a mere read, while
+    Redis rehashes it): equal means nothing was written."""
+    redis, out = store.redis, {}
+    async for key in redis.scan_iter(match=store.prefix + "*"):
+        kind = (await redis.type(key)).decode()
+        read = {"string": redis.get, "hash": redis.hgetall, "list": lambda k: redis.lrange(k, 0, -1),
+                "zset": lambda k: redis.zrange(k, 0, -1, withscores=True), "stream": redis.xrange}[kind]
+        out[key] = (kind, await read(key))
+    return out
+
+
+async def ttls(store) -> dict[bytes, int]:
+    return {k: await store.redis.pttl(k) async for k in store.redis.scan_iter(match=store.prefix + "*")}
+
+
+def not_refreshed(before: dict[bytes, int], after: dict[bytes, int]) -> bool:
+    """No key's time to live was set again (a write would have made it longer)."""
+    return before.keys() == after.keys() and all(after[k] <= before[k] for k in before)
+
+
+async def corrupt(store, name: str) -> None:
+    """A wrong type, or a value no write could have stored, where the write script will look."""
+    key = store.key(H, name.split("#")[0])
+    if name == "life":  # the last thing the script writes, once everything else was
+        await store.redis.delete(key)
+        await store.redis.set(key, "not a sorted set")
+    elif name == "slow:done":
+        await store.redis.delete(key)
+        await store.redis.rpush(key, "not", "a", "sorted", "set")
+    elif name == "agent":
+        await store.redis.hset(key, "last_seen", "soon")
+    elif name == "procs":
+        field = (await store.redis.hkeys(key))[0]
+        await store.redis.hset(key, field, b"\xc1")
+    elif name == "hwm#text":
+        await store.redis.set(store.key(H, "hwm:a"), "many")
+
+
+@pytest.mark.parametrize(("name", "error"), [("life", "WRONGTYPE"), ("slow:done", "WRONGTYPE"),
+                                             ("agent", "BADDATA"), ("procs", "BADDATA"),
+                                             ("hwm#text", "BADDATA")])
+async def test_a_script_error_is_a_refused_batch_with_nothing_written(shared, name, error):
+    store = await shared.make()
+    samples = scenario("D")
+    now = max(s["t"] for s in samples) + 0.05
+    await store.awrite_batch(H, "a", 1, samples[:75], now)
+    await corrupt(store, name)
+    before, lives = await key_space(store), await ttls(store)
+    with pytest.raises(InvalidSample, match=error):
+        await store.awrite_batch(H, "a", 2, samples[75:], now + 1)
+    assert await key_space(store) == before  # not one key, not the mark
+    assert not_refreshed(lives, await ttls(store))
+    if name != "hwm#text":
+        assert await store.aacked(H, "a") == 1
+    with pytest.raises(InvalidSample, match=error):  # the same batch again: refused again, not doubled
+        await store.awrite_batch(H, "a", 2, samples[75:], now + 1)
+    assert await key_space(store) == before
+
+
+async def test_a_heartbeat_that_meets_a_wrong_type_writes_nothing(shared):
+    store = await shared.make()
+    now = 1795378300.0
+    await store.aset_counters(H, {"lost": 1}, now)
+    await store.redis.delete(store.key(H, "groups"))
+    await store.redis.set(store.key(H, "groups"), "not a sorted set")
+    before, lives = await key_space(store), await ttls(store)
+    with pytest.raises(InvalidSample, match="WRONGTYPE"):
+        await store.aset_counters(H, {"lost": 5}, now + 5)
+    assert await key_space(store) == before
+    assert not_refreshed(lives, await ttls(store))
+
+
+async def test_out_of_memory_is_an_outage_with_nothing_written(private_redis):
+    store = get_store(private_redis.url, timeout=2.0)
+    samples = scenario("D")
+    now = max(s["t"] for s in samples) + 0.05
+    assert (await store.awrite_batch(H, "a", 1, samples[:75], now)).written == 75
+    await store.redis.config_set("maxmemory", "1")  # noeviction, the default: every write is refused
+    try:
+        before, lives = await key_space(store), await ttls(store)
+        with pytest.raises(StoreUnavailable, match="OutOfMemoryError"):
+            await store.awrite_batch(H, "a", 2, samples[75:], now + 1)
+        assert await key_space(store) == before
+        assert not_refreshed(lives, await ttls(store))
+    finally:
+        await store.redis.config_set("maxmemory", "0")
+    assert (await store.awrite_batch(H, "a", 2, samples[75:], now + 1)).written == len(samples) - 75
+    assert await store.aacked(H, "a") == 2
+    await store.aclose()
