@@ -52,6 +52,9 @@ OVERHEAD = 64  # bytes of a batch message besides its samples
 CLOSE_TIMEOUT = 2.0
 WINDOW = 16  # batches sent and not yet acked, per connection
 HEALTHY_AFTER = 30.0  # a connection that lasted this long resets the backoff
+#: After 4429 ("slow down": over the console's per-connection rate) wait at least this
+#: long, however healthy the connection was: reconnecting at once would flood again.
+SLOW_DOWN = 5.0
 SAMPLES_KEY = msgpack.packb("samples")
 _TOO_BIG = frozenset((4413, 1009))  # 1009: a WebSocket server's own size limit says the same
 
@@ -74,6 +77,8 @@ class Uplink:
         self.max_message = DEFAULT_MAX_MESSAGE
         self.frame_limit = max_batch  # lowered by frame drops, never below FRAME_FLOOR
         self.sent = self.acked = self.duplicates = self.rejected = self.oversized = 0
+        self.slowed = 0  # closes with 4429
+        self.refused_samples = 0  # samples the console dropped from acked batches (ack "dropped")
         self.frame_drops = 0  # batches split after the connection was dropped under them
         self.connections = self.reconnects = 0
         self.connected = False
@@ -234,12 +239,15 @@ class Uplink:
             self.connected = False
             await ws.close()
         code, reason = ws.close_code, ws.close_reason
-        if time.monotonic() - began >= HEALTHY_AFTER:
+        if time.monotonic() - began >= HEALTHY_AFTER and code != 4429:
             self._failures = 0
         if code == 1000 and self._stopping:
             return 0.0
         if not ours:
             self._closed_by_console(code, reason)
+        if code == 4429:
+            self.slowed += 1
+            return SLOW_DOWN + self._backoff()
         return self._backoff()
 
     def _log_failure(self, message: str) -> None:
@@ -317,6 +325,9 @@ class Uplink:
             if kind == "ack":
                 self.acked += 1
                 self.duplicates += bool(message.get("duplicate"))
+                dropped = message.get("dropped")
+                if type(dropped) is int and dropped > 0:  # bad samples the console counted and left out
+                    self.refused_samples += dropped
                 self.spool.forget_upto(int(message["id"]))  # the mark is at least this id
                 self._failures = 0
                 self.wake.set()
@@ -372,7 +383,8 @@ class Uplink:
             log.warning("agent counters failed: %s", exc)
             counters = {}
         counters.update(spooled=len(self.spool), spool_bytes=self.spool.bytes, dropped=self.spool.dropped,
-                        rejected=self.rejected, oversized=self.oversized, frame_drops=self.frame_drops)
+                        rejected=self.rejected, oversized=self.oversized, frame_drops=self.frame_drops,
+                        refused_samples=self.refused_samples, slowed=self.slowed)
         await ws.send(msgpack.packb({"t": "heartbeat", "instance": self.spool.instance,
                                      "time": time.time(), "counters": counters}))
 

@@ -403,3 +403,39 @@ def test_spool_split_renumbers_files_and_reloads(tmp_path: Path) -> None:
     assert again.last_id == 4 and again.instance == spool.instance
     assert sorted(os.listdir(tmp_path)) == [f"{i:016d}.batch" for i in range(1, 5)] + ["lock", "state"]
     again.close()
+
+
+def test_samples_the_console_drops_are_counted_by_the_agent(peer: ConsolePeer) -> None:
+    peer.bad = lambda sample: sample["k"] == 4  # the console refuses every slow record, say
+    fw = make(peer.url)
+    fw.start()
+    try:
+        sent = Feeder().feed(fw, 2000)
+        slow = sum(1 for s in sent if s["k"] == 4)
+        assert slow > 0
+        assert wait_for(lambda: len(peer.written) == len(sent) - slow, timeout=60)
+        assert wait_for(lambda: fw.stats()["refused_samples"] == slow, timeout=30)
+        assert wait_for(lambda: any(hb["counters"].get("refused_samples") == slow for hb in peer.heartbeats),
+                        timeout=30)
+    finally:
+        fw.stop(timeout=5)
+
+
+def test_after_slow_down_the_agent_waits_before_reconnecting_and_loses_nothing(peer: ConsolePeer) -> None:
+    from ingest.uplink import SLOW_DOWN
+
+    peer.slow_down_after = 2
+    fw = make(peer.url)
+    fw.start()
+    try:
+        feeder = Feeder()
+        for _ in range(4):
+            feeder.feed(fw, 200)
+            time.sleep(0.1)
+        assert wait_for(lambda: len(peer.written) == len(feeder.expected), timeout=60)
+        assert 4429 in peer.closes and fw.stats()["slowed"] == 1
+        first, second = peer.connected_at[:2]
+        assert second - first >= SLOW_DOWN  # not the 0.02-0.3 s of an ordinary reconnect
+        assert len({(w["sample"]["p"], w["sample"]["s"]) for w in peer.written}) == len(feeder.expected)
+    finally:
+        fw.stop(timeout=5)

@@ -21,6 +21,10 @@ Switches for misbehaviour, settable at any time:
   over its ``--websocket-max-frame-size`` (the agent sees 1006); counted in
   ``frame_drops``. Every message's size is kept in ``sizes``.
 - ``poison``: a predicate on a sample; a batch holding one is refused with 4400.
+- ``bad``: a predicate on a sample; matching samples are left out of the write
+  and counted in the ack's ``dropped`` (the console's per-sample check).
+- ``slow_down_after = n``: the n-th batch received closes the session with
+  4429 before it is written (the console's per-connection rate limit).
 - ``stall``: batches are read and neither written nor acked (a hung store).
 - ``mute``: ``hello`` is never answered.
 
@@ -58,6 +62,9 @@ class ConsolePeer:
         self.crash_after_writes: int | None = None
         self.unavailable_until = 0.0
         self.poison: Callable[[dict[str, Any]], bool] | None = None
+        self.bad: Callable[[dict[str, Any]], bool] | None = None
+        self.slow_down_after: int | None = None
+        self.connected_at: list[float] = []  # time.monotonic() of every welcome sent
         self.stall = False
         self.mute = False
         self.lock = threading.Lock()
@@ -155,6 +162,7 @@ class ConsolePeer:
             key = (host, hello["instance"])
             with self.lock:
                 acked = self.marks.get(key, 0)
+            self.connected_at.append(time.monotonic())
             await ws.send(msgpack.packb({"t": "welcome", "protocol": 1, "host": host, "acked": acked,
                                          "max_message": self.advertised_max or self.max_message}))
             async for raw in ws:
@@ -189,6 +197,14 @@ class ConsolePeer:
         if self.poison is not None and any(map(self.poison, samples)):
             await self._refuse(ws, 4400, "bad sample")
             return False
+        if self.slow_down_after is not None and len(self.batches) >= self.slow_down_after:
+            self.slow_down_after = None
+            await self._refuse(ws, 4429, "over the per-connection rate")
+            return False
+        dropped = 0
+        if self.bad is not None:
+            kept = [sample for sample in samples if not self.bad(sample)]
+            dropped, samples = len(samples) - len(kept), kept
         with self.lock:  # write + raise the mark in one step
             duplicate = batch_id <= self.marks.get(key, 0)
             if duplicate:
@@ -203,5 +219,5 @@ class ConsolePeer:
             ws.transport.abort()  # written, never acked
             return False
         await ws.send(msgpack.packb({"t": "ack", "id": batch_id, "written": 0 if duplicate else len(samples),
-                                     "duplicate": duplicate}))
+                                     "duplicate": duplicate, "dropped": 0 if duplicate else dropped}))
         return True
