@@ -140,7 +140,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
             raise ProtocolError("batch before hello, or from another agent instance")
         result = await self.store.awrite_batch(self.host['id'], instance, batch_id, samples, now=time.time())
         await self.send(bytes_data=protocol.pack(
-            {"t": "ack", "id": batch_id, "written": result.written, "duplicate": result.duplicate}))
+            {"t": "ack", "id": batch_id, "written": result.written, "duplicate": result.duplicate,
+             "dropped": result.dropped}))
         if not result.duplicate:
             self.recent.extend(samples)
             for sample in samples:

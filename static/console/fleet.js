@@ -114,9 +114,14 @@ function renderRow(tr, entry) {
   setCell(tr, "slow_active", fmt.count(m.slow_active), m.slow_active > 0 ? "warn" : "");
   setCell(tr, "restarts", fmt.count(m.restarts));
   setCell(tr, "processes", fmt.count(m.processes));
-  setCell(tr, "lost", fmt.count(agent.lost), agent.lost > 0 ? "bad" : "");
+  // Datagrams the agent could not decode and samples the console refused are
+  // losses too: shown beside the sequence loss, never only in a tooltip.
+  const bad = (agent.malformed || 0) + (agent.bad_samples || 0);
+  const lostText = fmt.count(agent.lost) + (bad > 0 ? ` · ${fmt.count(bad)} bad` : "");
+  setCell(tr, "lost", lostText, agent.lost > 0 ? "bad" : bad > 0 ? "warn" : "");
   const lostCell = tr.querySelector('[data-field="lost"]');
   lostCell.title = `received ${fmt.count(agent.received)} · malformed ${fmt.count(agent.malformed)}`
+    + ` · bad samples refused by the console ${fmt.count(agent.bad_samples || 0)}`
     + ` · spooled ${fmt.count(agent.spooled)} · dropped ${fmt.count(agent.dropped)}`;
   renderAge(tr, entry);
 }

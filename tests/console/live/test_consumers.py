@@ -59,7 +59,7 @@ async def test_agent_hello_batch_ack_and_duplicate(host_and_token):
     assert welcome["t"] == "welcome" and welcome["acked"] == 0 and welcome["host"] == "web-03"
     await comm.send_to(bytes_data=pack({"t": "batch", "instance": "abc", "id": 1, "samples": samples}))
     ack = msgpack.unpackb(await comm.receive_from(timeout=5))
-    assert ack == {"t": "ack", "id": 1, "written": len(samples), "duplicate": False}
+    assert ack == {"t": "ack", "id": 1, "written": len(samples), "duplicate": False, "dropped": 0}
     await comm.send_to(bytes_data=pack({"t": "batch", "instance": "abc", "id": 1, "samples": samples}))
     again = msgpack.unpackb(await comm.receive_from(timeout=5))
     assert again["duplicate"] is True and again["written"] == 0
