@@ -12,6 +12,7 @@ import pytest
 from support.stores import drop_store
 
 from console.windows import BaseWindowStore, get_store
+from console.windows.checks import CheckedSamples
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 STORES = ["memory", "redis"]  # the params of each test file's ``store`` fixture
@@ -36,14 +37,20 @@ async def temp_store(kind: str) -> AsyncIterator[BaseWindowStore]:
         await drop_store(made)
 
 
-async def write(store: BaseWindowStore, host: int, samples: Sequence[dict], seconds: float = 5.0) -> float:
-    """Write in agent-like batches of ``seconds``, each at its last stamp; the last ``now``."""
+async def write(store: BaseWindowStore, host: int, samples: Sequence[dict], seconds: float = 5.0,
+                *, unchecked: bool = False) -> float:
+    """Write in agent-like batches of ``seconds``, each at its last stamp; the last ``now``.
+
+    ``unchecked`` skips the field-table checks, to store what an older console
+    may have stored, so that readers are tested against it too.
+    """
     now, batch, batch_id = 0.0, [], 0
     for s in [*samples, None]:
         if batch and (s is None or s["t"] - batch[0]["t"] > seconds):
             batch_id += 1
             now = batch[-1]["t"] + 0.05
-            await store.awrite_batch(host, "agent-1", batch_id, batch, now)
+            await store.awrite_batch(host, "agent-1", batch_id,
+                                     CheckedSamples(batch) if unchecked else batch, now)
             batch = []
         if s is not None:
             batch.append(s)

@@ -31,11 +31,11 @@ def tick(pid: int, t: float, group: str | None = "app0", inc: int = 1, **fields)
     return sample(TICK, pid, t, group, inc, **{**base, **fields})
 
 
-def slow(pid: int, t: float, state: int, duration: float, start: float = SLOW_START, log_id: bytes = b"abc",
+def slow(pid: int, t: float, state: int, duration: float, start: float = SLOW_START, log_id: str = "abc",
          **fields) -> dict:
     return sample(SLOW, pid, t, slow_record_state=state, slow_start_stamp=start, slow_duration=duration,
-                  slow_thread_id=2, slow_log_id=log_id, slow_method=b"POST", slow_scheme=b"http",
-                  slow_hostname=b"<b>shop</b>", slow_script_name=b"/api", slow_path_info=b"/caf\xc3\xa9/\xff",
+                  slow_thread_id=2, slow_log_id=log_id, slow_method="POST", slow_scheme="http",
+                  slow_hostname="<b>shop</b>", slow_script_name="/api", slow_path_info=b"/caf\xc3\xa9/\xff",
                   slow_status=200 if state else 0, **fields)
 
 
@@ -47,7 +47,7 @@ def scenario() -> list[dict]:
         out.append(tick(100, T0 + n, request_threads_current_elapsed=[0.0, elapsed, 0.0, 0.0]))
     out.append(tick(100, T0 + 94, request_threads_max_duration=[0.2, 3.5, 0.0, 0.0]))
     out += [slow(100, T0 + 92.01, 0, 1.8), slow(100, T0 + 93.01, 0, 2.8), slow(100, T0 + 94.01, 1, 3.5)]
-    out += [slow(100, T0 + 12.01, 1, 1.5, start=T0 + 10.5, log_id=b"old")]  # ended long before the span
+    out += [slow(100, T0 + 12.01, 1, 1.5, start=T0 + 10.5, log_id="old")]  # ended long before the span
     out += [tick(200, T0 + n + 0.5, group="app1", slow_requests_threshold=0.0, capacity_utilization=0.75,
                  queue_time=None) for n in range(0, 100)]
     out += [sample(STARTED, 300, T0), *[tick(300, T0 + n) for n in range(1, 80)],
@@ -226,7 +226,7 @@ async def test_hostile_samples_in_the_store_do_not_crash_the_snapshot(store):
     samples = [tick(100, T0 + n, group="<script>", **bad) for n in range(1, 10)]
     samples.append(sample(SLOW, 100, T0 + 9.5, group="<script>", slow_record_state=0,
                           slow_path_info=b"\xff\xfe"))
-    now = await write(store, HOST["id"], samples)
+    now = await write(store, HOST["id"], samples, unchecked=True)  # as an older console stored it
     body = await snap(store, now)
     (row,) = body["processes"]
     assert row["group"] == "<script>" and row["threshold"] == 0.0

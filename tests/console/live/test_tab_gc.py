@@ -11,6 +11,7 @@ import pytest
 from tab_helpers import temp_store
 
 from console.live.tabs import TabRequest, gc, live_messages
+from console.windows.checks import CheckedSamples
 from console.windows.store import get_store
 from ingest import frames
 from ingest.simulate import Fleet
@@ -80,13 +81,17 @@ def backend(request) -> str:
     return request.param
 
 
-async def write(store: Any, samples: list[frames.Sample]) -> float:
-    """Write in agent-sized batches, as they arrive; the "now" after the last."""
+async def write(store: Any, samples: list[frames.Sample], *, unchecked: bool = False) -> float:
+    """Write in agent-sized batches, as they arrive; the "now" after the last.
+
+    ``unchecked`` skips the field-table checks (what an older console may have stored).
+    """
     now = 0.0
     for batch_id, start in enumerate(range(0, len(samples), 50), 1):
         batch = samples[start:start + 50]
         now = max(s["t"] for s in batch) + 0.05
-        result = await store.awrite_batch(HOST["id"], "agent-1", batch_id, batch, now)
+        result = await store.awrite_batch(HOST["id"], "agent-1", batch_id,
+                                          CheckedSamples(batch) if unchecked else batch, now)
         assert result.written == len(batch)
     return now
 
@@ -277,7 +282,7 @@ async def test_hostile_samples_in_the_store_do_not_break_the_snapshot(backend):
             gc_snapshot(1, T0 + 2, 3, group=None, interp="<b>x</b>", collections=(2**60, 0, 0)),
             gc_event(1, T0 + 1.5, 1e9, 2, 4, group=None, interp="<b>x</b>", stamp=T0 + 2),
         ]
-        now = await write(store, samples)
+        now = await write(store, samples, unchecked=True)
         snap = strict_json(await gc.snapshot(store, HOST, request(group=""), now))
         assert snap["interps"] == ["<b>x</b>"] and [s["last"]["g"] for s in snap["series"]] == [""]
         assert sum(snap["buckets"]["c0"]) == 2**60  # the reset added nothing, the jump is what was sent

@@ -28,16 +28,16 @@ def ticks(pid: int, start: float, end: float, group: str | None = "app0", inc: i
 
 def scenario() -> list[dict]:
     """app0: pid 100 restarts on restart_interval, 101 replaces it; app1: 200 runs (started before
-    anything was seen), 300 is killed with a reason that is not UTF-8 and HTML in the group."""
+    anything was seen), 300 is killed with HTML in its reason and in the group."""
     out = [sample(STARTED, 100, T0, process_parent_pid=99), *ticks(100, T0 + 1, T0 + 49),
-           sample(STOPPING, 100, T0 + 49.5, shutdown_reason=b"restart_interval",
+           sample(STOPPING, 100, T0 + 49.5, shutdown_reason="restart_interval",
                   active_requests_at_decision=2),
-           sample(STOPPED, 100, T0 + 50.2, shutdown_reason=b"restart_interval", process_uptime=50.2,
+           sample(STOPPED, 100, T0 + 50.2, shutdown_reason="restart_interval", process_uptime=50.2,
                   lifetime_request_count=1234, active_requests_at_exit=0, graceful_drain=1),
            sample(STARTED, 101, T0 + 50.3, process_parent_pid=99), *ticks(101, T0 + 51, T0 + 100),
            *ticks(200, T0, T0 + 100, group="app1", capacity_utilization=0.75),
            sample(STARTED, 300, T0 + 10, group="<b>x</b>", process_parent_pid=99),
-           sample(STOPPING, 300, T0 + 80, group="<b>x</b>", shutdown_reason=b"\xff<img src=x>",
+           sample(STOPPING, 300, T0 + 80, group="<b>x</b>", shutdown_reason="\ufffd<img src=x>",
                   active_requests_at_decision=1),
            sample(STOPPED, 300, T0 + 81, group="<b>x</b>", process_uptime=71.0, lifetime_request_count=7,
                   active_requests_at_exit=1, graceful_drain=0)]
@@ -68,7 +68,7 @@ async def test_snapshot_rows_events_and_restarts(store):
         (2, 0, True, 50.2, 1234)
     killed = rows["300:1"]
     assert killed["group"] == "<b>x</b>"  # as text: the page never parses it
-    assert killed["reason"] == "\\xff<img src=x>" and killed["category"] == "unplanned"
+    assert killed["reason"] == "\ufffd<img src=x>" and killed["category"] == "unplanned"
     assert killed["drain"] is False and killed["at_exit"] == 1
     # the table's columns come from each live process's newest tick
     assert rows["200:1"]["state"] == "running" and rows["200:1"]["capacity"] == 0.75
