@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from .fields import (
+    BY_ID,
     BY_NAME,
     FLOAT_LIMIT,
     MAX_SLOTS,
@@ -114,6 +115,12 @@ def value_problem(field: Field, value: Any) -> str | None:
 
 
 def _unknown_problem(name: str, value: Any) -> str | None:
+    # The decoder names an unknown id ``idN``; any other name, or the id of a
+    # known field, would be stored as that field without its checks.
+    digits = name[2:]
+    if not (name.startswith("id") and digits.isdigit() and digits.isascii() and int(digits) < 65536
+            and int(digits) not in BY_ID):
+        return "not a field of the table, nor the idN name of an unknown field id"
     if isinstance(value, str | bytes):
         too_long = len(value) > MAX_UNKNOWN_BYTES
         return f"{len(value)} bytes, at most {MAX_UNKNOWN_BYTES} allowed" if too_long else None

@@ -101,3 +101,9 @@ def test_the_compiled_check_and_the_precise_one_always_agree(changes: list[tuple
     else:
         assert precise is None, precise
     assert BY_NAME  # the table is what both read
+
+
+@pytest.mark.parametrize("name", ["id70", "foo", "id", "id65536", "id٣"])
+def test_an_unknown_field_is_named_by_an_id_no_known_field_has(name: str) -> None:
+    with pytest.raises(contract.Breach, match="not a field of the table"):
+        contract.check_fields(dict(TICK["f"], **{name: 1}))
