@@ -114,7 +114,8 @@ class BaseWindowStore(abc.ABC):
     def __init__(self, url: str | None = None, *, tiers: Sequence[Tier] = DEFAULT_TIERS,
                  raw_retention: float = 3600.0, lifecycle_retention: float = 86400.0,
                  slow_retention: float = 3600.0, slow_kept: int = 2000, slow_stale: float = 60.0,
-                 mark_retention: float = 86400.0, process_retention: float = 3600.0):
+                 mark_retention: float = 86400.0, process_retention: float = 3600.0,
+                 max_processes: int = 20_000):
         self.url = url
         self.tiers = tuple(sorted((Tier(*t) for t in tiers), key=lambda t: t.seconds))
         self.raw_retention = raw_retention
@@ -124,6 +125,9 @@ class BaseWindowStore(abc.ABC):
         self.slow_stale = slow_stale
         self.mark_retention = mark_retention
         self.process_retention = process_retention
+        #: Records kept per host at most, the least recently seen going first: a
+        #: sender inventing pids must not grow the registry every read walks.
+        self.max_processes = max_processes
         #: nothing a store keeps outlives this (the coarsest tier's retention)
         self.longest = max(t.seconds + t.retention for t in self.tiers)
 

@@ -144,6 +144,10 @@ class WindowStore(BaseWindowStore):
         cutoff = now - self.process_retention
         for key in [k for k, r in host.processes.items() if r["last_seen"] < cutoff]:
             del host.processes[key]
+        over = len(host.processes) - self.max_processes
+        if over > 0:  # same order as Redis's zset: by last seen, then by key
+            for key, _ in sorted(host.processes.items(), key=lambda kr: (kr[1]["last_seen"], kr[0]))[:over]:
+                del host.processes[key]
 
     def _apply_slow(self, host: _Host, batch: Batch, now: float) -> None:
         active, done = host.slow_active, host.slow_done

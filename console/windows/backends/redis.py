@@ -156,6 +156,7 @@ class WindowStore(BaseWindowStore):
                        for (tier, bucket, group), (frame, expires) in batch.frames.items()],
             "groups": [[group, when] for group, when in batch.groups.items()],
             "procs": list(batch.processes.items()), "proc_ret": self.process_retention,
+            "proc_max": self.max_processes,
             "sact": [[key, seen, blob] for key, (seen, blob) in batch.slow_active.items()],
             "sdone": batch.slow_done, "stop": batch.stopped, "slow_stale": self.slow_stale,
             "slow_ret": self.slow_retention, "slow_kept": self.slow_kept,

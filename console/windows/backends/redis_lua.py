@@ -172,6 +172,11 @@ end
 local cutoff = '(' .. num(now - b.proc_ret)
 for _, f in ipairs(redis.call('ZRANGEBYSCORE', pseen, '-inf', cutoff)) do redis.call('HDEL', procs, f) end
 redis.call('ZREMRANGEBYSCORE', pseen, '-inf', cutoff)
+local over = redis.call('ZCARD', pseen) - b.proc_max
+if over > 0 then  -- the least recently seen go first
+  for _, f in ipairs(redis.call('ZRANGE', pseen, 0, over - 1)) do redis.call('HDEL', procs, f) end
+  redis.call('ZREMRANGEBYRANK', pseen, 0, over - 1)
+end
 redis.call('PEXPIRE', procs, math.floor(b.proc_ret * 1000))
 redis.call('PEXPIRE', pseen, math.floor(b.proc_ret * 1000))
 

@@ -278,3 +278,13 @@ async def test_get_store_picks_the_backend_by_url_or_dotted_path():
     await remote.aclose()
     with pytest.raises(ImportError, match="nowhere"):
         get_store(backend="nowhere.WindowStore")
+
+
+async def test_a_flood_of_invented_pids_keeps_only_the_most_recently_seen_processes(stores):
+    store = await stores.make(max_processes=50)
+    t = 1795378300.0
+    for batch in range(4):  # 400 STARTED from pids nobody runs, 100 per batch
+        started = [vector("28", 10_000 + batch * 100 + n, 1, t + batch + n / 1000, 1) for n in range(100)]
+        await store.awrite_batch(H, "a", batch + 1, started, t + batch + 0.5)
+    kept = await store.aprocesses(H, now=t + 4)
+    assert sorted(p["pid"] for p in kept) == list(range(10_350, 10_400))
