@@ -52,6 +52,10 @@ BAD_SAMPLES = "bad_samples"
 BAD_KEPT = 10
 
 
+#: Process records a store keeps per host at most (see ``max_processes``).
+MAX_PROCESSES_PER_HOST = 20_000
+
+
 class StoreUnavailable(Exception):
     """The window store cannot be reached (Redis down, timing out, refusing writes).
 
@@ -115,7 +119,7 @@ class BaseWindowStore(abc.ABC):
                  raw_retention: float = 3600.0, lifecycle_retention: float = 86400.0,
                  slow_retention: float = 3600.0, slow_kept: int = 2000, slow_stale: float = 60.0,
                  mark_retention: float = 86400.0, process_retention: float = 3600.0,
-                 max_processes: int = 20_000):
+                 max_processes: int = MAX_PROCESSES_PER_HOST):
         self.url = url
         self.tiers = tuple(sorted((Tier(*t) for t in tiers), key=lambda t: t.seconds))
         self.raw_retention = raw_retention
