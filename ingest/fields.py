@@ -236,6 +236,9 @@ U64_LIMIT: Final = 2**53 - 1
 #: Floats must be finite and smaller than this in magnitude (2**49 s is 17
 #: million years; epoch stamps are about 2**31): sums of them stay finite.
 FLOAT_LIMIT: Final = 2.0**49
+#: Epoch stamps (the header's, a slow request's start, a GC pass's start) lie
+#: in [0, 2**33): 2**33 s is the year 2242. The console holds samples to it too.
+STAMP_LIMIT: Final = 2.0**33
 #: Identity strings (versions, host, process group, shutdown reason) and the
 #: request strings of slow records; mod_wsgi cuts the latter at 511 bytes.
 IDENTITY_TEXT: Final = 256
@@ -262,8 +265,8 @@ def bounded(field: Field) -> Field:
     if field.tag == Tag.U64:
         low, high = 0, U64_LIMIT
     elif field.tag == Tag.F64:
-        high = _PERIODS.get(field.name, FLOAT_LIMIT)
-        low = 0.0 if field.name in _PERIODS else -FLOAT_LIMIT
+        high = STAMP_LIMIT if field.unit == "epoch s" else _PERIODS.get(field.name, FLOAT_LIMIT)
+        low = -FLOAT_LIMIT if high == FLOAT_LIMIT else 0.0
     elif field.tag == Tag.BYTES:
         low, high = 0, REQUEST_TEXT if field.id >= 200 else IDENTITY_TEXT
     elif field.name in SLOT_FIELDS:

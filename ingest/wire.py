@@ -43,6 +43,7 @@ from .fields import (
     MAX_UNKNOWN_BYTES,
     MAX_UNKNOWN_FIELDS,
     SLOT_FIELDS,
+    STAMP_LIMIT,
     U64_LIMIT,
     Tag,
     field_name,
@@ -159,8 +160,8 @@ def _header(data: bytes) -> tuple[int, int, int, int, int, float]:
         raise DecodeError(f"bad magic {magic!r}, expected {MAGIC!r}", 0)
     if version != VERSION:
         raise UnsupportedVersion(f"unsupported version {version} (this decoder reads {VERSION})", 4, pid)
-    if not abs(stamp) < FLOAT_LIMIT:
-        raise DecodeError(f"header stamp {stamp!r} is not a finite time", 16, pid)
+    if not 0 <= stamp < STAMP_LIMIT:  # also NaN
+        raise DecodeError(f"header stamp {stamp!r} is not a time (epoch seconds below 2^33)", 16, pid)
     return version, kind, flags, pid, seq, stamp
 
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from ingest import contract
-from ingest.fields import BY_ID, BY_NAME, MAX_UNKNOWN_FIELDS
+from ingest.fields import BY_ID, BY_NAME, MAX_UNKNOWN_FIELDS, STAMP_LIMIT
 from ingest.frames import HOST
 
 #: Process group and interpreter name: text of at most this many characters.
@@ -39,7 +39,7 @@ MAX_ARRAY: Final = 4096
 _INT_BOUNDS: Final = (("k", 255), ("p", 2**32 - 1), ("i", 2**53 - 1), ("s", 2**32 - 1))
 #: Sample stamps are epoch seconds: 2**33 is the year 2242. A stamp beyond it
 #: is no clock, and would only make keys and scores no reader expects.
-MAX_STAMP: Final = 2.0**33
+MAX_STAMP: Final = STAMP_LIMIT
 #: A reason is kept for people to read: a hostile value must not make it long.
 MAX_REASON: Final = 300
 #: Field layouts whose names were checked (one layout repeats tick after tick;
