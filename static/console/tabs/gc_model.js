@@ -241,8 +241,10 @@ export function computeView(data, now) {
   const from = Math.max(now - data.span, data.since ?? -Infinity);
   const seconds = Array.from(data.buckets.keys()).sort((a, b) => a - b);
   const columns = { t: [], c: [[], [], []], pause: [], pmax: [] };
-  const first = seconds.length ? seconds[0] : 0;
-  const last = seconds.length ? seconds[seconds.length - 1] : -1;
+  // Dense over the seconds in view only: a GC pass stamped years away (a broken
+  // or hostile sender) must not make this loop run for billions of seconds.
+  const first = seconds.length ? Math.max(seconds[0], Math.floor(from)) : 0;
+  const last = seconds.length ? Math.min(seconds[seconds.length - 1], Math.ceil(now) + 1) : -1;
   for (let t = first; t <= last; t += 1) { // dense: a second without a tick counts none
     const b = data.buckets.get(t);
     columns.t.push(t);
