@@ -36,6 +36,7 @@ import json
 import random
 import re
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -376,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs) for a look")
     parser.add_argument("--results", type=Path, default=RESULTS, help="directory for fuzz-pipeline.json")
     args = parser.parse_args(argv)
+    # SIGTERM ends the run like Ctrl-C: the console, agents and Redis are stopped by ``run``'s finally
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.list_cases:
         return list_cases(args.list_cases)
     options = Options(count=args.count, seed=args.seed, redis=args.redis, crafted=not args.no_crafted,

@@ -134,7 +134,8 @@ class Verdict:
         requests, status = frame_requests({t: m for t, m in watcher.complete.items() if t in feed.seconds})
         return {"sent": sent, "stored": stored, "live": {"requests": requests, "status": dict(status)},
                 "seconds_sent": len(feed.seconds),
-                "seconds_missing": sorted(feed.seconds - set(watcher.complete))[:20]}
+                "seconds_missing": sorted(feed.seconds - set(watcher.complete))[:20],
+                "seconds_missing_count": len(feed.seconds - set(watcher.complete))}
 
     # -- the report -----------------------------------------------------------------------
 

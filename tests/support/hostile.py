@@ -225,7 +225,7 @@ BREACHES = [
     (r"unknown type tag", "unknown type tag"),
     (r"value needs \d+ bytes", "value past the end"),
     (r"unknown fields", "too many unknown fields"),
-    (r"^field \d+ \(id\d+\)", "unknown field value out of bounds"),
+    (r"^field (id)?\d+ \(id\d+\)", "unknown field value out of bounds"),
     (r"the field table says", "wrong wire type"),
     (r"bytes, at most", "too long"),
     (r"items, expected", "wrong array length"),
