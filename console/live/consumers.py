@@ -35,6 +35,12 @@ from .store import StoreUnavailable, store_kind, window_store
 
 log = logging.getLogger("console.live")
 
+try:  # daphne's WebSocket layer raises this when a send meets a closed connection
+    from autobahn.exception import Disconnected as _Disconnected
+except ImportError:  # pragma: no cover - another ASGI server
+    _Disconnected = OSError  # type: ignore[assignment,misc]
+_GONE = (_Disconnected, ConnectionError)
+
 #: Seconds between a live consumer's checks of the window store.
 STORE_CHECK_INTERVAL = 3.0
 #: Seconds between attempts to receive from a channel layer that failed.
@@ -318,5 +324,13 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(await tabs.tab_snapshot(self.store, host, request, now))
 
     async def live_text(self, event: dict) -> None:
-        """Frames built once by the publisher, sent as they are to every subscriber."""
-        await self.send(text_data=event["text"])
+        """Frames built once by the publisher, sent as they are to every subscriber.
+
+        A frame can reach a connection the server has just closed (the page went
+        away between the group send and this one): that page needs nothing more,
+        and the error must not surface as a traceback of the whole consumer.
+        """
+        try:
+            await self.send(text_data=event["text"])
+        except _GONE:
+            log.debug("a frame for a page that has gone away was not sent")

@@ -181,3 +181,17 @@ async def test_live_page_is_told_when_the_window_store_goes_away(host_and_token,
     assert status["type"] == "status" and status["store_ok"] is False
     assert "unavailable" in status["reason"]
     await comm.disconnect()
+
+
+async def test_a_frame_for_a_page_daphne_has_just_closed_is_dropped_quietly():
+    from autobahn.exception import Disconnected
+
+    from console.live.consumers import LiveConsumer
+
+    consumer = LiveConsumer()
+
+    async def closed(message):  # what daphne's send does on a closed protocol
+        raise Disconnected("Attempt to send on a closed protocol")
+
+    consumer.base_send = closed
+    await consumer.live_text({"type": "live.text", "text": "{}"})  # no exception escapes
