@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import pytest
 from tab_helpers import sample, write
@@ -236,17 +235,13 @@ async def test_hostile_samples_in_the_store_do_not_crash_the_snapshot(store):
     assert body["slow"][0]["url"] == "\\xff\\xfe"
 
 
-def test_live_is_cheap_for_a_thousand_processes():
+def test_live_of_a_thousand_processes_has_a_row_for_each():
+    # What it costs is measured in bench/tabs.py, not asserted here.
     fleet = Fleet(10, 100, 8, seed=1, slow_probability=0.0)
     samples = list(replay(fleet.datagrams(T0, 3)))
     ticks = [s for s in samples if s["k"] == TICK][-1000:]
-    best = math.inf
-    for _ in range(5):
-        began = time.perf_counter()
-        capacity.live(ticks, int(T0))
-        best = min(best, time.perf_counter() - began)
-    # ~5 ms on an idle machine; the bound leaves room for a loaded CI runner
-    assert best < 0.03, f"{best * 1000:.1f} ms for 1000 process ticks"
+    body = capacity.live(ticks, int(T0))
+    assert len(body["ticks"]["t"]) == 1000 and "omitted" not in body
 
 
 @pytest.mark.asyncio

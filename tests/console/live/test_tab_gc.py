@@ -223,10 +223,8 @@ async def test_simulated_busy_host_snapshot_stays_small():
     assert sum(1 for s in samples if s["k"] in (8, 9)) > gc.RAW_LIMIT
     now = await write(store, samples)
     for window in (300, 3600):
-        started = time.perf_counter()
         text = json.dumps(await gc.snapshot(store, HOST, request(window=window), now), allow_nan=False)
-        assert len(text) < 400_000, len(text)
-        assert time.perf_counter() - started < 3.0
+        assert len(text) < 400_000, len(text)  # its time: bench/tabs.py
 
 
 # -- live -------------------------------------------------------------------------------------------
@@ -289,14 +287,11 @@ async def test_hostile_samples_in_the_store_do_not_break_the_snapshot(backend):
         assert max(int(k) for h in snap["buckets"]["h"] for k in h) == frames.OVERFLOW_BUCKET
 
 
-def test_live_is_cheap_for_a_thousand_processes():
+def test_live_of_a_thousand_processes_sends_each_ones_snapshot():
+    # What it costs is measured in bench/tabs.py, not asserted here.
     fleet = Fleet(4, 250, 4, seed=9, interpreters=1)
     samples = list(frames.replay(fleet.datagrams(T0, 3)))
     last = [s for s in samples if s["t"] >= T0 + 2]
     assert sum(1 for s in last if s["k"] == 8) >= 1000
-    best = math.inf
-    for _ in range(5):
-        started = time.perf_counter()
-        gc.live(last, int(T0) + 2)
-        best = min(best, time.perf_counter() - started)
-    assert best < 0.010, f"{best * 1000:.1f} ms"
+    body = gc.live(last, int(T0) + 2)
+    assert body is not None and json.dumps(body, allow_nan=False)

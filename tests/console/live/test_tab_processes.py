@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import pytest
 from tab_helpers import sample, write
@@ -212,15 +211,12 @@ def test_live_survives_hostile_samples(hostile):
         assert body["events"][0]["requests"] == 2 ** 64 - 1 and "drain" not in body["events"][0]
 
 
-def test_live_is_cheap_for_a_thousand_processes():
+def test_live_of_a_thousand_processes_sends_every_tick_and_event():
+    # What it costs is measured in bench/tabs.py, not asserted here.
     samples = [s for pid in range(1000) for s in ticks(pid, T0, T0)]
     samples += [sample(STOPPING, pid, T0 + 0.5, shutdown_reason="maximum_requests") for pid in range(20)]
-    processes.live(samples, int(T0))  # warm up
-    began = time.perf_counter()
     body = processes.live(samples, int(T0))
-    elapsed = time.perf_counter() - began
     assert len(body["ticks"]) == 1000 and len(body["events"]) == 20
-    assert elapsed < 0.01, elapsed
 
 
 def test_categories_follow_the_reason():

@@ -164,23 +164,15 @@ async def test_live_keeps_completed_records_when_it_must_cut(monkeypatch):
     assert len(body["records"]) == 3 and body["omitted"] == 4
 
 
-async def test_live_of_a_thousand_processes_is_cheap():
-    import time
-
+async def test_live_of_a_thousand_processes_sends_their_slow_records():
+    # What it costs is measured in bench/tabs.py, not asserted here.
     samples = [tick(pid=p) for p in range(1000)]
     samples += [slow_sample(pid=p, log_id=f"l{p}", stamp=NOW) for p in range(0, 1000, 10)]
-    best = math.inf
-    for _ in range(3):  # the best of three: a loaded test machine only ever adds time
-        started = time.perf_counter()
-        body = slow.live(samples, int(NOW))
-        best = min(best, time.perf_counter() - started)
+    body = slow.live(samples, int(NOW))
     assert len(body["records"]) == 100
-    assert best < 0.005, best
     # a second where every process reports a slow request: only the records sent are built
     crowded = samples + [slow_sample(pid=p, log_id=f"c{p}", done=True) for p in range(1000)]
-    started = time.perf_counter()
     body = slow.live(crowded, int(NOW))
-    assert time.perf_counter() - started < 0.02
     assert len(body["records"]) == slow.FRAME_LIMIT and body["omitted"] == 1100 - slow.FRAME_LIMIT
     assert {r["state"] for r in body["records"]} == {"completed"}
 
