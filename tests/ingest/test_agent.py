@@ -1,29 +1,18 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from support.datagrams import send_all
 from support.paths import BAD, RAW
 
 from ingest import capture
 from ingest.agent import Agent, AgentConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def send_all(path: str, datagrams) -> int:
-    """Blocking sends: the sender waits when the queue is full, so nothing is dropped."""
-    out = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    count = 0
-    for data in datagrams:
-        out.sendto(data, path)
-        count += 1
-    out.close()
-    return count
 
 
 def wait_for(predicate, timeout=10.0):

@@ -9,13 +9,13 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
+from support.datagrams import send_all
+from support.modwsgi import wait_until
 from support.paths import RAW
 
 from ingest import capture, wire
@@ -28,24 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 STAMP = 1795378194.0
 
 
-def send_all(path: str, datagrams) -> int:
-    """Blocking sends: the sender waits when the kernel queue is full."""
-    out = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    count = 0
-    for data in datagrams:
-        out.sendto(data, path)
-        count += 1
-    out.close()
-    return count
-
-
 def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
+    return wait_until(predicate, timeout)
 
 
 def dgram(kind: Kind, pid: int, seq: int, **fields) -> bytes:

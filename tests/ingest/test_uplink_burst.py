@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 from support.console import AgentProcess, ConsoleSite, note, stored_samples, tail
 from support.console_peer import ConsolePeer
+from support.modwsgi import wait_until
 from support.paths import RAW
 
 from ingest import capture, wire
@@ -71,12 +72,7 @@ def feed(fw: Forwarder, datagrams: list[wire.Datagram]) -> list[dict[str, Any]]:
 
 
 def wait_for(predicate: Any, timeout: float = 120.0, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
+    return wait_until(predicate, timeout, step)
 
 
 def make(url: str, **options: Any) -> Forwarder:

@@ -6,10 +6,8 @@ from __future__ import annotations
 import math
 
 import pytest
-import pytest_asyncio
 from window_helpers import (
     REDIS_URL,
-    Stores,
     assert_same_frame,
     batches,
     frame_of,
@@ -26,18 +24,6 @@ from ingest.frames import derive, merge
 
 pytestmark = pytest.mark.asyncio
 H = 42
-
-
-@pytest_asyncio.fixture(params=["memory", "redis"])
-async def stores(request):
-    made = Stores(request.param)
-    yield made
-    await made.close()
-
-
-@pytest_asyncio.fixture
-async def store(stores):
-    return await stores.make()
 
 
 def total(series) -> frames.Frame:

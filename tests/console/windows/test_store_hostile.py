@@ -17,8 +17,7 @@ from typing import Any
 
 import msgpack
 import pytest
-import pytest_asyncio
-from window_helpers import Stores, assert_same_frame, frame_of, scenario
+from window_helpers import assert_same_frame, frame_of, scenario
 
 from console.live import protocol, publish, tabs
 from console.live.protocol import ProtocolError
@@ -32,18 +31,6 @@ pytestmark = pytest.mark.asyncio
 H = 43
 AT = 12  # where the hostile sample goes in the batch
 HOST_ENTRY = {"id": H, "name": "web-43", "team": "payments", "team_id": 1, "labels": {}, "agent_version": ""}
-
-
-@pytest_asyncio.fixture(params=["memory", "redis"])
-async def stores(request):
-    made = Stores(request.param)
-    yield made
-    await made.close()
-
-
-@pytest_asyncio.fixture
-async def store(stores):
-    return await stores.make()
 
 
 def good_batch() -> list[dict[str, Any]]:
