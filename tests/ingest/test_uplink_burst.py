@@ -93,6 +93,22 @@ def assert_once_in_order(peer: ConsolePeer, expected: list[dict[str, Any]]) -> N
     assert written == expected
 
 
+def deliver_burst(fw: Forwarder, peer: ConsolePeer) -> dict[str, Any]:
+    """Start ``fw``, feed it a burst, let ``peer`` write all of it, stop; the forwarder's stats.
+
+    Every sample must have arrived exactly once and in order.
+    """
+    fw.start()
+    try:
+        assert wait_for(lambda: fw.stats()["connected"], 30)
+        expected = feed(fw, burst())
+        assert wait_for(lambda: len(peer.written) >= BURST)
+    finally:
+        assert fw.stop(timeout=30)
+    assert_once_in_order(peer, expected)
+    return fw.stats()
+
+
 @pytest.fixture
 def daphne_like() -> Iterator[ConsolePeer]:
     """A console behind daphne's default frame limit: 1 MiB frames, 4 MiB messages advertised."""
@@ -103,15 +119,7 @@ def daphne_like() -> Iterator[ConsolePeer]:
 
 def test_a_burst_is_sent_below_the_frame_limit_without_a_drop(daphne_like: ConsolePeer) -> None:
     fw = make(daphne_like.url)
-    fw.start()
-    try:
-        assert wait_for(lambda: fw.stats()["connected"], 30)
-        expected = feed(fw, burst())
-        assert wait_for(lambda: len(daphne_like.written) >= BURST)
-    finally:
-        assert fw.stop(timeout=30)
-    assert_once_in_order(daphne_like, expected)
-    stats = fw.stats()
+    stats = deliver_burst(fw, daphne_like)
     assert daphne_like.frame_drops == 0 and daphne_like.closes == []
     assert stats["connections"] == 1 and stats["reconnects"] == 0 and len(daphne_like.hellos) == 1
     assert max(daphne_like.sizes) <= MAX_BATCH
@@ -123,15 +131,7 @@ def test_a_burst_is_sent_below_the_frame_limit_without_a_drop(daphne_like: Conso
 def test_batches_over_the_frame_limit_are_split_after_the_drop(daphne_like: ConsolePeer) -> None:
     # An agent allowed 4 MiB batches (the old behaviour): 5,000 samples, ~3.3 MB each.
     fw = make(daphne_like.url, max_batch_bytes=4 << 20)
-    fw.start()
-    try:
-        assert wait_for(lambda: fw.stats()["connected"], 30)
-        expected = feed(fw, burst())
-        assert wait_for(lambda: len(daphne_like.written) >= BURST)
-    finally:
-        assert fw.stop(timeout=30)
-    assert_once_in_order(daphne_like, expected)
-    stats = fw.stats()
+    stats = deliver_burst(fw, daphne_like)
     # A drop with the window full (resend one at a time), then one per halving: 3.3 MB -> 1.6 -> 0.8.
     assert stats["frame_drops"] >= 1 and daphne_like.frame_drops <= 4
     assert stats["connections"] == daphne_like.frame_drops + 1 and stats["max_batch_bytes"] <= 1 << 20
@@ -142,13 +142,7 @@ def test_a_frame_limit_below_the_agents_bound_is_learned() -> None:
     peer = ConsolePeer(frame_limit=150_000).start()  # and 4 MiB advertised: the welcome cannot tell
     fw = make(peer.url)
     try:
-        fw.start()
-        assert wait_for(lambda: fw.stats()["connected"], 30)
-        expected = feed(fw, burst())
-        assert wait_for(lambda: len(peer.written) >= BURST)
-        assert fw.stop(timeout=30)
-        assert_once_in_order(peer, expected)
-        stats = fw.stats()
+        stats = deliver_burst(fw, peer)
         # 512 KiB -> 256 KiB -> 128 KiB: a drop to start resending one at a time, one per halving.
         assert stats["frame_drops"] >= 1 and peer.frame_drops <= 4
         assert stats["connections"] == peer.frame_drops + 1
@@ -160,15 +154,7 @@ def test_a_frame_limit_below_the_agents_bound_is_learned() -> None:
 def test_a_plain_drop_during_a_burst_splits_nothing(daphne_like: ConsolePeer) -> None:
     daphne_like.crash_after_writes = 3  # a worker killed mid-burst: 1006, nothing to do with size
     fw = make(daphne_like.url)
-    fw.start()
-    try:
-        assert wait_for(lambda: fw.stats()["connected"], 30)
-        expected = feed(fw, burst())
-        assert wait_for(lambda: len(daphne_like.written) >= BURST)
-    finally:
-        assert fw.stop(timeout=30)
-    assert_once_in_order(daphne_like, expected)
-    stats = fw.stats()
+    stats = deliver_burst(fw, daphne_like)
     assert stats["connections"] == 2 and stats["frame_drops"] == 0 and stats["max_batch_bytes"] == MAX_BATCH
 
 
