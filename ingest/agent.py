@@ -250,6 +250,7 @@ class Agent:
             "incarnations": t.incarnations,
             "internal_errors": self.faults.count,
             "evicted": t.evicted,
+            "seq_jumps": t.seq_jumps,
         }
 
     def write_stats(self, path: str) -> None:

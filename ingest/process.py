@@ -87,4 +87,5 @@ class Totals:
     unknown_kinds: int = 0
     malformed_unattributed: int = 0
     evicted: int = 0  # processes forgotten early because the table was full
+    seq_jumps: int = 0  # sequence jumps beyond belief: joined late, not counted as loss
     errors: Counter[str] = field(default_factory=Counter)

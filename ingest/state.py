@@ -117,7 +117,12 @@ class ProcessTable:
         totals.received += 1
         totals.decoded += 1
         proc = self.current.get(d.pid)
-        verdict = sequence.step(proc.last_seq if proc else None, d.seq, d.kind)
+        if proc is None:
+            verdict = sequence.step(None, d.seq, d.kind)
+        else:
+            verdict = sequence.step(proc.last_seq, d.seq, d.kind, now - proc.last_seen)
+        if verdict.implausible:
+            totals.seq_jumps += 1
         if verdict.new_incarnation:
             if proc is not None:
                 self._end(proc, "gone")
@@ -159,7 +164,8 @@ class ProcessTable:
         # header lets us keep the counter in step so it is not counted as
         # lost as well.
         seq = _peek_seq(data)
-        if seq is not None and seq > proc.last_seq:
+        if seq is not None and seq > proc.last_seq and (
+                seq - proc.last_seq - 1 <= sequence.plausible_gap(self.clock() - proc.last_seen)):
             proc.lost += seq - proc.last_seq - 1
             totals.lost += seq - proc.last_seq - 1
             proc.last_seq = seq

@@ -1,7 +1,7 @@
 import pytest
 
 from ingest.fields import Kind
-from ingest.sequence import Step, step
+from ingest.sequence import GAP_FLOOR, Step, plausible_gap, step
 
 TICK, STARTED = int(Kind.REQUEST_METRICS), int(Kind.PROCESS_STARTED)
 
@@ -23,3 +23,20 @@ TICK, STARTED = int(Kind.REQUEST_METRICS), int(Kind.PROCESS_STARTED)
 )
 def test_step_classifies_sequence_numbers(last, seq, kind, expected):
     assert step(last, seq, kind) == expected
+
+
+def test_a_forged_jump_is_a_late_joined_life_not_four_billion_lost():
+    # one datagram from anyone who may write to the socket must not put 4e9 on the loss shown
+    jumped = step(5, 0xFFFFFFF0, TICK, elapsed=0.01)
+    assert jumped.new_incarnation and jumped.late_join and jumped.implausible and jumped.lost == 0
+    assert step(5, 0xFFFFFFF0, STARTED, elapsed=0.01).lost == 0
+    # the real process's next datagram is behind the forged seq: a new life again, its start not loss
+    assert step(0xFFFFFFF0, 7, TICK, elapsed=0.01) == Step(True, 6)
+
+
+def test_a_real_gap_is_believed_as_far_as_the_time_since_allows():
+    assert plausible_gap(0) == GAP_FLOOR and plausible_gap(float("nan")) == GAP_FLOOR
+    assert step(5, 5 + GAP_FLOOR + 1, TICK, elapsed=0.0) == Step(False, GAP_FLOOR)
+    ten_minutes = 600.0
+    assert step(5, 5 + 50_000_000, TICK, elapsed=ten_minutes) == Step(False, 49_999_999)
+    assert step(5, 5 + GAP_FLOOR + 2, TICK, elapsed=0.0).implausible

@@ -108,6 +108,20 @@ def test_malformed_datagram_is_counted_against_its_pid_without_double_counting_l
     assert table.totals.malformed == 1
 
 
+def test_forged_sequence_jumps_cost_the_loss_counter_nothing():
+    # an attacker writes the pid of a real process with a seq near 2**32, good and malformed
+    table = ProcessTable(clock=Clock())
+    bad = bytearray(dgram(6, 10, 0xFFFFFF00, shutdown_reason="x"))
+    bad[-3] = 0x07
+    feed(table, [dgram(5, 10, 1), dgram(2, 10, 2, request_count=0), bytes(bad),
+                 dgram(2, 10, 3, request_count=0), dgram(2, 10, 0xFFFFFFF0, request_count=0),
+                 dgram(2, 10, 4, request_count=0)])
+    # the real process's next datagram is behind the forged one: a new life whose first three
+    # datagrams look lost (what a pid reuse would look like), not the 4e9 the forger wrote
+    assert table.totals.lost == 3
+    assert table.totals.seq_jumps == 1 and table.totals.malformed == 1
+
+
 def test_unreadable_header_is_counted_unattributed():
     table = ProcessTable()
     feed(table, [b"", b"WSGX" + bytes(40)])
