@@ -22,6 +22,7 @@ with the reasons of the latest ``BAD_KEPT``, and the rest is written.
 from __future__ import annotations
 
 import abc
+import asyncio
 import importlib
 import math
 import time
@@ -54,6 +55,8 @@ BAD_KEPT = 10
 
 #: Process records a store keeps per host at most (see ``max_processes``).
 MAX_PROCESSES_PER_HOST = 20_000
+#: Frames merged between two yields to the event loop in a long read.
+MERGE_ROUND = 20_000
 
 
 class StoreUnavailable(Exception):
@@ -201,11 +204,16 @@ class BaseWindowStore(abc.ABC):
         # (and of "*" itself, which holds what only the host knows: loss).
         groups = await self._agroups(host_id, first) if group == HOST else [group]
         merged: dict[int, Frame] = {}
+        done = 0
         for frames in await self._aframes(host_id, groups, tier.seconds, buckets) if groups else []:
-            for bucket, frame in zip(buckets, frames, strict=True):
-                if frame:
-                    start = first if points <= 1 else bucket - bucket % step
-                    merge_into(merged.setdefault(start, {}), frame)
+            for i, frame in frames:
+                bucket = buckets[i]
+                start = first if points <= 1 else bucket - bucket % step
+                merge_into(merged.setdefault(start, {}), frame)
+            done += len(frames)
+            if done > MERGE_ROUND:  # a long window of many groups: let other clients in between
+                done = 0
+                await asyncio.sleep(0)
         return Series(((float(t), merged[t]) for t in sorted(merged)), step=step, tier=tier.seconds)
 
     async def araw(self, host_id: int, since: float, until: float, kinds: Iterable[int] | None = None,
@@ -318,8 +326,8 @@ class BaseWindowStore(abc.ABC):
 
     @abc.abstractmethod
     async def _aframes(self, host_id: int, groups: list[str], tier: int,
-                       buckets: list[int]) -> list[list[Frame | None]]:
-        """For each group, its stored frame (or None) of each bucket of ``tier``."""
+                       buckets: list[int]) -> list[list[tuple[int, Frame]]]:
+        """For each group, (index in ``buckets``, frame) of each bucket of ``tier`` that has one."""
 
     @abc.abstractmethod
     async def _agroups(self, host_id: int, since: float) -> list[str]:

@@ -184,12 +184,12 @@ class WindowStore(BaseWindowStore):
         return self._mark(self._host(host_id), instance)
 
     async def _aframes(self, host_id: int, groups: list[str], tier: int,
-                       buckets: list[int]) -> list[list[Frame | None]]:
+                       buckets: list[int]) -> list[list[tuple[int, Frame]]]:
         frames, clock = self._host(host_id).frames, self.clock()
         out = []
         for group in groups:
-            entries = (frames.get((tier, bucket, group)) for bucket in buckets)
-            out.append([dict(e[0]) if e is not None and e[1] > clock else None for e in entries])
+            entries = ((i, frames.get((tier, bucket, group))) for i, bucket in enumerate(buckets))
+            out.append([(i, dict(e[0])) for i, e in entries if e is not None and e[1] > clock])
         return out
 
     async def _agroups(self, host_id: int, since: float) -> list[str]:

@@ -62,6 +62,8 @@ from .redis_lua import COUNTERS, WRITE
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 #: buckets per frame hash: one key a minute per group at 1 s, 10 min at 10 s, 1 h at 1 min
 BLOCK = 60
+#: Blocks read per round trip (see _aframes).
+READ_ROUND = 1024
 _RAW_PAGE = 32  # stream entries are whole batches, up to a few MB each
 _COMPRESS_ABOVE = 200  # bytes; below, zlib's own header eats the gain
 #: Error replies that say what state the server is in, not what is wrong with the data:
@@ -192,19 +194,32 @@ class WindowStore(BaseWindowStore):
         return int(mark) if mark else 0
 
     async def _aframes(self, host_id: int, groups: list[str], tier: int,
-                       buckets: list[int]) -> list[list[Frame | None]]:
-        blocks: dict[str, list[str]] = {}
-        for bucket in buckets:  # one HMGET per block and group, all in one round trip
+                       buckets: list[int]) -> list[list[tuple[int, Frame]]]:
+        # One HMGET per block and group. A long window of a host with many
+        # groups is thousands of them, so they go in rounds: each round has
+        # the guard's time, and the event loop serves others between rounds.
+        blocks: dict[str, tuple[list[int], list[str]]] = {}
+        for i, bucket in enumerate(buckets):
             key, field = self._block(tier, bucket, "")
-            blocks.setdefault(key, []).append(field)
-        async with self._guard("frames"):
-            pipe = self.redis.pipeline(transaction=False)
-            for group in groups:
-                for key, fields in blocks.items():
-                    pipe.hmget(self.key(host_id, key + group), fields)
-            replies = await pipe.execute() if blocks else []
-        flat = [msgpack.unpackb(blob) if blob else None for reply in replies for blob in reply]
-        return [flat[i * len(buckets):(i + 1) * len(buckets)] for i in range(len(groups))]
+            wanted = blocks.setdefault(key, ([], []))
+            wanted[0].append(i)
+            wanted[1].append(field)
+        reads = [(g, key) for g in range(len(groups)) for key in blocks]
+        out: list[list[tuple[int, Frame]]] = [[] for _ in groups]
+        for start in range(0, len(reads), READ_ROUND):
+            chunk = reads[start:start + READ_ROUND]
+            async with self._guard("frames"):
+                pipe = self.redis.pipeline(transaction=False)
+                for g, key in chunk:
+                    pipe.hmget(self.key(host_id, key + groups[g]), blocks[key][1])
+                replies = await pipe.execute()
+            for (g, key), blobs in zip(chunk, replies, strict=True):
+                row = out[g]
+                for i, blob in zip(blocks[key][0], blobs, strict=True):
+                    frame = msgpack.unpackb(blob) if blob else None
+                    if frame:  # Lua's cmsgpack writes an empty frame as an empty array
+                        row.append((i, frame))
+        return out
 
     async def _agroups(self, host_id: int, since: float) -> list[str]:
         async with self._guard("groups"):

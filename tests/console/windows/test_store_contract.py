@@ -3,6 +3,7 @@ against the real Redis at 127.0.0.1:6379 (random key prefix, cleaned up)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 import pytest
@@ -17,6 +18,7 @@ from window_helpers import (
 )
 
 from console.windows import BAD_SAMPLES, HOST, get_store
+from console.windows import store as store_module
 from console.windows.backends import memory
 from console.windows.backends import redis as redis_backend
 from ingest import frames
@@ -102,6 +104,36 @@ async def test_tiers_hold_the_same_totals_at_10_s_and_1_min(store):
         seconds = await store.aframes(H, HOST, start, start + 10, 1, now=now)
         assert seconds.tier == 1
         assert_same_frame(frame, total(seconds))
+
+
+async def test_a_long_window_of_many_groups_is_read_in_rounds_that_let_others_in(store, monkeypatch):
+    # A 14-day window of a host with many groups is thousands of blocks: read whole, it held
+    # the event loop for seconds and outlived the store's guard ("store unavailable" on a
+    # healthy Redis). In small rounds it gives the right totals and others run in between.
+    monkeypatch.setattr(redis_backend, "READ_ROUND", 3)
+    monkeypatch.setattr(store_module, "MERGE_ROUND", 50)
+    base = scenario("C")
+    samples = [{**s, "g": f"app{i % 12}"} for i, s in enumerate(base)]
+    now = await write_all(store, H, samples)
+    since, until = span_of(samples)
+    ticks = 0
+
+    async def other_client() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    other = asyncio.ensure_future(other_client())
+    try:
+        series = await store.aframes(H, HOST, now - 14 * 86400, now, 600, now=now)
+    finally:
+        other.cancel()
+    assert_same_frame(total(series), frame_of(samples))
+    assert ticks > 1
+    for group in ("app0", "app11"):
+        part = [s for s in samples if s["g"] == group]
+        assert_same_frame(total(await store.aframes(H, group, since, until, 1, now=now)), frame_of(part))
 
 
 @pytest.mark.parametrize("points", [1, 2, 7, 50, 1000])
