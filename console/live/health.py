@@ -34,6 +34,7 @@ class Faults:
         self.kinds: Counter[str] = Counter()
         self.hosts: Counter[int] = Counter()
         self.refused: Counter[str] = Counter()
+        self.shed: Counter[str] = Counter()
         self._logged: dict[str, tuple[float, int]] = {}
 
     def caught(self, kind: str, host: dict[str, Any] | int | None = None,
@@ -56,6 +57,13 @@ class Faults:
         skipped = self._due(f"refused:{kind}", self.refused[kind])
         if skipped is not None:
             log.warning("refused: %s%s: %s%s", kind, _about(host), detail, _more(skipped))
+
+    def overloaded(self, kind: str, count: int, detail: str, *, host: dict[str, Any] | None = None) -> None:
+        """Count ``count`` units of work given up because this worker fell behind."""
+        self.shed[kind] += count
+        skipped = self._due(f"shed:{kind}", self.shed[kind])
+        if skipped is not None:
+            log.warning("overloaded: %s%s: %s%s", kind, _about(host), detail, _more(skipped))
 
     def _due(self, key: str, count: int) -> int | None:
         """None when ``key`` was logged less than ``log_every`` ago; else how many were not logged."""

@@ -241,29 +241,56 @@ async def publish_tabs(host: dict[str, Any], recent: list[dict[str, Any]]) -> No
             faults.caught(f"sending the {message.get('tab')} tab's frame", host, exc)
 
 
+#: Seconds a late wake still publishes one by one; a loop that was stalled
+#: longer starts again from the newest (pages read older seconds from the
+#: store when they subscribe), and says how many it passed over.
+CATCH_UP = 30
+
+
+def due_seconds(last: int | None, now: float) -> list[int]:
+    """The stored seconds to publish now, given the last one published."""
+    newest = math.floor(now) - PUBLISH_DELAY
+    if last is None or newest - last > CATCH_UP:
+        return [newest]
+    return list(range(last + 1, newest + 1))
+
+
 async def publish_once(host: dict[str, Any], store: Any, groups: set[str],
-                       recent: list[dict[str, Any]]) -> None:
-    """One second: the tabs' live data, then the stored second; each part guarded on its own."""
+                       recent: list[dict[str, Any]], seconds: list[int]) -> None:
+    """One wake: the tabs' live data, then each stored second due; each part guarded on its own."""
     try:
         await publish_tabs(host, recent)
     except Exception as exc:
         faults.caught("tab frames", host, exc)
-    try:
-        await publish_second(store, host, groups, math.floor(time.time()) - PUBLISH_DELAY)
-    except StoreUnavailable:
-        faults.refuse("store unavailable", "frames are not published", host=host)
+    for second in seconds:
+        try:
+            await publish_second(store, host, groups, second)
+        except StoreUnavailable:
+            faults.refuse("store unavailable", "frames are not published", host=host)
+            return
 
 
 async def run(host: dict[str, Any], store: Any, groups: set[str], recent: list[dict[str, Any]]) -> None:
     """Publish every second until cancelled (when the agent disconnects).
 
     Nothing but cancellation ends this loop: a second whose frames fail is
-    counted and logged, and the next second is published as usual.
+    counted and logged, and the next second is published as usual. A wake
+    that comes late (a busy worker) publishes every second it passed, so no
+    page misses one.
     """
+    last: int | None = None
     while True:
         now = time.time()
         await asyncio.sleep(math.ceil(now) - now + 0.05)
+        seconds = due_seconds(last, time.time())
+        if last is not None and seconds[0] > last + 1:
+            passed = seconds[0] - last - 1
+            faults.overloaded("live seconds", passed, f"the publisher woke {passed} s late; those seconds "
+                              "were not sent live (pages have them from the store)", host=host)
+        if not seconds or (last is not None and seconds[-1] <= last):
+            continue
+        last = seconds[-1]
         try:
-            await publish_once(host, store, groups, recent)
+            await publish_once(host, store, groups, recent, seconds)
         except Exception as exc:  # a bug here must not take the agent's connection, or its pages, down
             faults.caught("publishing a second", host, exc)

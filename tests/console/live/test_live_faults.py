@@ -236,3 +236,33 @@ async def test_a_fleet_row_that_fails_to_update_shows_the_host_with_an_error(mon
     finally:
         await page.close()
         await agent.close()
+
+
+async def test_a_worker_that_stalls_still_sends_every_second_to_its_pages():
+    """A busy worker's publisher wakes late: it sends each second it passed, not just the newest."""
+    a, token_a = await make_host("web-a")
+    token = await make_member("ann", a)
+    agent, page = Agent(token_a), Page(token)
+    try:
+        await page.start()
+        await page.send({"type": "subscribe", "scope": "host", "host": a.pk})
+        await page.until(of("host.snapshot"))
+        await agent.start()
+        async with feeding((agent, "app")):
+            complete = lambda m: m["type"] == "host.frame" and not m.get("partial")  # noqa: E731
+            seconds = [(await page.until(complete))["t"]]
+            time.sleep(2.6)  # the whole worker stalls: every task on its event loop waits
+            while len(seconds) < 7:
+                seconds.append((await page.until(complete))["t"])
+        assert seconds == list(range(seconds[0], seconds[0] + len(seconds))), seconds
+    finally:
+        await page.close()
+        await agent.close()
+
+
+def test_a_publisher_stalled_beyond_catching_up_starts_again_from_the_newest_second():
+    newest = 1000 - publish.PUBLISH_DELAY
+    assert publish.due_seconds(None, 1000.4) == [newest]
+    assert publish.due_seconds(newest - 3, 1000.4) == [newest - 2, newest - 1, newest]
+    assert publish.due_seconds(newest, 1000.9) == []  # woke twice in one second
+    assert publish.due_seconds(newest - publish.CATCH_UP - 1, 1000.0) == [newest]
