@@ -260,7 +260,7 @@ async def test_a_worker_that_stalls_still_sends_every_second_to_its_pages():
         await agent.close()
 
 
-def test_a_publisher_stalled_beyond_catching_up_starts_again_from_the_newest_second():
+async def test_a_publisher_stalled_beyond_catching_up_starts_again_from_the_newest_second():
     newest = 1000 - publish.PUBLISH_DELAY
     assert publish.due_seconds(None, 1000.4) == [newest]
     assert publish.due_seconds(newest - 3, 1000.4) == [newest - 2, newest - 1, newest]
