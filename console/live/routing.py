@@ -2,8 +2,9 @@
 
 from django.urls import path
 
+from .agents import AgentConsumer
 from .auth import AgentTokenMiddleware, LiveAuth
-from .consumers import AgentConsumer, LiveConsumer
+from .pages import LiveConsumer
 
 websocket_urlpatterns = [
     path("ws/agent/", AgentTokenMiddleware(AgentConsumer.as_asgi())),

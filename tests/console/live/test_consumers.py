@@ -161,14 +161,14 @@ async def test_live_host_snapshot_has_the_written_requests_and_only_for_members(
 
 
 async def test_live_page_is_told_when_the_window_store_goes_away(host_and_token, monkeypatch):
-    from console.live import consumers
+    from console.live import pages
     from console.windows.store import get_store
 
     host, _ = host_and_token
     # nothing listens on port 1
     dead = get_store("redis://127.0.0.1:1/0", prefix="wf-test-dead:", timeout=0.5)
-    monkeypatch.setattr(consumers, "window_store", lambda: dead)
-    monkeypatch.setattr(consumers, "STORE_CHECK_INTERVAL", 0.05)
+    monkeypatch.setattr(pages, "window_store", lambda: dead)
+    monkeypatch.setattr(pages, "STORE_CHECK_INTERVAL", 0.05)
     member = await User.objects.acreate(username="ann")
     await host.team.members.aadd(member)
     _, token = await database_sync_to_async(ApiToken.issue)(user=member)
@@ -186,7 +186,7 @@ async def test_live_page_is_told_when_the_window_store_goes_away(host_and_token,
 async def test_a_frame_for_a_page_daphne_has_just_closed_is_dropped_quietly():
     from autobahn.exception import Disconnected
 
-    from console.live.consumers import LiveConsumer
+    from console.live.pages import LiveConsumer
 
     consumer = LiveConsumer()
 
