@@ -44,8 +44,8 @@ JUMPED = Step(True, 0, late_join=True, implausible=True)
 #: Datagrams a gap may hide whatever the time (a burst the kernel queue
 #: dropped), and per second since the process was last heard: far above
 #: what mod_wsgi sends (ticks, slow records, a GC event per collection).
-GAP_FLOOR = 100_000
-GAP_PER_SECOND = 100_000
+GAP_FLOOR = 10_000
+GAP_PER_SECOND = 10_000
 
 
 def plausible_gap(elapsed: float) -> int:
