@@ -29,6 +29,7 @@ import pytest
 from support.fuzz_pages import CHROMIUM, launch
 from support.fuzz_rig import tracebacks
 from support.hostile import VALUE_OF_TAG
+from support.required import missing
 
 from ingest.fields import FIELDS
 
@@ -170,7 +171,7 @@ def test_the_pages_render_after_the_hostile_traffic(run) -> None:
     the clean host's page still shows live data (its agent is fed again meanwhile)."""
     pipeline, _ = run
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"{CHROMIUM} is missing: run scripts/setup, which installs Debian's chromium")
+        missing(f"{CHROMIUM} is missing: run scripts/setup, which installs Debian's chromium")
     from playwright.sync_api import sync_playwright
 
     pipeline.start_live_feed()

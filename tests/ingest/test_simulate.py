@@ -17,6 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from support.required import missing
 
 from ingest import simulate
 from ingest.fields import BY_NAME, HISTOGRAM_BUCKETS, MAX_SLOTS, PHASES
@@ -370,7 +371,7 @@ def canonical(d: Datagram) -> dict:
 @pytest.mark.reference
 def test_reference_decoder_reads_simulated_output_identically(tmp_path):
     if not REFERENCE_PYTHON.exists():
-        pytest.skip(f"reference ingester venv missing: {REFERENCE_PYTHON} (scripts/setup creates it)")
+        missing(f"reference ingester venv missing: {REFERENCE_PYTHON} (scripts/setup creates it)")
     fleet = simulate.Fleet(2, 2, 8, seed=11, restart_probability=0.05, slow_probability=0.5, interpreters=2)
     data = fleet.datagrams(START, 60)
     capture = tmp_path / "sim.dgrams"

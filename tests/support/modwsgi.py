@@ -46,7 +46,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from support.required import missing
 
 VENV = Path("/srv/mod-wsgi-venv")
 EXPRESS = VENV / "bin" / "mod_wsgi-express"
@@ -68,10 +68,10 @@ class ApacheError(RuntimeError):
 def skip_unless_available() -> None:
     """Skip the calling test when real Apache + mod_wsgi cannot be run here."""
     if os.geteuid() != 0:
-        pytest.skip("real Apache + mod_wsgi tests must run as root: Apache starts as root and "
-                    "runs its mod_wsgi daemon processes as www-data")
+        missing("real Apache + mod_wsgi tests must run as root: Apache starts as root and "
+                "runs its mod_wsgi daemon processes as www-data")
     if not os.access(EXPRESS, os.X_OK):
-        pytest.skip(f"{EXPRESS} is missing: run scripts/setup, which builds mod_wsgi 6.1.1 there")
+        missing(f"{EXPRESS} is missing: run scripts/setup, which builds mod_wsgi 6.1.1 there")
 
 
 @contextmanager

@@ -8,7 +8,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
-import pytest
+from support.required import missing
 from support.stores import drop_store
 
 from console.windows import BaseWindowStore, get_store
@@ -30,7 +30,7 @@ async def temp_store(kind: str) -> AsyncIterator[BaseWindowStore]:
     else:
         made = get_store(REDIS_URL, prefix=f"wftest:{uuid.uuid4().hex[:12]}:")
         if not await made.aping():
-            pytest.skip(f"no Redis at {REDIS_URL}")
+            missing(f"no Redis at {REDIS_URL}")
     try:
         yield made
     finally:

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from support.paths import RAW, VECTORS
+from support.required import missing
 from support.stores import drop_store
 
 from console.windows import BaseWindowStore, get_store
@@ -92,7 +93,7 @@ class Stores:
             store = get_store(None, **options)
         self.made.append(store)
         if not await store.aping():
-            pytest.skip(f"no Redis at {REDIS_URL}")
+            missing(f"no Redis at {REDIS_URL}")
         return store
 
     async def close(self) -> None:
