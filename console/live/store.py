@@ -22,7 +22,8 @@ def window_store() -> Any:
     conf = settings.WSGI_FLEET
     tiers = (Tier(1, conf["RETENTION_1S"], 900.0), Tier(10, conf["RETENTION_10S"], 21600.0),
              Tier(60, conf["RETENTION_1M"], float("inf")))
-    options: dict[str, Any] = {"tiers": tiers, "raw_retention": conf["RETENTION_RAW"]}
+    options: dict[str, Any] = {"tiers": tiers, "raw_retention": conf["RETENTION_RAW"],
+                               "slow_stale": float(conf["SLOW_STALE"])}
     if store_kind() == "redis":
         options["prefix"] = conf["KEY_PREFIX"]
     return get_store(conf["REDIS_URL"], **options)
