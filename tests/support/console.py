@@ -200,8 +200,9 @@ class ConsoleSite(Child):
     """One console deployment: environment, database, Redis prefixes and its daphne."""
 
     def __init__(self, work: Path, *, redis_url: str = SHARED_REDIS, database_url: str | None = None,
-                 max_frame: int | None = AGENT_MAX_MESSAGE):
-        """``max_frame=None`` leaves daphne's default frame limit (1 MiB), below the message limit."""
+                 max_frame: int | None = AGENT_MAX_MESSAGE, env: dict[str, str] | None = None):
+        """``max_frame=None`` leaves daphne's default frame limit (1 MiB), below the message limit;
+        ``env`` adds settings."""
         self.work = work
         self.max_frame = max_frame
         self.redis_url = redis_url
@@ -216,7 +217,7 @@ class ConsoleSite(Child):
             "REDIS_URL": redis_url, "WSGI_FLEET_KEY_PREFIX": self.key_prefix,
             "WSGI_FLEET_CHANNEL_PREFIX": self.channel_prefix, "LOG_LEVEL": "INFO",
             "WSGI_FLEET_AGENT_MAX_MESSAGE": str(AGENT_MAX_MESSAGE),
-            "PYTHONUNBUFFERED": "1",
+            "PYTHONUNBUFFERED": "1", **(env or {}),
         }
         if database_url:
             self.env["DATABASE_URL"] = database_url
@@ -328,8 +329,10 @@ class AgentProcess:
     """``python -m ingest serve --console ...`` with a spool directory and a stats file."""
 
     def __init__(self, work: Path, name: str, *, console_url: str, token_file: Path,
-                 hostname: str | None = None, sock: Path | None = None, spool: bool = True):
+                 hostname: str | None = None, sock: Path | None = None, spool: bool = True,
+                 env: dict[str, str] | None = None):
         self.work, self.name = work, name
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.sock = sock or work / f"{name}.sock"
         self.stats_file = work / f"{name}.stats.json"
         self.log = work / f"{name}.agent.log"
@@ -346,7 +349,7 @@ class AgentProcess:
     def start(self, timeout: float = 15.0) -> AgentProcess:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(self.cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                         env=self.env)
         if not wait_until(lambda: self.sock.exists() or self.proc.poll() is not None, timeout):
             raise RuntimeError(f"agent {self.name} did not bind {self.sock}\n{tail(self.log)}")
         if self.proc.poll() is not None:
@@ -380,7 +383,8 @@ class Simulator:
     """``python -m ingest simulate`` in real time; SIGTERM ends it with its JSON summary."""
 
     def __init__(self, sock: Path, *, processes: int = 2, groups: int = 2, seed: int = 0,
-                 extra: tuple[str, ...] = ()):
+                 extra: tuple[str, ...] = (), env: dict[str, str] | None = None):
+        self.env = {**os.environ, **(env or {})}
         self.cmd = [PYTHON, "-m", "ingest", "simulate", "--socket", str(sock), "--processes", str(processes),
                     "--groups", str(groups), "--seed", str(seed), *extra]
         self.proc: subprocess.Popen | None = None
@@ -388,7 +392,7 @@ class Simulator:
 
     def start(self) -> Simulator:
         self.proc = subprocess.Popen(self.cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True)
+                                     text=True, env=self.env)
         return self
 
     def stop(self) -> dict[str, Any]:
