@@ -56,8 +56,9 @@ class Deployment:
 
     def agent(self, name: str, **kwargs: Any) -> AgentProcess:
         host = self.fleet["hosts"][name]
-        agent = AgentProcess(self.site.work, name, console_url=self.site.url,
-                             token_file=self.site.write_token(host["token"], name), **kwargs)
+        kwargs.setdefault("console_url", self.site.url)
+        agent = AgentProcess(self.site.work, name, token_file=self.site.write_token(host["token"], name),
+                             **kwargs)
         self.agents.append(agent)
         return agent.start()
 
