@@ -5,6 +5,12 @@ window store; the per-second frames of the host are built once, by the
 connection that holds its agent (``publish``), and fanned out as
 ready-made text to every subscriber through the channel layer. Each
 connection has its own rate limits (``limits``).
+
+Time is the console's: each heartbeat's ``time`` measures how far the
+agent's clock is off (``AgentClock``), the host's pages say so past a few
+seconds, and past ``summary.CORRECT_SKEW`` the samples' stamps are moved by
+the measured skew before they are written, so an agent whose clock is wrong
+neither writes into the future nor looks silent.
 """
 
 from __future__ import annotations
@@ -12,20 +18,90 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import statistics
 import time
+from collections import deque
+from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from console.windows.batch import InvalidSample
+from console.windows.checks import MAX_STAMP, CheckedSamples
+from ingest.fields import FIELDS
 
 from . import health, protocol, publish, queries
 from .health import faults
 from .limits import SLOW_DOWN, AgentLimits
 from .protocol import ProtocolError
 from .store import StoreUnavailable, window_store
+from .summary import CORRECT_SKEW, SHIFT_MS, SKEW_BEATS, SKEW_MS
 
 log = logging.getLogger("console.live")
+
+#: Sample fields that are instants on the agent's clock (the header's ``t`` is the other).
+EPOCH_FIELDS = frozenset(f.name for f in FIELDS if f.unit == "epoch s")
+#: Heartbeats the skew is the median of: one heartbeat held up (a busy console, a slow
+#: link) reads as the agent being behind, and must not move the samples of everyone.
+CLOCK_BEATS = 5
+#: Seconds the measured skew must move before a correction in force follows it: a
+#: process's samples must not swap places because one heartbeat came a little late.
+SHIFT_TOLERANCE = 1.0
+
+
+def _moved(stamp: float, shift: float) -> float:
+    return min(max(stamp - shift, 0.0), MAX_STAMP - 1.0)
+
+
+def shifted(sample: dict[str, Any], shift: float) -> dict[str, Any]:
+    """``sample`` with its instants moved by ``-shift`` seconds (a new dict; fields shared)."""
+    out = {**sample, "t": _moved(sample["t"], shift)}
+    fields = sample.get("f")
+    if isinstance(fields, dict):
+        epochs = EPOCH_FIELDS.intersection(fields)
+        if epochs:
+            out["f"] = {**fields, **{name: _moved(fields[name], shift) for name in epochs}}
+    return out
+
+
+class AgentClock:
+    """How far the agent's clock is from the console's, and the shift its samples get.
+
+    The skew is agent time - console time at each heartbeat; the network's
+    delay only makes it read low by milliseconds, which the median of the
+    last few and the tolerance before a correction follows absorb.
+    """
+
+    def __init__(self, shift: float = 0.0) -> None:
+        self.skews: deque[float] = deque(maxlen=CLOCK_BEATS)
+        #: seconds taken off every stamp of this agent's samples
+        self.shift = shift
+
+    @property
+    def skew(self) -> float | None:
+        return statistics.median(self.skews) if self.skews else None
+
+    def observe(self, agent_time: float, now: float) -> None:
+        self.skews.append(agent_time - now)
+        skew = statistics.median(self.skews)
+        if abs(skew) > CORRECT_SKEW:
+            if abs(skew - self.shift) > SHIFT_TOLERANCE:
+                self.shift = skew
+        elif abs(skew) < CORRECT_SKEW / 2:  # between the two: as it was, so it does not flap
+            self.shift = 0.0
+
+    def counters(self) -> dict[str, int]:
+        """What the host's stored status keeps of it (``summary.agent_clock`` reads it back)."""
+        skew = self.skew
+        if skew is None:
+            return {SHIFT_MS: round(self.shift * 1000)}
+        return {SKEW_MS: round(skew * 1000), SHIFT_MS: round(self.shift * 1000), SKEW_BEATS: len(self.skews)}
+
+    def place(self, samples: CheckedSamples) -> CheckedSamples:
+        """The samples by the console's clock: as they are, unless a correction is in force."""
+        if not self.shift:
+            return samples
+        return CheckedSamples((shifted(s, self.shift) for s in samples), samples.dropped)
 
 
 class AgentConsumer(AsyncWebsocketConsumer):
@@ -53,6 +129,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.refused = False
         #: the previous heartbeat's counters (for "agent not decoding"); None: not read yet
         self.counters: dict[str, int] | None = None
+        self.clock = AgentClock()
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
@@ -101,10 +178,20 @@ class AgentConsumer(AsyncWebsocketConsumer):
         await self.send(bytes_data=protocol.pack({"t": "error", "reason": reason}))
         await self.close(code)
 
+    async def resume(self) -> dict[str, int]:
+        """Take up what the previous connection of this host saw: a stall of its decoder, and
+        the clock correction in force (a resent spool comes before the first heartbeat)."""
+        status = (await self.store.ahost_status([self.host['id']])).get(self.host['id'], {})
+        self.counters = status.get("counters", {})
+        self.clock.shift = self.counters.get(SHIFT_MS, 0) / 1000
+        return self.counters
+
     async def on_hello(self, message: dict) -> None:
         protocol.validate_hello(message)
         self.instance = message["instance"]
         acked = await self.store.aacked(self.host['id'], self.instance)
+        if self.counters is None:
+            await self.resume()
         await queries.record_hello(self.host['id'], str(message.get("agent", ""))[:100])
         await self.send(bytes_data=protocol.pack({
             "t": "welcome", "protocol": protocol.PROTOCOL, "host": self.host["name"],
@@ -125,6 +212,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         instance, batch_id, samples = protocol.validate_batch(message)
         if self.instance is None or instance != self.instance:
             raise ProtocolError("batch before hello, or from another agent instance")
+        samples = self.clock.place(samples)
         result = await self.store.awrite_batch(self.host['id'], instance, batch_id, samples, now=time.time())
         await self.send(bytes_data=protocol.pack(
             {"t": "ack", "id": batch_id, "written": result.written, "duplicate": result.duplicate,
@@ -139,10 +227,11 @@ class AgentConsumer(AsyncWebsocketConsumer):
     async def on_heartbeat(self, message: dict) -> None:
         counters = protocol.validate_heartbeat(message)
         now = time.time()
-        if self.counters is None:  # a reconnect keeps a stall the previous connection saw
-            status = (await self.store.ahost_status([self.host['id']])).get(self.host['id'], {})
-            self.counters = status.get("counters", {})
-        self.counters = health.with_decoding(self.counters, counters, now)
+        agent_time = protocol.heartbeat_time(message)
+        previous = self.counters if self.counters is not None else await self.resume()
+        if agent_time is not None:
+            self.clock.observe(agent_time, now)
+        self.counters = {**health.with_decoding(previous, counters, now), **self.clock.counters()}
         await self.store.aset_counters(self.host['id'], self.counters, now)
         await queries.record_heartbeat(self.host['id'], counters)
 

@@ -6,6 +6,7 @@ the token proves which host is talking, not that the bytes are sane.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgpack
@@ -112,6 +113,18 @@ def validate_heartbeat(message: dict) -> dict[str, int]:
         if isinstance(name, str) and len(name) <= longest and type(value) is int:
             out[name] = min(max(value, 0), largest)
     return out
+
+
+def heartbeat_time(message: dict) -> float | None:
+    """The agent's clock at the heartbeat (epoch s), or None when it is missing or no clock.
+
+    Never a refusal: an agent without ``time`` (or with nonsense there) is
+    only an agent whose clock the console cannot compare with its own.
+    """
+    value = message.get("time")
+    if type(value) not in (int, float) or not math.isfinite(value) or not 0 < value < checks.MAX_STAMP:
+        return None
+    return float(value)
 
 
 def pack(message: dict) -> bytes:

@@ -34,6 +34,18 @@ FLEET_SPAN = 10
 RESTARTS_SPAN, RESTARTS_EVERY = 3600, 30
 _restarts: dict[int, tuple[float, int]] = {}
 
+# -- the agent's clock against the console's ---------------------------------------------
+#: The console's entries in a host's stored agent counters (ints, like every counter there):
+#: the measured skew (agent clock - console clock, ms), the shift its samples' stamps get
+#: (ms; 0 when they are stored as sent) and how many heartbeats the skew is the median of.
+SKEW_MS, SHIFT_MS, SKEW_BEATS = "console_clock_skew_ms", "console_clock_shift_ms", "console_clock_beats"
+#: Seconds of skew past which a host says so: below, it is the network's and NTP's noise.
+SHOW_SKEW = 2.0
+#: Seconds of skew past which samples are placed by the console's clock. Not higher: a
+#: process that ticks every second is "gone" after about 4 s of apparent silence, so an
+#: agent 5 s behind would show every running process gone.
+CORRECT_SKEW = 2.0
+
 
 def metrics(frame: dict[str, float], span: float) -> dict[str, Any]:
     """The live protocol's metrics of one frame (docs/live-protocol.md)."""
@@ -55,15 +67,35 @@ def agent_counters(status: dict[str, Any]) -> dict[str, int]:
     return {k: counters.get(k, 0) for k in AGENT_KEYS}
 
 
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
+
+
+def agent_clock(counters: dict[str, Any]) -> dict[str, Any] | None:
+    """The agent's clock as the host page and fleet row show it; None before any heartbeat
+    with a ``time``. ``shown`` past SHOW_SKEW; ``text`` says it, and the correction made."""
+    if not counters.get(SKEW_BEATS):
+        return None
+    skew, shift = counters.get(SKEW_MS, 0) / 1000, counters.get(SHIFT_MS, 0) / 1000
+    text = (f"agent clock {_seconds(abs(skew))} {'ahead of' if skew > 0 else 'behind'} the console"
+            if abs(skew) > SHOW_SKEW else "agent clock in step with the console")
+    if shift:
+        text += f"; its samples are placed by the console's clock (stamps moved by {-shift:+.1f} s)"
+    return {"skew": skew, "shift": shift, "shown": abs(skew) > SHOW_SKEW or shift != 0, "text": text,
+            "beats": int(counters[SKEW_BEATS])}
+
+
 def agent_state(status: dict[str, Any], now: float) -> dict[str, Any]:
     """``online``, ``offline`` or ``not decoding`` (received climbs, decoded does not), with
-    the numbers that say so: what the fleet row and the host page show in words."""
+    the numbers that say so, and the agent's clock: what the fleet row and the host page
+    show in words."""
     last_seen = status.get("last_seen")
     online = last_seen is not None and now - last_seen < ONLINE_WITHIN
-    stalled = not_decoding(status.get("counters", {})) if online else None
+    counters = status.get("counters", {})
+    stalled = not_decoding(counters) if online else None
     return {"state": "not decoding" if stalled else "online" if online else "offline", "online": online,
             "last_seen": last_seen, "age": None if last_seen is None else max(now - last_seen, 0.0),
-            "not_decoding": stalled}
+            "not_decoding": stalled, "clock": agent_clock(counters)}
 
 
 def fleet_entry(host: dict[str, Any], status: dict[str, Any], frame_metrics: dict[str, Any] | None,
