@@ -88,4 +88,5 @@ class Totals:
     malformed_unattributed: int = 0
     evicted: int = 0  # processes forgotten early because the table was full
     seq_jumps: int = 0  # sequence jumps beyond belief: joined late, not counted as loss
+    resumed: int = 0  # silent processes (gone, or heard by the agent's last run) that continued their seq
     errors: Counter[str] = field(default_factory=Counter)

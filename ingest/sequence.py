@@ -83,3 +83,9 @@ def _new_life(seq: int, elapsed: float) -> Step:
     lost = max(seq - 1, 0)
     return Step(True, lost) if lost <= plausible_gap(elapsed) else JUMPED
 
+
+def peek(data: bytes) -> int | None:
+    """The seq in a datagram's header, read even when the rest does not decode."""
+    if len(data) >= 16:
+        return int.from_bytes(data[12:16], "little")
+    return None

@@ -26,6 +26,7 @@ from . import sequence
 from .faults import Throttle
 from .fields import Kind
 from .process import Interpreter, Process, Totals
+from .resume import Dormant, Mark, discard, mark_of
 from .wire import Datagram, DecodeError
 
 TICK = int(Kind.REQUEST_METRICS)
@@ -106,6 +107,7 @@ class ProcessTable:
         self._incarnations: OrderedDict[int, int] = OrderedDict()
         self._max_incarnations = 2 * (self.max_processes + max(1, max_ended))
         self._incarnation_floor = 0
+        self.dormant = Dormant(self.max_processes + max(1, max_ended))  # gone, or heard by the last run
         self._log = Throttle(log)
 
     # -- feeding -------------------------------------------------------------
@@ -116,7 +118,7 @@ class ProcessTable:
         totals = self.totals
         totals.received += 1
         totals.decoded += 1
-        proc = self.current.get(d.pid)
+        proc = self.current.get(d.pid) or self.dormant.pop(d.pid)
         if proc is None:
             verdict = sequence.step(None, d.seq, d.kind)
         else:
@@ -124,11 +126,13 @@ class ProcessTable:
         if verdict.implausible:
             totals.seq_jumps += 1
         if verdict.new_incarnation:
-            if proc is not None:
+            if proc is not None and proc.state != "gone":
                 self._end(proc, "gone")
             proc = self._open(d, now, verdict.late_join)
         else:
             assert proc is not None
+            if proc.state == "gone":
+                self._revive(proc, now)
             proc.last_seq = d.seq
             self.current.move_to_end(d.pid)
         if verdict.lost:
@@ -163,7 +167,7 @@ class ProcessTable:
         # The bad datagram still used up a sequence number; a readable
         # header lets us keep the counter in step so it is not counted as
         # lost as well.
-        seq = _peek_seq(data)
+        seq = sequence.peek(data)
         if seq is not None and seq > proc.last_seq and (
                 seq - proc.last_seq - 1 <= sequence.plausible_gap(self.clock() - proc.last_seen)):
             proc.lost += seq - proc.last_seq - 1
@@ -181,6 +185,16 @@ class ProcessTable:
                        last_seq=d.seq, late_join=late_join, first_seen=now, last_seen=now)
         self.current[d.pid] = proc
         return proc
+
+    def _revive(self, proc: Process, now: float) -> None:
+        """A gone process continued its sequence: the same life, running again (its gap is loss)."""
+        self.totals.resumed += 1
+        if not discard(self.ended, proc):  # forgotten already, or a stand-in for one the last run heard
+            self.kept += proc.kept
+        if len(self.current) >= self.max_processes:
+            self._evict(now)
+        proc.state = "running"
+        self.current[proc.pid] = proc
 
     def _next_incarnation(self, pid: int) -> int:
         seen = self._incarnations
@@ -338,6 +352,7 @@ class ProcessTable:
             silent = now - proc.last_seen
             if silent > SILENT_INTERVALS * proc.interval + 1.0:
                 self._end(proc, "gone")
+                self.dormant.add(proc)
                 continue
             horizon = proc.last_stamp - SILENT_INTERVALS * proc.interval
             stale = [k for k, r in proc.slow_active.items() if not r["stamp"] >= horizon]  # NaN too
@@ -347,6 +362,22 @@ class ProcessTable:
         while self.ended and now - self.ended[0].last_seen > ENDED_RETENTION:
             self._forget(self.ended.popleft(), early=False)
         self._log.flush()
+
+    # -- across agent runs ----------------------------------------------------------
+
+    def marks(self, wall: float) -> list[Mark]:
+        """Where every running or gone process is in its sequence (any thread; ``wall`` is time.time())."""
+        now = self.clock()
+        return [mark_of(p, now, wall) for p in [*list(self.current.values()), *self.dormant.values()]]
+
+    def remember(self, marks: list[Mark], wall: float) -> None:
+        """Take the marks the agent's last run saved: those pids continue their lives here."""
+        now = self.clock()
+        for mark in marks:
+            if mark.pid not in self.current:
+                self.dormant.remember(mark, now - (wall - mark.heard))
+                number = max(self._incarnations.pop(mark.pid, 0), mark.incarnation)
+                self._incarnations[mark.pid] = number  # a new life of the pid takes the next number
 
     # -- reading -------------------------------------------------------------
 
@@ -365,9 +396,3 @@ def _identity(proc: Process, fields: dict[str, Any]) -> None:
         value = fields.get(name)
         if value is not None and type(value) is not array:  # the decoder's only non-scalar
             identity[name] = value
-
-
-def _peek_seq(data: bytes) -> int | None:
-    if len(data) >= 16:
-        return int.from_bytes(data[12:16], "little")
-    return None

@@ -1,0 +1,81 @@
+"""Processes that may still be alive although the agent stopped hearing them.
+
+mod_wsgi never resets a process's sequence counter, so a pid that speaks
+again with a seq above the last one heard (and no STARTED) is the same
+process: what it sent meanwhile was lost, not a new life begun. Two kinds
+of such processes are kept here, by pid:
+
+- one the process table marked gone after SILENT_INTERVALS of silence (a
+  full kernel queue, a stalled host, an agent that could not keep up);
+- one the agent's previous run was hearing when it stopped (``Mark``, kept in
+  the spool directory by ``ledger.py``): datagrams sent while no agent was
+  bound are estimated from its next seq.
+
+Either comes back as the same incarnation with the gap counted as loss, so
+a silence makes neither a phantom process nor an uncounted gap. Bounded:
+the entries silent the longest go first.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from typing import NamedTuple
+
+from .process import Process
+
+
+class Mark(NamedTuple):
+    """A process's place in its sequence, as saved in the spool directory."""
+
+    pid: int
+    incarnation: int
+    seq: int
+    heard: float  # epoch s of its last datagram: the gap's plausibility bound runs on wall time
+    group: str | None = None  # slow and GC samples before its next tick still get their group
+
+
+class Dormant:
+    """pid -> the silent process a continuing seq would resume."""
+
+    def __init__(self, limit: int):
+        self.limit = max(1, limit)
+        self._procs: OrderedDict[int, Process] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._procs)
+
+    def add(self, proc: Process) -> None:
+        self._procs.pop(proc.pid, None)
+        self._procs[proc.pid] = proc
+        if len(self._procs) > self.limit:
+            self._procs.popitem(last=False)
+
+    def pop(self, pid: int) -> Process | None:
+        return self._procs.pop(pid, None)
+
+    def values(self) -> list[Process]:
+        return list(self._procs.values())
+
+    def remember(self, mark: Mark, last_seen: float) -> Process:
+        """A stand-in for a process the previous run heard; ``last_seen`` on the table's clock."""
+        proc = Process(pid=mark.pid, incarnation=mark.incarnation, first_seq=mark.seq, last_seq=mark.seq,
+                       late_join=False, first_seen=last_seen, last_seen=last_seen, state="gone")
+        if mark.group is not None:
+            proc.identity["process_group"] = mark.group
+        self.add(proc)
+        return proc
+
+
+def mark_of(proc: Process, now: float, wall: float) -> Mark:
+    """``proc``'s mark, its last datagram dated in wall time (``now`` is the table's clock)."""
+    group = proc.group if isinstance(proc.group, str) else None
+    return Mark(proc.pid, proc.incarnation, proc.last_seq, wall - (now - proc.last_seen), group)
+
+
+def discard(procs: deque[Process], proc: Process) -> bool:
+    """Take ``proc`` itself (not an equal record) out of ``procs``; False if it was not there."""
+    for i, other in enumerate(procs):
+        if other is proc:
+            del procs[i]
+            return True
+    return False
