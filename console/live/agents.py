@@ -26,6 +26,7 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from console.windows import durability
 from console.windows.batch import InvalidSample
 from console.windows.checks import MAX_STAMP, CheckedSamples
 from ingest.fields import FIELDS
@@ -192,6 +193,8 @@ class AgentConsumer(AsyncWebsocketConsumer):
         acked = await self.store.aacked(self.host['id'], self.instance)
         if self.counters is None:
             await self.resume()
+        # The first agents come at the console's start: its log says then what Redis keeps.
+        await durability.store_state(self.store)
         await queries.record_hello(self.host['id'], str(message.get("agent", ""))[:100])
         await self.send(bytes_data=protocol.pack({
             "t": "welcome", "protocol": protocol.PROTOCOL, "host": self.host["name"],

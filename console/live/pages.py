@@ -2,6 +2,14 @@
 
 Every text to a page goes through ``jsontext.dumps``; faults are counted
 and logged by ``health``; subscribes have a rate limit (``limits``).
+
+A page must never freeze with a status that says OK. Its channel-layer
+groups live in Redis, and a Redis restart takes them away without telling
+anybody: the receive loop then waits for ever on a channel nothing sends
+to. So each connection joins its groups again every ``STORE_CHECK_INTERVAL``
+seconds (``group_add`` is idempotent), and its status messages say what the
+store's Redis is worth (``console.windows.durability``): whether it would
+lose acknowledged data, and from when it has data after losing it.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from redis.exceptions import RedisError
 
+from console.windows import durability
+
 from . import publish, queries, tabs
 from .health import error_message, faults
 from .jsontext import dumps
@@ -33,7 +43,7 @@ except ImportError:  # pragma: no cover - another ASGI server
     _Disconnected = OSError  # type: ignore[assignment,misc]
 _GONE = (_Disconnected, ConnectionError)
 
-#: Seconds between a live consumer's checks of the window store.
+#: Seconds between a live consumer's checks of the window store (and re-joins of its groups).
 STORE_CHECK_INTERVAL = 3.0
 #: Seconds between attempts to receive from a channel layer that failed.
 LAYER_RETRY = 1.0
@@ -70,14 +80,18 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 continue
             if not self.layer_ok:
                 self.layer_ok = True
-                await self.join(list(self.joined))
+                await self.rejoin()
                 await self.report_store(await self.store.aping())
             return message
 
-    async def report_store(self, ok: bool) -> None:
+    async def report_store(self, ok: bool, state: durability.StoreState | None = None) -> None:
+        """A ``status``: the store up or down and, when it could be read, what its Redis keeps."""
         reason = None if ok else "window store unavailable; agents are spooling"
+        message = {"type": "status", "store_ok": ok, "now": time.time(), "reason": reason}
+        if state is not None:
+            message.update(state.message())
         with contextlib.suppress(Exception):
-            await self.send_json({"type": "status", "store_ok": ok, "now": time.time(), "reason": reason})
+            await self.send_json(message)
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -87,48 +101,83 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.user = user
         self.store = window_store()
         self.joined: list[str] = []
+        #: join, leave and the periodic re-join take turns: a re-join must not bring back
+        #: a group a new subscribe has just left
+        self.groups_lock = asyncio.Lock()
         self.limit = SubscribeLimit()
         #: set once the connection is closed for flooding: what was queued behind is ignored
         self.closing = False
         await self.accept()
+        known = durability.known_state(self.store)
         await self.send_json({"type": "hello", "user": user.get_username(), "store": store_kind(),
-                              "single_process": store_kind() == "memory", "now": time.time()})
-        self.watcher = asyncio.create_task(self.watch_store())
+                              "single_process": store_kind() == "memory", "now": time.time(),
+                              **(known.message() if known is not None else {})})
+        self.watcher = asyncio.create_task(self.watch_store(known))
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "watcher", None) is not None:
             self.watcher.cancel()
         await self.leave()
 
-    async def watch_store(self) -> None:
-        """Tell the page when the window store goes away and comes back.
+    async def watch_store(self, known: durability.StoreState | None) -> None:
+        """Tell the page when the window store goes away and comes back, and what its Redis
+        keeps; join the page's groups again, so a Redis restart costs it a few seconds.
 
         Checked by each consumer itself: when Redis is down the channel
-        layer (also Redis) cannot carry the news either.
+        layer (also Redis) cannot carry the news either. The first check is
+        at once: the page's ``hello`` had only what this process knew before.
         """
-        healthy = True
+        reported = (True, known.message() if known is not None else None)
         while True:
+            try:
+                ok = await self.store.aping()
+                state = await durability.store_state(self.store) if ok else None
+                ok = await self.rejoin() and ok
+                shown = (ok, state.message() if state is not None else None)
+                if shown != reported:
+                    reported = shown
+                    await self.report_store(ok, state)
+            except Exception as exc:  # the console's bug: the next check comes as usual
+                faults.caught("store check", None, exc)
             await asyncio.sleep(STORE_CHECK_INTERVAL)
-            ok = await self.store.aping()
-            if ok != healthy:
-                healthy = ok
-                await self.report_store(ok)
 
-    async def leave(self) -> None:
+    async def _add(self, group: str) -> None:
+        try:
+            await self.channel_layer.group_add(group, self.channel_name)
+        except (OSError, RedisError):
+            # A pooled connection that died with Redis fails once; the retry gets a new one.
+            await self.channel_layer.group_add(group, self.channel_name)
+
+    async def rejoin(self) -> bool:
+        """Join the page's groups again; False while the channel layer cannot be reached."""
+        async with self.groups_lock:
+            try:
+                for group in self.joined:
+                    await self._add(group)
+            except (OSError, RedisError):
+                return False
+        return True
+
+    async def _leave(self) -> None:
         for group in getattr(self, "joined", []):
             with contextlib.suppress(OSError, RedisError):  # gone with Redis anyway
                 await self.channel_layer.group_discard(group, self.channel_name)
         self.joined = []
 
+    async def leave(self) -> None:
+        if not hasattr(self, "groups_lock"):  # closed before connect finished
+            return
+        async with self.groups_lock:
+            await self._leave()
+
     async def join(self, groups: list[str]) -> None:
-        await self.leave()
-        for group in groups:
-            try:
-                await self.channel_layer.group_add(group, self.channel_name)
-            except (OSError, RedisError):
-                # A pooled connection that died with Redis fails once; the retry gets a new one.
-                await self.channel_layer.group_add(group, self.channel_name)
-        self.joined = groups
+        """Leave the previous groups and join ``groups``; kept as the page's groups even when
+        the layer fails now, so the periodic re-join brings them once Redis is back."""
+        async with self.groups_lock:
+            await self._leave()
+            self.joined = groups
+            for group in groups:
+                await self._add(group)
 
     @classmethod
     async def encode_json(cls, content: Any) -> str:
