@@ -83,6 +83,9 @@ class Batch:
     #: "pid:incarnation:" prefixes of processes that stopped: their active records expire
     stopped: list[str] = field(default_factory=list)
     lifecycle: list[tuple[float, bytes]] = field(default_factory=list)
+    #: the newest stamp of the batch: how far the agent's stream has come. Spools are sent
+    #: oldest first, so an active record this far behind was not repeated (``slow_stale``)
+    latest: float | None = None
 
 
 def process_key(sample: Mapping[str, Any]) -> str:
@@ -175,6 +178,7 @@ def _add_sample(batch: Batch, per_second: dict[tuple[int, str], Frame], sample: 
     kind, stamp = sample["k"], float(sample["t"])
     batch.written += 1
     batch.raw.append(pack_sample(sample))
+    batch.latest = stamp if batch.latest is None else max(batch.latest, stamp)
     if kind not in KNOWN_KINDS:
         return
     when = sample_time(sample)

@@ -80,6 +80,20 @@ class WriteResult(NamedTuple):
     dropped: int = 0
 
 
+class SlowRecords(NamedTuple):
+    """What a backend keeps of a host's slow requests, for ``aslow`` to classify."""
+
+    #: (stamp of the latest record, packed record) of each request not ended
+    active: list[tuple[float, bytes]]
+    #: packed records of the newest ended requests (completed, or expired), newest first;
+    #: one per request: a completion replaces the copy that expired
+    ended: list[bytes]
+    #: the newest stamp of the host's latest batch: how far the agent's stream has come
+    stream_at: float | None
+    #: console time of the host's latest batch
+    last_batch: float | None
+
+
 class Series(list[tuple[float, Frame]]):
     """Chart points ``(start, frame)``, oldest first; only points that hold data.
 
@@ -129,6 +143,8 @@ class BaseWindowStore(abc.ABC):
         self.lifecycle_retention = lifecycle_retention
         self.slow_retention = slow_retention
         self.slow_kept = slow_kept
+        #: An active request the agent's stream went this far past (in its own stamps)
+        #: without repeating it is stored as expired; a backlog replayed in order never is.
         self.slow_stale = slow_stale
         self.mark_retention = mark_retention
         self.process_retention = process_retention
@@ -263,18 +279,26 @@ class BaseWindowStore(abc.ABC):
     async def aslow(self, host_id: int, state: str | None = None, limit: int = 200,
                     now: float | None = None) -> list[dict[str, Any]]:
         """Slow requests: active (still repeated), expired (no longer repeated, never
-        completed: killed, or its process stopped) and completed, newest first."""
+        completed: killed, or its process stopped) and completed, newest first.
+
+        Silence is what the agent's stream went on without the request (its newest
+        stamp past the record's: replay-proof, the spool sends in order) plus how long
+        the console has not heard a batch. Never a stamp's age on the console's clock:
+        a backlog replayed after an outage is old by that measure and still active.
+        """
         now = time.time() if now is None else now
         intervals = {f"{r['pid']}:{r['incarnation']}": r.get("interval") or 1.0
                      for r in await self.aprocesses(host_id, now)}
-        active, done = await self._aslow_records(host_id, limit)
+        records = await self._aslow_records(host_id, limit)
+        unheard = 0.0 if records.last_batch is None else max(0.0, now - records.last_batch)
         out = []
-        for last_seen, blob in active:
+        for last_seen, blob in records.active:
             sample = unpack_sample(blob)
             interval = intervals.get(f"{sample['p']}:{sample['i']}", 1.0)
-            silent = now - last_seen > SILENT_INTERVALS * interval + 1.0
+            behind = 0.0 if records.stream_at is None else max(0.0, records.stream_at - last_seen)
+            silent = behind + unheard > SILENT_INTERVALS * interval + 1.0
             out.append(_slow_view(sample, "expired" if silent else "active"))
-        for blob in done:
+        for blob in records.ended:
             sample = unpack_sample(blob)
             out.append(_slow_view(sample, "completed" if sample["f"].get("slow_record_state") == 1
                                   else "expired"))
@@ -342,8 +366,9 @@ class BaseWindowStore(abc.ABC):
     async def _aprocess_records(self, host_id: int) -> list[dict[str, Any]]: ...
 
     @abc.abstractmethod
-    async def _aslow_records(self, host_id: int, limit: int) -> tuple[list[tuple[float, bytes]], list[bytes]]:
-        """(last seen, packed record) of active requests, and the newest ``limit`` ended ones."""
+    async def _aslow_records(self, host_id: int, limit: int) -> SlowRecords:
+        """The active requests and the newest ``limit`` ended ones, with the clocks that
+        judge the active ones' silence."""
 
     @abc.abstractmethod
     async def _alifecycle(self, host_id: int, since: float, until: float) -> list[bytes]: ...

@@ -27,7 +27,7 @@ from typing import Any
 from ingest.frames import HOST, Frame, add_loss, merge_into
 
 from ..batch import Batch, InvalidSample, merge_record
-from ..store import BAD_KEPT, BAD_SAMPLES, BaseWindowStore
+from ..store import BAD_KEPT, BAD_SAMPLES, BaseWindowStore, SlowRecords
 
 
 @dataclass(slots=True)
@@ -39,7 +39,11 @@ class _Host:
     deadlines: list[tuple[float, tuple[int, int, str]]] = field(default_factory=list)
     processes: dict[str, dict[str, Any]] = field(default_factory=dict)
     slow_active: dict[str, tuple[float, bytes]] = field(default_factory=dict)
-    slow_done: list[tuple[float, bytes]] = field(default_factory=list)
+    #: ended requests: key -> (stamp, completed, packed record), and (stamp, key) sorted
+    slow_ended: dict[str, tuple[float, bool, bytes]] = field(default_factory=dict)
+    slow_order: list[tuple[float, str]] = field(default_factory=list)
+    #: the newest stamp of the latest batch (``SlowRecords.stream_at``)
+    slow_at: float | None = None
     lifecycle: list[tuple[float, bytes]] = field(default_factory=list)
     agent: dict[str, Any] = field(default_factory=dict)
     #: the store's count of dropped samples (kept apart from the agent's counters)
@@ -150,17 +154,41 @@ class WindowStore(BaseWindowStore):
                 del host.processes[key]
 
     def _apply_slow(self, host: _Host, batch: Batch, now: float) -> None:
-        active, done = host.slow_active, host.slow_done
-        active.update(batch.slow_active)
+        active, ended = host.slow_active, host.slow_ended
+        for key, seen in batch.slow_active.items():
+            if key in ended:
+                if ended[key][1]:
+                    continue  # completed: a late active record is not news
+                self._unend(host, key)  # repeated again: it had not expired after all
+            active[key] = seen
         for key, stamp, blob in batch.slow_done:
             active.pop(key, None)
-            bisect.insort(done, (stamp, blob))
-        stale = now - self.slow_stale
+            self._end(host, key, stamp, True, blob)
+        stale = math.inf if batch.latest is None else batch.latest - self.slow_stale
         for key in [k for k, (seen, _) in active.items()
                     if seen < stale or any(k.startswith(p) for p in batch.stopped)]:
-            bisect.insort(done, active.pop(key))  # expired: never completed
-        _trim_sorted(done, now - self.slow_retention)
-        del done[:max(0, len(done) - self.slow_kept)]
+            seen, blob = active.pop(key)
+            self._end(host, key, seen, False, blob)  # expired: never completed
+        if batch.latest is not None:
+            host.slow_at = batch.latest
+        order = host.slow_order  # trimmed like ZREMRANGEBYSCORE, then ZREMRANGEBYRANK
+        gone = max(bisect.bisect_left(order, (now - self.slow_retention, "")), len(order) - self.slow_kept)
+        for _, key in order[:gone]:
+            del ended[key]
+        del order[:gone]
+
+    @staticmethod
+    def _end(host: _Host, key: str, stamp: float, completed: bool, blob: bytes) -> None:
+        """Keep one ended copy per request: the latest replaces the one before."""
+        WindowStore._unend(host, key)
+        host.slow_ended[key] = (stamp, completed, blob)
+        bisect.insort(host.slow_order, (stamp, key))
+
+    @staticmethod
+    def _unend(host: _Host, key: str) -> None:
+        entry = host.slow_ended.pop(key, None)
+        if entry is not None:
+            del host.slow_order[bisect.bisect_left(host.slow_order, (entry[0], key))]
 
     async def _aset_counters(self, host_id: int, counters: dict[str, int], now: float,
                              buckets: list[tuple[int, int, float]]) -> None:
@@ -205,9 +233,10 @@ class WindowStore(BaseWindowStore):
     async def _aprocess_records(self, host_id: int) -> list[dict[str, Any]]:
         return [dict(r) for r in self._host(host_id).processes.values()]
 
-    async def _aslow_records(self, host_id: int, limit: int) -> tuple[list[tuple[float, bytes]], list[bytes]]:
+    async def _aslow_records(self, host_id: int, limit: int) -> SlowRecords:
         host = self._host(host_id)
-        return list(host.slow_active.values()), [blob for _, blob in reversed(host.slow_done[-limit:])]
+        ended = [host.slow_ended[key][2] for _, key in reversed(host.slow_order[-limit:])]
+        return SlowRecords(list(host.slow_active.values()), ended, host.slow_at, host.agent.get("last_batch"))
 
     async def _alifecycle(self, host_id: int, since: float, until: float) -> list[bytes]:
         events = self._host(host_id).lifecycle

@@ -13,7 +13,9 @@ touch them all:
 ``wf:{H}:groups``                  zset: group -> time of its latest sample
 ``wf:{H}:procs`` / ``:procs:seen``  process records by "pid:incarnation"; zset by last seen
 ``wf:{H}:slow:active`` / ``:seen``  latest active record per request; zset by last seen
-``wf:{H}:slow:done``               completed and expired slow requests, zset by stamp
+``wf:{H}:slow:done`` / ``:ended``  ended requests (completed or expired), one per request key:
+                                   zset by stamp; hash of 'c' or 'x' + the packed record
+``wf:{H}:slow:at``                 the newest stamp of the latest batch (``SlowRecords``)
 ``wf:{H}:life``                    STARTED / STOPPING / STOPPED samples, zset by stamp
 ``wf:{H}:agent``                   last_seen, last_batch, last_heartbeat, ``c:<counter>``: the
                                    agent's counters and the store's own ``c:bad_samples``
@@ -56,7 +58,7 @@ from redis.exceptions import (
 from ingest.frames import HOST, Frame, compact
 
 from ..batch import Batch, InvalidSample
-from ..store import BAD_KEPT, BaseWindowStore, StoreUnavailable
+from ..store import BAD_KEPT, BaseWindowStore, SlowRecords, StoreUnavailable
 from .redis_lua import COUNTERS, WRITE
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -161,6 +163,7 @@ class WindowStore(BaseWindowStore):
             "proc_max": self.max_processes,
             "sact": [[key, seen, blob] for key, (seen, blob) in batch.slow_active.items()],
             "sdone": batch.slow_done, "stop": batch.stopped, "slow_stale": self.slow_stale,
+            "latest": batch.latest,
             "slow_ret": self.slow_retention, "slow_kept": self.slow_kept,
             "life": batch.lifecycle, "life_ret": self.lifecycle_retention,
             "agent_ttl": _ms(self.longest), "mark_ttl": _ms(self.mark_retention),
@@ -243,15 +246,22 @@ class WindowStore(BaseWindowStore):
             records = await self.redis.hvals(self.key(host_id, "procs"))
         return [msgpack.unpackb(blob) for blob in records]
 
-    async def _aslow_records(self, host_id: int, limit: int) -> tuple[list[tuple[float, bytes]], list[bytes]]:
+    async def _aslow_records(self, host_id: int, limit: int) -> SlowRecords:
         async with self._guard("slow"):
             pipe = self.redis.pipeline(transaction=False)
             pipe.hgetall(self.key(host_id, "slow:active"))
             pipe.zrange(self.key(host_id, "slow:seen"), 0, -1, withscores=True)
             pipe.zrevrange(self.key(host_id, "slow:done"), 0, max(limit, 1) - 1)
-            active, seen, done = await pipe.execute()
+            pipe.get(self.key(host_id, "slow:at"))
+            pipe.hget(self.key(host_id, "agent"), "last_batch")
+            active, seen, done, stream_at, last_batch = await pipe.execute()
+            # a request trimmed in between is simply not there (None)
+            ended = await self.redis.hmget(self.key(host_id, "slow:ended"), done) if done else []
         last_seen = dict(seen)
-        return [(last_seen.get(key, 0.0), blob) for key, blob in active.items()], done
+        return SlowRecords([(last_seen.get(key, 0.0), blob) for key, blob in active.items()],
+                           [blob[1:] for blob in ended if blob],
+                           None if stream_at is None else float(stream_at),
+                           None if last_batch is None else float(last_batch))
 
     async def _alifecycle(self, host_id: int, since: float, until: float) -> list[bytes]:
         high = "+inf" if math.isinf(until) else f"({until!r}"

@@ -117,10 +117,11 @@ local b = cmsgpack.unpack(ARGV[4])
 local raw_key, groups_key, agent = base .. 'raw', base .. 'groups', base .. 'agent'
 local procs, pseen = base .. 'procs', base .. 'procs:seen'
 local act, aseen, done = base .. 'slow:active', base .. 'slow:seen', base .. 'slow:done'
+local ended, slow_at = base .. 'slow:ended', base .. 'slow:at'
 local life, bad_key = base .. 'life', base .. 'bad'
 want(raw_key, 'stream'); want(groups_key, 'zset'); want(agent, 'hash'); want(procs, 'hash')
 want(pseen, 'zset'); want(act, 'hash'); want(aseen, 'zset'); want(done, 'zset'); want(life, 'zset')
-want(bad_key, 'list')
+want(ended, 'hash'); want(slow_at, 'string'); want(bad_key, 'list')
 
 local raw_ms = math.floor(now * 1000)
 if #b.raw > 0 then  -- stream ids by arrival never go backwards
@@ -138,8 +139,15 @@ for i, p in ipairs(b.procs) do
   records[i] = cmsgpack.pack(rec)
   p[2] = rec.last_seen
 end
-for _, s in ipairs(b.sact) do finite(s[2], 'slow request stamp') end
+-- requests whose completion is stored: a late active record of theirs is not news
+local finished = {}
+for _, s in ipairs(b.sact) do
+  finite(s[2], 'slow request stamp')
+  local cur = redis.call('HGET', ended, s[1])
+  if cur and string.sub(cur, 1, 1) == 'c' then finished[s[1]] = true end
+end
 for _, s in ipairs(b.sdone) do finite(s[2], 'slow request stamp') end
+if b.latest then finite(b.latest, 'batch stamp') end
 for _, e in ipairs(b.life) do finite(e[1], 'lifecycle stamp') end
 local last_seen = agent_seen(agent)
 local bad_samples = 0
@@ -180,19 +188,28 @@ end
 redis.call('PEXPIRE', procs, math.floor(b.proc_ret * 1000))
 redis.call('PEXPIRE', pseen, math.floor(b.proc_ret * 1000))
 
--- slow requests: active by request key (+ zset by last seen), ended in a zset by stamp
+-- slow requests: active by request key (+ zset by last seen); ended ones (one per request,
+-- completed 'c' or expired 'x' before the packed record) by key, in a zset by stamp
+local function end_request(f, score, state, blob)
+  redis.call('HSET', ended, f, state .. blob)
+  redis.call('ZADD', done, score, f)
+end
 for _, s in ipairs(b.sact) do
-  redis.call('HSET', act, s[1], s[3])
-  redis.call('ZADD', aseen, s[2], s[1])
+  if not finished[s[1]] then
+    redis.call('HSET', act, s[1], s[3])
+    redis.call('ZADD', aseen, s[2], s[1])
+    redis.call('HDEL', ended, s[1])  -- repeated again: it had not expired after all
+    redis.call('ZREM', done, s[1])
+  end
 end
 for _, s in ipairs(b.sdone) do
   redis.call('HDEL', act, s[1])
   redis.call('ZREM', aseen, s[1])
-  redis.call('ZADD', done, s[2], s[3])
+  end_request(s[1], s[2], 'c', s[3])
 end
 local function expire_active(f)
   local blob = redis.call('HGET', act, f)
-  if blob then redis.call('ZADD', done, redis.call('ZSCORE', aseen, f) or num(now), blob) end
+  if blob then end_request(f, redis.call('ZSCORE', aseen, f) or num(now), 'x', blob) end
   redis.call('HDEL', act, f)
   redis.call('ZREM', aseen, f)
 end
@@ -203,12 +220,26 @@ if #b.stop > 0 then
     end
   end
 end
-for _, f in ipairs(redis.call('ZRANGEBYSCORE', aseen, '-inf', '(' .. num(now - b.slow_stale))) do
-  expire_active(f)
+if b.latest then  -- stale: the agent's stream went on this far without the request
+  for _, f in ipairs(redis.call('ZRANGEBYSCORE', aseen, '-inf', '(' .. num(b.latest - b.slow_stale))) do
+    expire_active(f)
+  end
+  redis.call('SET', slow_at, num(b.latest))
 end
-redis.call('ZREMRANGEBYSCORE', done, '-inf', '(' .. num(now - b.slow_ret))
-redis.call('ZREMRANGEBYRANK', done, 0, -(b.slow_kept + 1))
-for _, key in ipairs({act, aseen, done}) do redis.call('PEXPIRE', key, math.floor(b.slow_ret * 1000)) end
+local function drop_ended(fields)
+  for _, f in ipairs(fields) do redis.call('HDEL', ended, f) end
+end
+local slow_cutoff = '(' .. num(now - b.slow_ret)
+drop_ended(redis.call('ZRANGEBYSCORE', done, '-inf', slow_cutoff))
+redis.call('ZREMRANGEBYSCORE', done, '-inf', slow_cutoff)
+local slow_over = redis.call('ZCARD', done) - b.slow_kept
+if slow_over > 0 then
+  drop_ended(redis.call('ZRANGE', done, 0, slow_over - 1))
+  redis.call('ZREMRANGEBYRANK', done, 0, slow_over - 1)
+end
+for _, key in ipairs({act, aseen, done, ended, slow_at}) do
+  redis.call('PEXPIRE', key, math.floor(b.slow_ret * 1000))
+end
 
 -- lifecycle events by stamp
 for _, e in ipairs(b.life) do redis.call('ZADD', life, e[1], e[2]) end
