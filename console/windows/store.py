@@ -35,6 +35,7 @@ from ingest.state import SILENT_INTERVALS
 
 from .batch import DEFAULT_TIERS, IDENTITY, RANKS, Batch, InvalidSample, Tier, frame_expiry, prepare
 from .samples import unpack_sample, unpack_samples
+from .slow import SlowRecords, views
 
 BACKENDS = {
     "memory": "console.windows.backends.memory.WindowStore",
@@ -78,20 +79,6 @@ class WriteResult(NamedTuple):
     increments: Mapping[tuple[int, str], Frame] | None = None
     #: samples this write dropped (and counted): the ack's ``dropped``; 0 for a duplicate
     dropped: int = 0
-
-
-class SlowRecords(NamedTuple):
-    """What a backend keeps of a host's slow requests, for ``aslow`` to classify."""
-
-    #: (stamp of the latest record, packed record) of each request not ended
-    active: list[tuple[float, bytes]]
-    #: packed records of the newest ended requests (completed, or expired), newest first;
-    #: one per request: a completion replaces the copy that expired
-    ended: list[bytes]
-    #: the newest stamp of the host's latest batch: how far the agent's stream has come
-    stream_at: float | None
-    #: console time of the host's latest batch
-    last_batch: float | None
 
 
 class Series(list[tuple[float, Frame]]):
@@ -182,11 +169,17 @@ class BaseWindowStore(abc.ABC):
                       if tier == 1}
         return WriteResult(written, False, tuple(sorted(batch.seconds)), increments, len(batch.dropped))
 
-    async def aset_counters(self, host_id: int, counters: Mapping[str, int], now: float) -> None:
-        """Store an agent heartbeat; the growth of its ``lost`` counter goes into the host frames.
+    async def aset_counters(self, host_id: int, counters: Mapping[str, int], now: float,
+                            instance: str = "") -> None:
+        """Store a heartbeat of agent ``instance``; what its loss counters grew by since that
+        instance's previous heartbeat goes into the host's totals (``loss.LOSS_KINDS``), and the
+        growth of ``lost`` into the host frames.
 
-        ``bad_samples`` is the store's own counter: a heartbeat cannot set it. Raises
-        InvalidSample (nothing written) when the stored data does not take it.
+        The totals are what ``ahost_status`` shows under those names: a restarted agent
+        (a new instance, or the same one counting from 0) erases nothing, and a heartbeat
+        sent twice counts once. ``bad_samples`` is the store's own counter: a heartbeat
+        cannot set it. Raises InvalidSample (nothing written) when the stored data does
+        not take it.
         """
         buckets = []
         for tier in self.tiers:
@@ -194,7 +187,7 @@ class BaseWindowStore(abc.ABC):
             buckets.append((tier.seconds, bucket, frame_expiry(tier, bucket, now)))
         agent = {str(k): int(v) for k, v in counters.items() if k != BAD_SAMPLES}
         try:
-            await self._aset_counters(host_id, agent, now, buckets)
+            await self._aset_counters(host_id, agent, now, buckets, str(instance))
         except InvalidSample:
             raise
         except (TypeError, ValueError, ArithmeticError) as exc:  # the stored data's fault, not an outage
@@ -281,28 +274,13 @@ class BaseWindowStore(abc.ABC):
         """Slow requests: active (still repeated), expired (no longer repeated, never
         completed: killed, or its process stopped) and completed, newest first.
 
-        Silence is what the agent's stream went on without the request (its newest
-        stamp past the record's: replay-proof, the spool sends in order) plus how long
-        the console has not heard a batch. Never a stamp's age on the console's clock:
-        a backlog replayed after an outage is old by that measure and still active.
+        An active request is shown expired after three intervals of silence (``slow.views``).
         """
         now = time.time() if now is None else now
         intervals = {f"{r['pid']}:{r['incarnation']}": r.get("interval") or 1.0
                      for r in await self.aprocesses(host_id, now)}
-        records = await self._aslow_records(host_id, limit)
-        unheard = 0.0 if records.last_batch is None else max(0.0, now - records.last_batch)
-        out = []
-        for last_seen, blob in records.active:
-            sample = unpack_sample(blob)
-            interval = intervals.get(f"{sample['p']}:{sample['i']}", 1.0)
-            behind = 0.0 if records.stream_at is None else max(0.0, records.stream_at - last_seen)
-            silent = behind + unheard > SILENT_INTERVALS * interval + 1.0
-            out.append(_slow_view(sample, "expired" if silent else "active"))
-        for blob in records.ended:
-            sample = unpack_sample(blob)
-            out.append(_slow_view(sample, "completed" if sample["f"].get("slow_record_state") == 1
-                                  else "expired"))
-        out = [r for r in out if state is None or r["state"] == state]
+        out = [r for r in views(await self._aslow_records(host_id, limit), intervals, now)
+               if state is None or r["state"] == state]
         out.sort(key=lambda r: (r["state"] != "active", -r["stamp"]))
         return out[:limit]
 
@@ -313,8 +291,10 @@ class BaseWindowStore(abc.ABC):
     async def ahost_status(self, host_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
         """Per host: last_seen (console clock), last_batch, last_heartbeat and agent counters.
 
-        ``counters`` holds the agent's heartbeat counters and, once a sample of
-        the host was dropped, the store's ``bad_samples`` (absent means 0).
+        ``counters`` holds the agent's heartbeat counters, except that each of
+        ``loss.LOSS_KINDS`` an agent reported is the host's total over its agent instances;
+        and, once a sample of the host was dropped, the store's ``bad_samples`` (absent
+        means 0).
         """
         return await self._ahost_status(list(host_ids))
 
@@ -341,9 +321,10 @@ class BaseWindowStore(abc.ABC):
 
     @abc.abstractmethod
     async def _aset_counters(self, host_id: int, counters: dict[str, int], now: float,
-                             buckets: list[tuple[int, int, float]]) -> None:
-        """Store counters; add the growth of ``lost`` to the frames of group "*" in
-        ``buckets`` (tier, bucket start, expiry relative to now) and mark "*" seen."""
+                             buckets: list[tuple[int, int, float]], instance: str) -> None:
+        """Store counters and the instance's loss counters; add ``loss.loss_growth`` to the host's
+        totals, and the growth of ``lost`` to the frames of group "*" in ``buckets`` (tier,
+        bucket start, expiry relative to now), marking "*" seen."""
 
     @abc.abstractmethod
     async def _aacked(self, host_id: int, instance: str) -> int: ...
@@ -378,13 +359,6 @@ class BaseWindowStore(abc.ABC):
 
     @abc.abstractmethod
     async def _abad_samples(self, host_id: int) -> list[dict[str, Any]]: ...
-
-
-def _slow_view(sample: Sample, state: str) -> dict[str, Any]:
-    f = sample["f"]
-    return {"state": state, "pid": sample["p"], "incarnation": sample["i"], "group": sample["g"],
-            "stamp": sample["t"], "log_id": f.get("slow_log_id"), "start": f.get("slow_start_stamp"),
-            "duration": f.get("slow_duration"), "fields": f}
 
 
 def import_backend(path: str) -> type[BaseWindowStore]:

@@ -27,7 +27,9 @@ from typing import Any
 from ingest.frames import HOST, Frame, add_loss, merge_into
 
 from ..batch import Batch, InvalidSample, merge_record
-from ..store import BAD_KEPT, BAD_SAMPLES, BaseWindowStore, SlowRecords
+from ..loss import INSTANCES_KEPT, loss_growth
+from ..slow import SlowRecords
+from ..store import BAD_KEPT, BAD_SAMPLES, BaseWindowStore
 
 
 @dataclass(slots=True)
@@ -49,6 +51,10 @@ class _Host:
     #: the store's count of dropped samples (kept apart from the agent's counters)
     bad_samples: int = 0
     bad: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=BAD_KEPT))
+    #: agent instance -> (console time heard, its latest loss counters)
+    instances: dict[str, tuple[float, dict[str, int]]] = field(default_factory=dict)
+    #: the host's loss totals over its agent instances (``LOSS_KINDS``)
+    loss: dict[str, int] = field(default_factory=dict)
 
 
 class WindowStore(BaseWindowStore):
@@ -191,17 +197,23 @@ class WindowStore(BaseWindowStore):
             del host.slow_order[bisect.bisect_left(host.slow_order, (entry[0], key))]
 
     async def _aset_counters(self, host_id: int, counters: dict[str, int], now: float,
-                             buckets: list[tuple[int, int, float]]) -> None:
+                             buckets: list[tuple[int, int, float]], instance: str) -> None:
         host = self._host(host_id)
-        previous = host.agent.get("counters", {}).get("lost", 0)
-        lost = int(counters.get("lost", 0))
-        grown = lost - previous if lost >= previous else lost  # a restarted agent counts from 0
-        if grown > 0:
-            for tier, bucket, expires in buckets:
-                if expires > 0:
-                    key = (tier, bucket, HOST)
-                    self._put_frame(host, key, self._merged_frame(host, key, add_loss({}, grown)), expires)
+        grown = loss_growth(host.instances.get(instance, (0.0, {}))[1], counters)
+        lost = grown.get("lost", 0)
+        frames = [((tier, bucket, HOST), expires) for tier, bucket, expires in buckets if expires > 0]
+        merged = [self._merged_frame(host, key, add_loss({}, lost)) for key, _ in frames] if lost > 0 else []
+        for (key, expires), frame in zip(frames, merged, strict=False):  # merged first: nothing half-done
+            self._put_frame(host, key, frame, expires)
+        if lost > 0:
             self._see_groups(host, {HOST: now}, now)
+        for kind, more in grown.items():
+            host.loss[kind] = host.loss.get(kind, 0) + more
+        host.instances[instance] = (now, {kind: counters[kind] for kind in grown})
+        over = len(host.instances) - INSTANCES_KEPT
+        if over > 0:  # same order as Redis's zset: by time heard, then by name
+            for old, _ in sorted(host.instances.items(), key=lambda kv: (kv[1][0], kv[0]))[:over]:
+                del host.instances[old]
         host.agent["counters"] = dict(counters)
         host.agent["last_heartbeat"] = now
         host.agent["last_seen"] = max(now, host.agent.get("last_seen", now))
@@ -248,7 +260,7 @@ class WindowStore(BaseWindowStore):
         for host_id in host_ids:
             host = self._hosts.get(host_id)
             agent = host.agent if host is not None else {}
-            out[host_id] = {**agent, "counters": dict(agent.get("counters", {}))} if agent else {}
+            out[host_id] = {**agent, "counters": {**agent.get("counters", {}), **host.loss}} if agent else {}
             if host is not None and host.bad_samples:
                 out[host_id].setdefault("counters", {})[BAD_SAMPLES] = host.bad_samples
         return out

@@ -18,7 +18,10 @@ touch them all:
 ``wf:{H}:slow:at``                 the newest stamp of the latest batch (``SlowRecords``)
 ``wf:{H}:life``                    STARTED / STOPPING / STOPPED samples, zset by stamp
 ``wf:{H}:agent``                   last_seen, last_batch, last_heartbeat, ``c:<counter>``: the
-                                   agent's counters and the store's own ``c:bad_samples``
+                                   agent's counters and the store's own ``c:bad_samples``;
+                                   ``t:<kind>``: the host's loss totals (``LOSS_KINDS``)
+``wf:{H}:loss`` / ``:loss:seen``    latest loss counters (msgpack) per agent instance; zset by
+                                   time heard, the INSTANCES_KEPT latest kept
 ``wf:{H}:bad``                     list: the latest dropped samples (msgpack), newest first
 =================================  ===========================================================
 
@@ -58,7 +61,9 @@ from redis.exceptions import (
 from ingest.frames import HOST, Frame, compact
 
 from ..batch import Batch, InvalidSample
-from ..store import BAD_KEPT, BaseWindowStore, SlowRecords, StoreUnavailable
+from ..loss import INSTANCES_KEPT, LOSS_KINDS
+from ..slow import SlowRecords
+from ..store import BAD_KEPT, BaseWindowStore, StoreUnavailable
 from .redis_lua import COUNTERS, WRITE
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -180,9 +185,10 @@ class WindowStore(BaseWindowStore):
         return None if written < 0 else int(written)
 
     async def _aset_counters(self, host_id: int, counters: dict[str, int], now: float,
-                             buckets: list[tuple[int, int, float]]) -> None:
+                             buckets: list[tuple[int, int, float]], instance: str) -> None:
         payload = msgpack.packb({
-            "counters": counters, "agent_ttl": _ms(self.longest),
+            "counters": counters, "instance": instance, "kinds": LOSS_KINDS, "kept": INSTANCES_KEPT,
+            "agent_ttl": _ms(self.longest),
             "frames": [self._frame_slot(tier, bucket, HOST, expires) for tier, bucket, expires in buckets
                        if expires > 0],
         })
@@ -296,10 +302,12 @@ def _status(raw: dict[bytes, bytes]) -> dict[str, Any]:
     if not raw:
         return {}
     status: dict[str, Any] = {"counters": {}}
+    totals: dict[str, int] = {}
     for name, value in raw.items():
         key = name.decode()
-        if key.startswith("c:"):
-            status["counters"][key[2:]] = int(float(value))
+        if key.startswith(("c:", "t:")):
+            (status["counters"] if key[0] == "c" else totals)[key[2:]] = int(float(value))
         else:
             status[key] = float(value)
+    status["counters"].update(totals)
     return status

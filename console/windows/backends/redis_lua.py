@@ -260,34 +260,56 @@ redis.call('SET', mark_key, batch_id, 'PX', b.mark_ttl)
 return b.n
 """
 
-#: KEYS[1] host prefix; ARGV now, payload {counters, frames = {{key, field, ttl ms}}, agent_ttl}.
-#: Two phases like WRITE: reads and merges first, then only writes.
+#: KEYS[1] host prefix; ARGV now, payload {counters, instance, kinds (LOSS_KINDS), kept
+#: (INSTANCES_KEPT), frames = {{key, field, ttl ms}}, agent_ttl}. The loss rule is
+#: ``loss.loss_growth``. Two phases like WRITE: reads and merges first, then only writes.
 COUNTERS = PRELUDE + r"""
 local base = KEYS[1]
 local now = tonumber(ARGV[1])
 local b = cmsgpack.unpack(ARGV[2])
 local agent, groups_key = base .. 'agent', base .. 'groups'
-want(agent, 'hash'); want(groups_key, 'zset')
-local stored = redis.call('HGET', agent, 'c:lost')
-local previous = stored and finite(tonumber(stored), agent .. ' c:lost') or 0
-local lost = b.counters.lost or 0
-local grown = lost - previous
-if lost < previous then grown = lost end   -- a restarted agent counts from 0
+local loss_key, loss_seen = base .. 'loss', base .. 'loss:seen'
+want(agent, 'hash'); want(groups_key, 'zset'); want(loss_key, 'hash'); want(loss_seen, 'zset')
+local stored = redis.call('HGET', loss_key, b.instance)
+local previous = stored and unpack_table(stored, loss_key .. ' ' .. b.instance) or {}
+local mine, totals, lost = {}, {}, 0
+for _, kind in ipairs(b.kinds) do
+  local value = b.counters[kind]
+  if value ~= nil then
+    local before = finite(previous[kind] or 0, loss_key .. ' ' .. kind)
+    local grown = value - before
+    if value < before then grown = value end   -- the instance counts from 0 again
+    local total = redis.call('HGET', agent, 't:' .. kind)
+    totals[kind] = (total and finite(tonumber(total), agent .. ' t:' .. kind) or 0) + grown
+    mine[kind] = value
+    if kind == 'lost' then lost = grown end
+  end
+end
 local frames = {}
-if grown > 0 then
-  for i, f in ipairs(b.frames) do frames[i] = merged_frame(base .. f[1], f[2], {loss = grown}) end
+if lost > 0 then
+  for i, f in ipairs(b.frames) do frames[i] = merged_frame(base .. f[1], f[2], {loss = lost}) end
 end
 local last_seen = agent_seen(agent)
 
-if grown > 0 then
+if lost > 0 then
   for i, f in ipairs(b.frames) do
     redis.call('HSET', base .. f[1], f[2], frames[i])
     redis.call('PEXPIRE', base .. f[1], f[3])
   end
   see_groups(groups_key, {{'*', now}}, now, b.agent_ttl)
 end
-for k, v in pairs(b.counters) do redis.call('HSET', agent, 'c:' .. k, v) end
+for k, v in pairs(b.counters) do redis.call('HSET', agent, 'c:' .. k, num(v)) end
+for kind, total in pairs(totals) do redis.call('HSET', agent, 't:' .. kind, num(total)) end
 redis.call('HSET', agent, 'last_heartbeat', num(now), 'last_seen', num(math.max(now, last_seen)))
 redis.call('PEXPIRE', agent, b.agent_ttl)
-return grown
+redis.call('HSET', loss_key, b.instance, cmsgpack.pack(mine))
+redis.call('ZADD', loss_seen, now, b.instance)
+local over = redis.call('ZCARD', loss_seen) - b.kept
+if over > 0 then  -- the least recently heard instances go first
+  for _, old in ipairs(redis.call('ZRANGE', loss_seen, 0, over - 1)) do redis.call('HDEL', loss_key, old) end
+  redis.call('ZREMRANGEBYRANK', loss_seen, 0, over - 1)
+end
+redis.call('PEXPIRE', loss_key, b.agent_ttl)
+redis.call('PEXPIRE', loss_seen, b.agent_ttl)
+return lost
 """
