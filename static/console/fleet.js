@@ -50,7 +50,10 @@ function buildRow(entry) {
   dot.className = "dot";
   const text = document.createElement("span");
   text.className = "state";
-  state.append(dot, text);
+  const skew = document.createElement("span");
+  skew.className = "skew";
+  skew.hidden = true;
+  state.append(dot, text, skew);
   return tr;
 }
 
@@ -105,6 +108,7 @@ function renderRow(tr, entry) {
   tr.querySelector('[data-field="online"]').title = error || state.title;
   tr.classList.toggle("offline", !online);
   tr.classList.toggle("stalled", state.kind === "stalled");
+  renderClock(tr, entry.clock);
 
   setCell(tr, "throughput", fmt.number(m.throughput));
   setCell(tr, "capacity", fmt.percent(m.capacity), m.capacity >= 0.9 ? "bad" : m.capacity >= 0.7 ? "warn" : "");
@@ -124,6 +128,16 @@ function renderRow(tr, entry) {
     + ` · bad samples refused by the console ${fmt.count(agent.bad_samples || 0)}`
     + ` · spooled ${fmt.count(agent.spooled)} · dropped ${fmt.count(agent.dropped)}`;
   renderAge(tr, entry);
+}
+
+/** The agent's clock under the state, in words, when it is off past the console's threshold. */
+function renderClock(tr, clock) {
+  const el = tr.querySelector(".skew");
+  if (!el) return;
+  const shown = Boolean(clock && typeof clock === "object" && clock.shown);
+  el.hidden = !shown;
+  const text = shown ? String(clock.text || "") : "";
+  if (el.textContent !== text) el.textContent = text;
 }
 
 function renderAge(tr, entry) {

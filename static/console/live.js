@@ -1,5 +1,6 @@
 // The one live connection of a page (docs/live-protocol.md) and the top bar
-// it feeds: connection pill, data age, store status, loss counter, notices.
+// it feeds: connection pill, data age, the agent's clock, store status (and
+// what its Redis keeps), loss counter, notices.
 //
 // Every string in a message may come from an agent, so it is only ever put
 // into the page with textContent / new Option(): never innerHTML.
@@ -73,25 +74,71 @@ export function clearNotice() {
   }
 }
 
-let storeInfo = { single: false, ok: true, reason: "" };
+let storeInfo = { single: false, ok: true, reason: "", durability: null, dataSince: null, lostAt: null };
+
+/** What `hello` and `status` say of the store's Redis; a message without it keeps what was said. */
+function takeDurability(message) {
+  if (message.durability && typeof message.durability === "object") {
+    const d = message.durability;
+    storeInfo.durability = { state: String(d.state || ""), text: String(d.text || ""), fix: String(d.fix || "") };
+  }
+  if ("data_since" in message) storeInfo.dataSince = typeof message.data_since === "number" ? message.data_since : null;
+  if ("history_lost_at" in message) {
+    storeInfo.lostAt = typeof message.history_lost_at === "number" ? message.history_lost_at : null;
+  }
+}
+
+function storeWords() {
+  if (!storeInfo.ok) {
+    return [["store unavailable", storeInfo.reason || "The window store does not answer.", "bad"]];
+  }
+  const out = [];
+  if (storeInfo.single) {
+    out.push(["single process: in-memory store", "REDIS_URL is unset: data lives in this console process only "
+      + "and is lost on restart; run one console process only.", "warn"]);
+  }
+  const d = storeInfo.durability;
+  if (d && d.state === "at risk") {
+    out.push(["Redis would lose acknowledged data", d.text + ". Fix: " + d.fix + " (README: Redis configuration).",
+      "warn"]);
+  } else if (d && d.state === "unknown") {
+    out.push(["Redis durability unknown", d.text + ". Check: " + d.fix + ".", "warn"]);
+  }
+  if (storeInfo.lostAt !== null) {
+    const since = storeInfo.dataSince ?? storeInfo.lostAt;
+    out.push(["history from " + fmt.clock(since), "Redis restarted without its data: the console has data "
+      + "again from " + new Date(since * 1000).toLocaleString() + "; nothing before then can be shown.", "warn"]);
+  }
+  return out;
+}
 
 function renderStore() {
   const el = $("store-status");
   if (!el) return;
-  if (!storeInfo.ok) {
-    el.textContent = "store unavailable";
-    el.title = storeInfo.reason || "The window store does not answer.";
-    el.dataset.kind = "bad";
-    el.hidden = false;
-  } else if (storeInfo.single) {
-    el.textContent = "single process: in-memory store";
-    el.title = "REDIS_URL is unset: data lives in this console process only and is lost on restart; "
-      + "run one console process only.";
-    el.dataset.kind = "warn";
-    el.hidden = false;
-  } else {
-    el.hidden = true;
-  }
+  const words = storeWords();
+  el.hidden = words.length === 0;
+  el.textContent = words.map((w) => w[0]).join(" · ");
+  el.title = words.map((w) => w[1]).join("\n");
+  el.dataset.kind = words.some((w) => w[2] === "bad") ? "bad" : words.length ? "warn" : "";
+}
+
+// -- the agent's clock (host pages) ---------------------------------------------------
+// Host messages carry `agent_state.clock`: how far the agent's clock is from the
+// console's, and the correction made to its samples. Said past the console's threshold.
+function renderClock(clock) {
+  const el = $("clock-skew");
+  if (!el) return;
+  const shown = Boolean(clock && typeof clock === "object" && clock.shown);
+  el.hidden = !shown;
+  if (!shown) return;
+  const text = String(clock.text || "");
+  if (el.textContent !== text) el.textContent = text;
+  el.dataset.kind = clock.shift ? "corrected" : "warn";
+  el.title = clock.shift
+    ? "The console measures the agent's clock at each heartbeat; its samples' times are moved by the "
+      + "measured skew, so charts, ages and process states are on the console's clock. Fix the agent "
+      + "host's clock (NTP)."
+    : "The console measures the agent's clock at each heartbeat. Fix the agent host's clock (NTP).";
 }
 
 function renderAge() {
@@ -103,7 +150,13 @@ function renderAge() {
     return;
   }
   const age = serverNow() - newestData;
-  el.textContent = "data " + fmt.age(age) + " old";
+  if (age < -1) {
+    // Never clamped to "0.0 s old": data from the future is an agent clock ahead of ours.
+    el.textContent = "data stamped " + fmt.age(-age) + " ahead of the console's clock";
+    el.dataset.kind = "skew";
+    return;
+  }
+  el.textContent = "data " + fmt.age(Math.max(age, 0)) + " old";
   el.dataset.kind = age < 5 ? "fresh" : age < 30 ? "stale" : "old";
 }
 
@@ -226,11 +279,19 @@ class LiveConnection {
     switch (message.type) {
       case "hello":
         storeInfo = { ...storeInfo, single: Boolean(message.single_process), ok: true };
+        takeDurability(message);
         renderStore();
         break;
       case "status":
         storeInfo = { ...storeInfo, ok: message.store_ok !== false, reason: String(message.reason || "") };
+        takeDurability(message);
         renderStore();
+        break;
+      case "host.snapshot":
+      case "host.frame":
+        if (message.agent_state && typeof message.agent_state === "object" && "clock" in message.agent_state) {
+          renderClock(message.agent_state.clock);
+        }
         break;
       case "error":
         showNotice("Console: " + String(message.reason || "error"), { kind: "bad" });
