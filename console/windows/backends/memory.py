@@ -170,7 +170,7 @@ class WindowStore(BaseWindowStore):
         for key, stamp, blob in batch.slow_done:
             active.pop(key, None)
             self._end(host, key, stamp, True, blob)
-        stale = math.inf if batch.latest is None else batch.latest - self.slow_stale
+        stale = -math.inf if batch.latest is None else batch.latest - self.slow_stale
         for key in [k for k, (seen, _) in active.items()
                     if seen < stale or any(k.startswith(p) for p in batch.stopped)]:
             seen, blob = active.pop(key)

@@ -133,3 +133,10 @@ async def test_a_resent_completion_keeps_one_record(store):
     now = await replay(store, life, T0 + 10)
     await replay(store, life[-1:], now, first_id=50)  # the same completion, in a new batch
     assert [r["state"] for r in await store.aslow(H, now=now + 1)] == ["completed"]
+
+
+async def test_a_batch_without_a_sample_to_write_ends_no_request(store):
+    await store.awrite_batch(H, "agent-1", 1, [slow(PIDS[3], "going-on", T0, T0 + 0.5)], T0 + 0.55)
+    await store.awrite_batch(H, "agent-1", 2, [], T0 + 0.6)
+    await store.awrite_batch(H, "agent-1", 3, [{"k": 2, "p": PIDS[3]}], T0 + 0.7)  # dropped by the checks
+    assert states(await store.aslow(H, now=T0 + 1)) == {"active": {"going-on"}}
