@@ -30,6 +30,7 @@ from typing import Any
 
 from . import capture, wire
 from .faults import QUARANTINE_BYTES, Faults, Quarantine, describe
+from .ledger import Ledger
 from .receiver import DEFAULT_QUEUE, DEFAULT_QUEUE_BYTES, DEFAULT_RCVBUF, Receiver, ReceiverStats, bind_socket
 from .state import MAX_KEPT_BYTES, MAX_PROCESSES, Process, ProcessTable
 
@@ -81,6 +82,13 @@ class Agent:
         self._done = threading.Event()
         self._old_switch = sys.getswitchinterval()
         self._last_log = (0.0, 0)
+        self.ledger = Ledger(None)  # the counters of earlier runs on the spool directory (resume)
+        self.more: Callable[[], dict[str, int]] = dict  # the forwarder's counters, for the log and stats file
+
+    def resume(self, ledger: Ledger) -> None:
+        """Continue the counters and the processes of the agent's last run (before ``start``)."""
+        self.ledger = ledger
+        self.state.remember(list(ledger.marks.values()), time.time())
 
     # -- life cycle -------------------------------------------------------------
 
@@ -235,10 +243,10 @@ class Agent:
     # -- reporting ---------------------------------------------------------------
 
     def counters(self) -> dict[str, int]:
-        """The agent's own counters (also sent as heartbeats to the console)."""
+        """The agent's own counters (also sent as heartbeats to the console), earlier runs' included."""
         t = self.state.totals
         rs = self._received
-        return {
+        return self.ledger.total({
             "received": rs.received if rs else t.received,
             "decoded": t.decoded,
             "malformed": t.malformed,
@@ -251,28 +259,32 @@ class Agent:
             "internal_errors": self.faults.count,
             "evicted": t.evicted,
             "seq_jumps": t.seq_jumps,
-        }
+            "resumed": t.resumed,
+        })
 
     def write_stats(self, path: str) -> None:
         """Counters and per-process summaries as JSON, for scripts and benchmarks."""
-        report = {"counters": self.counters(),
+        report = {"counters": {**self.counters(), **self.more()},
                   "processes": [p.summary() for p in self.state.processes()]}
         with open(path, "w") as fh:
             json.dump(report, fh, indent=1, default=wire.jsonable)
 
     def log_status(self) -> None:
         c = self.counters()
+        more = self.more()
         then, count = self._last_log
         now = time.monotonic()
         rate = (c["received"] - count) / (now - then) if then else 0.0
         self._last_log = (now, c["received"])
         worst = ", ".join(f"{p.pid}#{p.incarnation}: lost {p.lost} malformed {p.malformed}"
                           for p in self.state.lossy())
+        spool = (f"; spool full: dropped {more['dropped']} batches, {more['dropped_samples']} samples, "
+                 f"{more['dropped_seconds']} seconds of data" if more.get("dropped") else "")
         log.info(
             "%d processes; received %d (%.0f/s), decoded %d, malformed %d, lost by sequence %d, "
-            "queue drops %d, internal errors %d, evicted %d%s", c["processes"], c["received"], rate,
-            c["decoded"], c["malformed"], c["lost"], c["queue_drops"], c["internal_errors"],
-            c["evicted"], f"; worst: {worst}" if worst else "",
+            "queue drops %d, internal errors %d, evicted %d, resumed after silence %d%s%s", c["processes"],
+            c["received"], rate, c["decoded"], c["malformed"], c["lost"], c["queue_drops"],
+            c["internal_errors"], c["evicted"], c["resumed"], spool, f"; worst: {worst}" if worst else "",
         )
 
 

@@ -134,8 +134,11 @@ def _forwarder(args: argparse.Namespace, agent: Agent) -> Any:
         url += "/ws/agent"
     forwarder = Forwarder(url + "/", token, hostname=args.hostname, spool_dir=args.spool_dir,
                           spool_max_bytes=args.spool_max_bytes, spool_max_age=args.spool_max_age,
-                          batch_interval=args.batch_interval, counters=agent.counters, ssl=ssl_context)
+                          batch_interval=args.batch_interval, counters=agent.counters,
+                          marks=agent.state.marks, ssl=ssl_context)
     agent.listeners.append(forwarder)
+    agent.resume(forwarder.ledger)
+    agent.more = forwarder.own_counters
     return forwarder
 
 

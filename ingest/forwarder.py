@@ -4,14 +4,19 @@ The forwarder is an agent listener: it is called on the decode thread for
 every datagram, and that thread must never wait on the network, so the call
 only appends a small dict to the open batch under a lock. Everything else
 runs on a thread of its own with an asyncio loop: every ``batch_interval``
-the open batch is sealed, encoded once and put in the bounded spool
-(``spool.py``, on disk when a directory is given), and ``uplink.Uplink``
-delivers the spool over the WebSocket.
+the open batch is sealed and put in the bounded spool (``spool.py``, on disk
+when a directory is given), and ``uplink.Uplink`` delivers the spool over
+the WebSocket. Each sample is encoded as it is accepted: with a spool
+directory the open batch is on disk before it is considered sent
+(``journal.py``), and the agent's counters and process marks are kept there
+too (``ledger.py``), so neither a restart nor a SIGKILL loses a sample or
+forgets a loss.
 
 Use::
 
-    forwarder = Forwarder(url, token, spool_dir=..., counters=agent.counters)
+    forwarder = Forwarder(url, token, spool_dir=..., counters=agent.counters, marks=agent.state.marks)
     agent.listeners.append(forwarder)
+    agent.resume(forwarder.ledger)   # the counters and processes of its last run
     forwarder.start(); agent.start()
     ...
     agent.stop(); forwarder.stop(timeout=10)   # the agent first: its last samples go too
@@ -30,12 +35,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgpack
 from websockets.uri import parse_uri
 
+from . import journal
 from .frames import sample_from
-from .spool import Spool, encode
+from .journal import Pending
+from .ledger import Ledger
+from .resume import Mark
+from .spool import Spool, packer
 from .state import Process
-from .uplink import CLOSE_TIMEOUT, MAX_BATCH, Uplink
+from .uplink import CLOSE_TIMEOUT, MAX_BATCH, OVERHEAD, Uplink
 from .wire import Datagram
 
 log = logging.getLogger("ingest.forwarder")
@@ -51,6 +61,7 @@ class Forwarder:
                  spool_max_age: float = 3600.0, batch_interval: float = 0.1,
                  max_batch_samples: int = 5000, heartbeat_interval: float = 5.0,
                  counters: Callable[[], dict[str, int]] | None = None,
+                 marks: Callable[[float], list[Mark]] | None = None,
                  ssl: ssl_module.SSLContext | None = None, reconnect_min: float = 0.5,
                  reconnect_max: float = 30.0, open_timeout: float = 10.0,
                  compression: str | None = "deflate", max_batch_bytes: int = MAX_BATCH):
@@ -58,15 +69,21 @@ class Forwarder:
         self.batch_interval = batch_interval
         self.max_batch_samples = max_batch_samples
         self.spool = Spool(spool_dir, max_bytes=spool_max_bytes, max_age=spool_max_age)
+        self.ledger = Ledger(self.spool.dir)
+        self._outer = counters or dict
+        self._marks = marks
         self.uplink = Uplink(url, token.strip(), self.spool, hostname=hostname or socket.gethostname(),
-                             counters=counters or dict, heartbeat_interval=heartbeat_interval, ssl=ssl,
+                             counters=self.checkpoint, heartbeat_interval=heartbeat_interval, ssl=ssl,
                              reconnect_min=reconnect_min, reconnect_max=reconnect_max,
                              open_timeout=open_timeout, compression=compression,
                              max_batch=max_batch_bytes)
         # Shared with the decode thread, under _lock.
         self._lock = threading.Lock()
-        self._open: list[dict[str, Any]] = []
-        self._sealed: list[list[dict[str, Any]]] = []
+        self._pack = packer().pack
+        self._journals = 0  # the number of the latest journal file
+        self._sealed: list[Pending] = []
+        self._recover()
+        self._open = self._pending()
         self.samples = 0
         self.overflow = 0  # samples dropped because the loop thread fell behind
         self.lost_at_stop = self.lost_samples_at_stop = 0  # undelivered at stop, with no spool directory
@@ -78,22 +95,44 @@ class Forwarder:
     # -- the decode thread -------------------------------------------------------------
 
     def __call__(self, datagram: Datagram, proc: Process) -> None:
-        """Add one sample to the open batch; never blocks beyond a short lock."""
-        sample = sample_from(datagram, proc)  # the decoder never changes a dict it returned
+        """Add one sample to the open batch (and its journal); never blocks beyond a short lock."""
+        sample = self._pack(sample_from(datagram, proc))  # the decoder never changes a dict it returned
+        cap = self.uplink.limit - OVERHEAD
+        if len(sample) + journal.HEADER > cap:
+            self.uplink.oversized += 1
+            log.warning("dropped a sample of %d bytes: over the limit of %d bytes for one message",
+                        len(sample), cap + OVERHEAD)
+            return
         with self._lock:
             self.samples += 1
-            batch = self._open
-            batch.append(sample)
-            if len(batch) < self.max_batch_samples:
-                return
-            self._sealed.append(batch)
-            self._open = []
-            if len(self._sealed) > MAX_SEALED:  # the loop thread is stuck: bound the memory
-                self.overflow += len(self._sealed.pop(0))
+            full = self._open.size + len(sample) > cap
+            if full:
+                self._set_aside()
+            self._open.add(sample)
+            if len(self._open) >= self.max_batch_samples:
+                self._set_aside()
+                full = True
+        if not full:
+            return
         loop = self._loop
         if loop is not None:
             with contextlib.suppress(RuntimeError):  # loop already closed: stop() keeps the rest
                 loop.call_soon_threadsafe(self._seal, False)
+
+    def _pending(self) -> Pending:
+        if self.spool.dir is None:
+            return Pending()
+        self._journals += 1
+        return Pending(self.spool.dir / f"open-{self._journals}{journal.SUFFIX}")
+
+    def _set_aside(self) -> None:
+        """The open batch is full: it waits for the loop thread, a new one opens (under _lock)."""
+        self._sealed.append(self._open)
+        self._open = self._pending()
+        if len(self._sealed) > MAX_SEALED:  # the loop thread is stuck: bound the memory
+            lost = self._sealed.pop(0)
+            self.overflow += len(lost)
+            lost.discard()
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -120,6 +159,7 @@ class Forwarder:
             self._thread = None
         else:
             self._seal()
+        self.checkpoint()
         left = len(self.spool)
         if left:
             samples = sum(b.count for b in self.spool)
@@ -131,15 +171,79 @@ class Forwarder:
         self.spool.close()
         return left == 0
 
+    def counters(self) -> dict[str, int]:
+        """The heartbeat's counters: the agent's, then the forwarder's own."""
+        try:
+            outer = dict(self._outer())
+        except Exception as exc:  # the agent's counters must not take the connection down
+            log.warning("agent counters failed: %s", exc)
+            outer = {}
+        return {**outer, **self.own_counters()}
+
+    def own_counters(self) -> dict[str, int]:
+        """The forwarder's counters, those that add up continuing the earlier runs' (ledger.py)."""
+        up, spool = self.uplink, self.spool
+        return {"spooled": len(spool), "spool_bytes": spool.bytes, **self.ledger.total({
+            "dropped": spool.dropped, "dropped_samples": spool.dropped_samples + self.overflow,
+            "dropped_seconds": spool.dropped_seconds, "rejected": up.rejected, "oversized": up.oversized,
+            "frame_drops": up.frame_drops, "refused_samples": up.refused_samples, "slowed": up.slowed})}
+
+    def checkpoint(self) -> dict[str, int]:
+        """Save the counters and process marks in the spool directory (if any); the counters.
+
+        Called before each heartbeat reports them (a restarted agent never
+        reports less than the console saw), before sealed journals become
+        batches, and at stop.
+        """
+        counters = self.counters()
+        if self.spool.dir is None:
+            return counters
+        wall = time.time()
+        try:
+            marks = self._marks(wall) if self._marks else list(self.ledger.marks.values())
+        except Exception as exc:  # marks read across threads: a failure costs only this save
+            log.warning("process marks failed: %s", exc)
+            return counters
+        self.ledger.save(counters, marks)
+        return counters
+
+    def _recover(self) -> None:
+        """Turn the journals a killed agent left into batches, and its marks up to their samples.
+
+        The ledger's marks and counters were read together (the process
+        table moves both as it takes a datagram): a journal's sample above
+        its process's mark came after the last save, so it moves the mark and
+        is counted as received and decoded, which that save could not do.
+        """
+        if self.spool.dir is None:
+            return
+        for number, path in journal.journals(self.spool.dir):
+            self._journals = max(self._journals, number)
+            try:
+                pending = journal.read(path)
+            except OSError as exc:
+                log.warning("cannot read the journal %s: %s", path, exc)
+                continue
+            heard = path.stat().st_mtime
+            later = sum(self.ledger.advance(msgpack.unpackb(sample, raw=False, strict_map_key=False), heard)
+                        for sample in pending.samples)
+            for name in ("received", "decoded"):
+                self.ledger.count(name, later)
+            log.info("journal %s: %d samples accepted by the last run, sent now", path.name, len(pending))
+            self._spool(pending)
+
+    def _spool(self, pending: Pending) -> None:
+        if len(pending):
+            self.spool.add(pending.data(), len(pending), source=pending.seal())
+        else:
+            pending.discard()
+
     def stats(self) -> dict[str, Any]:
         """Counters for logs, the agent's stats file and tests (read from any thread)."""
         up = self.uplink
         return {
             "samples": self.samples, "sent": up.sent, "acked": up.acked, "duplicates": up.duplicates,
-            "spooled": len(self.spool), "spool_bytes": self.spool.bytes, "dropped": self.spool.dropped,
-            "dropped_samples": self.spool.dropped_samples + self.overflow, "rejected": up.rejected,
-            "oversized": up.oversized, "refused_samples": up.refused_samples, "slowed": up.slowed,
-            "connections": up.connections, "reconnects": up.reconnects,
+            **self.own_counters(), "connections": up.connections, "reconnects": up.reconnects,
             "connected": up.connected, "last_error": up.last_error, "instance": self.spool.instance,
             "max_batch_bytes": up.limit, "frame_drops": up.frame_drops,
             "lost_at_stop": self.lost_at_stop, "lost_samples_at_stop": self.lost_samples_at_stop,
@@ -194,17 +298,12 @@ class Forwarder:
             ready = self._sealed
             if open_batch and self._open:
                 ready.append(self._open)
-                self._open = []
+                self._open = self._pending()
             self._sealed = []
-        for samples in ready:
-            try:
-                encoded = encode(samples)
-            except (TypeError, ValueError, OverflowError) as exc:  # not from the wire decoder; still
-                log.error("cannot encode a batch of %d samples, dropped: %s", len(samples), exc)
-                self.uplink.rejected += 1
-                continue
-            for data, count in self.uplink.fit(encoded):
-                self.spool.add(data, count)
+        if ready:
+            self.checkpoint()  # before the journals become batches: their samples are in these marks
+        for pending in ready:
+            self._spool(pending)
         self.spool.enforce()  # the age bound holds while the console is away
         if ready:
             self.uplink.wake.set()

@@ -92,6 +92,11 @@ def dense_counts(value: dict[int, int]) -> list[int]:
     return dense
 
 
+def packer() -> msgpack.Packer:
+    """A sample encoder (one per thread): text as str, non-UTF-8 bytes as bin, arrays as arrays."""
+    return msgpack.Packer(default=_default, use_bin_type=True)
+
+
 def encode(samples: list[dict[str, Any]]) -> list[bytes]:
     """Each sample as msgpack: text as str, non-UTF-8 bytes as bin, arrays as arrays.
 
@@ -100,7 +105,7 @@ def encode(samples: list[dict[str, Any]]) -> list[bytes]:
     receive thread must get it back within a millisecond or the kernel's
     short datagram queue overflows.
     """
-    pack = msgpack.Packer(default=_default, use_bin_type=True).pack
+    pack = packer().pack
     return [pack(sample) for sample in samples]
 
 
@@ -143,6 +148,16 @@ def pack(encoded: list[bytes], limit: int) -> tuple[list[tuple[bytes, int]], lis
     return parts, too_big
 
 
+def stamp_seconds(data: bytes) -> set[int]:
+    """The whole seconds the samples of a batch are stamped in (what a dropped batch leaves empty)."""
+    try:
+        samples = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.UnpackException):
+        return set()
+    stamps = (s.get("t") for s in samples if isinstance(s, dict)) if isinstance(samples, list) else ()
+    return {int(t) for t in stamps if type(t) in (int, float) and 0 <= t < 2**33}
+
+
 def array_length(data: bytes) -> int:
     """Element count from a msgpack array header (fixarray, array 16, array 32)."""
     first = data[0]
@@ -168,6 +183,8 @@ class Spool:
         self.bytes = 0
         self.dropped = 0  # batches discarded because the spool was full or too old
         self.dropped_samples = 0
+        self.dropped_seconds = 0  # distinct seconds (of sample stamps) those batches held
+        self._last_dropped: set[int] = set()  # the seconds of the batch dropped last
         self.instance = secrets.token_hex(8)
         self.last_id = 0
         self._lock_fd: int | None = None
@@ -261,15 +278,30 @@ class Spool:
 
     # -- batches --------------------------------------------------------------------
 
-    def add(self, samples: bytes, count: int) -> Batch:
-        """Spool a newly sealed batch under the next id, then enforce the bounds."""
+    def add(self, samples: bytes, count: int, source: Path | None = None) -> Batch:
+        """Spool a newly sealed batch under the next id, then enforce the bounds.
+
+        ``source`` is a file already holding exactly ``samples`` (a sealed
+        journal): renamed into place, so the batch is never on disk twice.
+        """
         self.last_id += 1
         batch = Batch(self.last_id, samples, count, self.clock())
         self.batches[batch.id] = batch
         self.bytes += batch.size
-        self._write(batch)
+        if source is None or not self._place(batch, source):
+            self._write(batch)
         self.enforce()
         return batch
+
+    def _place(self, batch: Batch, source: Path) -> bool:
+        if self.dir is None:
+            return False
+        try:
+            os.replace(source, self._path(batch.id))
+            return True
+        except OSError as exc:
+            log.warning("cannot move %s to batch %d: %s", source, batch.id, exc)
+            return False
 
     def first(self) -> Batch | None:
         return next(iter(self.batches.values()), None)
@@ -311,8 +343,12 @@ class Spool:
             self.remove(batch)
             self.dropped += 1
             self.dropped_samples += batch.count
-            log.warning("spool full: dropped batch %d (%d samples, %d bytes); %d dropped so far",
-                        batch.id, batch.count, batch.size, self.dropped)
+            seconds = stamp_seconds(batch.samples)
+            self.dropped_seconds += len(seconds - self._last_dropped)  # the oldest go first: only
+            self._last_dropped = seconds  # the batch before can share a second with this one
+            log.warning("spool full: dropped batch %d (%d samples, %d bytes); %d batches (%d samples, "
+                        "%d s of data) dropped so far", batch.id, batch.count, batch.size, self.dropped,
+                        self.dropped_samples, self.dropped_seconds)
 
     def replace(self, batch: Batch, parts: list[tuple[bytes, int]]) -> list[Batch]:
         """Put ``parts`` (encoded samples, count) in place of ``batch``, renumbering after it."""

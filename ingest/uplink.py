@@ -377,16 +377,9 @@ class Uplink:
                 return
 
     async def _heartbeat(self, ws: ClientConnection) -> None:
-        try:
-            counters = dict(self.counters())
-        except Exception as exc:  # the agent's counters must not take the connection down
-            log.warning("agent counters failed: %s", exc)
-            counters = {}
-        counters.update(spooled=len(self.spool), spool_bytes=self.spool.bytes, dropped=self.spool.dropped,
-                        rejected=self.rejected, oversized=self.oversized, frame_drops=self.frame_drops,
-                        refused_samples=self.refused_samples, slowed=self.slowed)
+        # ``counters`` (Forwarder.checkpoint) gives the agent's and ours, saved before they go out.
         await ws.send(msgpack.packb({"t": "heartbeat", "instance": self.spool.instance,
-                                     "time": time.time(), "counters": counters}))
+                                     "time": time.time(), "counters": self.counters()}))
 
     def _closed_by_console(self, code: int | None, reason: str | None) -> None:
         """Note the batch a 4413 or 4400 (or a drop, ``_dropped``) was about; it is dealt with
