@@ -170,16 +170,16 @@ class BaseWindowStore(abc.ABC):
         return WriteResult(written, False, tuple(sorted(batch.seconds)), increments, len(batch.dropped))
 
     async def aset_counters(self, host_id: int, counters: Mapping[str, int], now: float,
-                            instance: str = "") -> None:
+                            instance: str = "") -> dict[str, int]:
         """Store a heartbeat of agent ``instance``; what its loss counters grew by since that
         instance's previous heartbeat goes into the host's totals (``loss.LOSS_KINDS``), and the
         growth of ``lost`` into the host frames.
 
         The totals are what ``ahost_status`` shows under those names: a restarted agent
         (a new instance, or the same one counting from 0) erases nothing, and a heartbeat
-        sent twice counts once. ``bad_samples`` is the store's own counter: a heartbeat
-        cannot set it. Raises InvalidSample (nothing written) when the stored data does
-        not take it.
+        sent twice counts once; returned, for the host's database row. ``bad_samples`` is
+        the store's own counter: a heartbeat cannot set it. Raises InvalidSample (nothing
+        written) when the stored data does not take it.
         """
         buckets = []
         for tier in self.tiers:
@@ -187,7 +187,7 @@ class BaseWindowStore(abc.ABC):
             buckets.append((tier.seconds, bucket, frame_expiry(tier, bucket, now)))
         agent = {str(k): int(v) for k, v in counters.items() if k != BAD_SAMPLES}
         try:
-            await self._aset_counters(host_id, agent, now, buckets, str(instance))
+            return await self._aset_counters(host_id, agent, now, buckets, str(instance))
         except InvalidSample:
             raise
         except (TypeError, ValueError, ArithmeticError) as exc:  # the stored data's fault, not an outage
@@ -321,10 +321,10 @@ class BaseWindowStore(abc.ABC):
 
     @abc.abstractmethod
     async def _aset_counters(self, host_id: int, counters: dict[str, int], now: float,
-                             buckets: list[tuple[int, int, float]], instance: str) -> None:
+                             buckets: list[tuple[int, int, float]], instance: str) -> dict[str, int]:
         """Store counters and the instance's loss counters; add ``loss.loss_growth`` to the host's
         totals, and the growth of ``lost`` to the frames of group "*" in ``buckets`` (tier,
-        bucket start, expiry relative to now), marking "*" seen."""
+        bucket start, expiry relative to now), marking "*" seen. Returns the host's totals."""
 
     @abc.abstractmethod
     async def _aacked(self, host_id: int, instance: str) -> int: ...

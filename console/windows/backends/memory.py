@@ -197,7 +197,7 @@ class WindowStore(BaseWindowStore):
             del host.slow_order[bisect.bisect_left(host.slow_order, (entry[0], key))]
 
     async def _aset_counters(self, host_id: int, counters: dict[str, int], now: float,
-                             buckets: list[tuple[int, int, float]], instance: str) -> None:
+                             buckets: list[tuple[int, int, float]], instance: str) -> dict[str, int]:
         host = self._host(host_id)
         grown = loss_growth(host.instances.get(instance, (0.0, {}))[1], counters)
         lost = grown.get("lost", 0)
@@ -217,6 +217,7 @@ class WindowStore(BaseWindowStore):
         host.agent["counters"] = dict(counters)
         host.agent["last_heartbeat"] = now
         host.agent["last_seen"] = max(now, host.agent.get("last_seen", now))
+        return dict(host.loss)
 
     # -- reading -------------------------------------------------------------
 

@@ -185,7 +185,7 @@ class WindowStore(BaseWindowStore):
         return None if written < 0 else int(written)
 
     async def _aset_counters(self, host_id: int, counters: dict[str, int], now: float,
-                             buckets: list[tuple[int, int, float]], instance: str) -> None:
+                             buckets: list[tuple[int, int, float]], instance: str) -> dict[str, int]:
         payload = msgpack.packb({
             "counters": counters, "instance": instance, "kinds": LOSS_KINDS, "kept": INSTANCES_KEPT,
             "agent_ttl": _ms(self.longest),
@@ -193,7 +193,8 @@ class WindowStore(BaseWindowStore):
                        if expires > 0],
         })
         async with self._guard("heartbeat"):
-            await self._counters(keys=[self.key(host_id)], args=[repr(now), payload])
+            reply = await self._counters(keys=[self.key(host_id)], args=[repr(now), payload])
+        return {reply[i].decode(): int(float(reply[i + 1])) for i in range(0, len(reply), 2)}
 
     # -- reading -------------------------------------------------------------
 

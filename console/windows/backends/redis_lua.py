@@ -263,6 +263,7 @@ return b.n
 #: KEYS[1] host prefix; ARGV now, payload {counters, instance, kinds (LOSS_KINDS), kept
 #: (INSTANCES_KEPT), frames = {{key, field, ttl ms}}, agent_ttl}. The loss rule is
 #: ``loss.loss_growth``. Two phases like WRITE: reads and merges first, then only writes.
+#: Returns the host's loss totals, flat: kind, total, kind, total...
 COUNTERS = PRELUDE + r"""
 local base = KEYS[1]
 local now = tonumber(ARGV[1])
@@ -272,16 +273,17 @@ local loss_key, loss_seen = base .. 'loss', base .. 'loss:seen'
 want(agent, 'hash'); want(groups_key, 'zset'); want(loss_key, 'hash'); want(loss_seen, 'zset')
 local stored = redis.call('HGET', loss_key, b.instance)
 local previous = stored and unpack_table(stored, loss_key .. ' ' .. b.instance) or {}
-local mine, totals, lost = {}, {}, 0
+local mine, totals, changed, lost = {}, {}, {}, 0
 for _, kind in ipairs(b.kinds) do
+  local total = redis.call('HGET', agent, 't:' .. kind)
+  if total then totals[kind] = finite(tonumber(total), agent .. ' t:' .. kind) end
   local value = b.counters[kind]
   if value ~= nil then
     local before = finite(previous[kind] or 0, loss_key .. ' ' .. kind)
     local grown = value - before
     if value < before then grown = value end   -- the instance counts from 0 again
-    local total = redis.call('HGET', agent, 't:' .. kind)
-    totals[kind] = (total and finite(tonumber(total), agent .. ' t:' .. kind) or 0) + grown
-    mine[kind] = value
+    totals[kind] = (totals[kind] or 0) + grown
+    mine[kind], changed[kind] = value, true
     if kind == 'lost' then lost = grown end
   end
 end
@@ -299,7 +301,7 @@ if lost > 0 then
   see_groups(groups_key, {{'*', now}}, now, b.agent_ttl)
 end
 for k, v in pairs(b.counters) do redis.call('HSET', agent, 'c:' .. k, num(v)) end
-for kind, total in pairs(totals) do redis.call('HSET', agent, 't:' .. kind, num(total)) end
+for kind in pairs(changed) do redis.call('HSET', agent, 't:' .. kind, num(totals[kind])) end
 redis.call('HSET', agent, 'last_heartbeat', num(now), 'last_seen', num(math.max(now, last_seen)))
 redis.call('PEXPIRE', agent, b.agent_ttl)
 redis.call('HSET', loss_key, b.instance, cmsgpack.pack(mine))
@@ -311,5 +313,7 @@ if over > 0 then  -- the least recently heard instances go first
 end
 redis.call('PEXPIRE', loss_key, b.agent_ttl)
 redis.call('PEXPIRE', loss_seen, b.agent_ttl)
-return lost
+local reply = {}
+for kind, total in pairs(totals) do reply[#reply + 1] = kind; reply[#reply + 1] = num(total) end
+return reply
 """

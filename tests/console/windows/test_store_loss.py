@@ -34,9 +34,10 @@ class Agent:
     def __init__(self, store, instance: str, clock: Clock):
         self.store, self.instance, self.clock = store, instance, clock
 
-    async def beat(self, **counters: int) -> None:
+    async def beat(self, **counters: int) -> dict[str, int]:
+        """The host's loss totals the store returns (for the host's database row)."""
         self.clock.at += 5
-        await self.store.aset_counters(H, {"received": 1000, **counters}, self.clock.at,
+        return await self.store.aset_counters(H, {"received": 1000, **counters}, self.clock.at,
                                        instance=self.instance)
 
 
@@ -65,7 +66,8 @@ async def test_loss_of_two_instances_and_a_restarted_counter_adds_up_exactly(sto
     second = Agent(store, "b2", clock)
     await second.beat(lost=0, queue_drops=0, dropped=0, dropped_samples=0)
     await second.beat(lost=500, queue_drops=4, dropped=0, dropped_samples=120)
-    await second.beat(lost=801, queue_drops=4, dropped=0, dropped_samples=120)
+    totals = await second.beat(lost=801, queue_drops=4, dropped=0, dropped_samples=120)
+    assert totals == {"lost": 3702, "queue_drops": 29, "dropped": 3, "dropped_samples": 120}
     assert await shown(store, clock) == {"row lost": 2901 + 801, "row dropped": 3, "charts": 2901 + 801,
                                   "lost": 3702, "queue_drops": 29, "dropped": 3, "dropped_samples": 120}
     # the same instance restarted without its ledger: its counter starts from 0 again
@@ -101,5 +103,5 @@ async def test_the_latest_instances_are_remembered_and_a_total_never_goes_down(s
 
 
 async def test_a_heartbeat_without_loss_counters_shows_none(store, clock):
-    await Agent(store, "a1", clock).beat()
+    assert await Agent(store, "a1", clock).beat() == {}
     assert (await store.ahost_status([H]))[H]["counters"] == {"received": 1000}

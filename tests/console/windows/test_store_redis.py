@@ -190,7 +190,7 @@ async def corrupt(store, name: str) -> None:
     if name == "life":  # the last thing the script writes, once everything else was
         await store.redis.delete(key)
         await store.redis.set(key, "not a sorted set")
-    elif name == "slow:done":
+    elif name in ("slow:done", "slow:ended"):
         await store.redis.delete(key)
         await store.redis.rpush(key, "not", "a", "sorted", "set")
     elif name == "agent":
@@ -203,6 +203,7 @@ async def corrupt(store, name: str) -> None:
 
 
 @pytest.mark.parametrize(("name", "error"), [("life", "WRONGTYPE"), ("slow:done", "WRONGTYPE"),
+                                             ("slow:ended", "WRONGTYPE"),
                                              ("agent", "BADDATA"), ("procs", "BADDATA"),
                                              ("hwm#text", "BADDATA")])
 async def test_a_script_error_is_a_refused_batch_with_nothing_written(shared, name, error):
@@ -223,15 +224,23 @@ async def test_a_script_error_is_a_refused_batch_with_nothing_written(shared, na
     assert await key_space(store) == before
 
 
-async def test_a_heartbeat_that_meets_a_wrong_type_writes_nothing(shared):
+@pytest.mark.parametrize(("name", "error"), [("groups", "WRONGTYPE"), ("loss:seen", "WRONGTYPE"),
+                                             ("loss#field", "BADDATA"), ("agent#total", "BADDATA")])
+async def test_a_heartbeat_that_meets_a_wrong_type_writes_nothing(shared, name, error):
     store = await shared.make()
     now = 1795378300.0
-    await store.aset_counters(H, {"lost": 1}, now)
-    await store.redis.delete(store.key(H, "groups"))
-    await store.redis.set(store.key(H, "groups"), "not a sorted set")
+    await store.aset_counters(H, {"lost": 1}, now, instance="a")
+    key = store.key(H, name.split("#")[0])
+    if name == "loss#field":
+        await store.redis.hset(key, "a", b"\xc1")
+    elif name == "agent#total":
+        await store.redis.hset(key, "t:lost", "many")
+    else:
+        await store.redis.delete(key)
+        await store.redis.set(key, "not a sorted set")
     before, lives = await key_space(store), await ttls(store)
-    with pytest.raises(InvalidSample, match="WRONGTYPE"):
-        await store.aset_counters(H, {"lost": 5}, now + 5)
+    with pytest.raises(InvalidSample, match=error):
+        await store.aset_counters(H, {"lost": 5}, now + 5, instance="a")
     assert await key_space(store) == before
     assert not_refreshed(lives, await ttls(store))
 
