@@ -47,6 +47,9 @@ _GONE = (_Disconnected, ConnectionError)
 STORE_CHECK_INTERVAL = 3.0
 #: Seconds between attempts to receive from a channel layer that failed.
 LAYER_RETRY = 1.0
+#: Seconds a re-join may take: the layer waits without a socket timeout (settings), and a
+#: Redis that hangs must not hold a page's subscribes behind the lock for ever.
+REJOIN_TIMEOUT = 5.0
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -64,6 +67,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.channel_name = await self.channel_layer.new_channel()
         self.base_send = send
         self.layer_ok = True
+        #: what the page was last told: store up (and layer) and what the store's Redis keeps
+        self.told: tuple[bool, dict[str, Any] | None] = (True, None)
         with contextlib.suppress(StopConsumer):
             await await_many_dispatch([receive, self.layer_receive], self.dispatch)
 
@@ -84,10 +89,13 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 await self.report_store(await self.store.aping())
             return message
 
-    async def report_store(self, ok: bool, state: durability.StoreState | None = None) -> None:
+    async def report_store(self, ok: bool, state: durability.StoreState | None = None,
+                           reason: str | None = None) -> None:
         """A ``status``: the store up or down and, when it could be read, what its Redis keeps."""
-        reason = None if ok else "window store unavailable; agents are spooling"
+        if not ok and reason is None:
+            reason = "window store unavailable; agents are spooling"
         message = {"type": "status", "store_ok": ok, "now": time.time(), "reason": reason}
+        self.told = (ok, self.told[1] if state is None else state.message())
         if state is not None:
             message.update(state.message())
         with contextlib.suppress(Exception):
@@ -109,17 +117,18 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.closing = False
         await self.accept()
         known = durability.known_state(self.store)
+        self.told = (True, known.message() if known is not None else None)
         await self.send_json({"type": "hello", "user": user.get_username(), "store": store_kind(),
                               "single_process": store_kind() == "memory", "now": time.time(),
-                              **(known.message() if known is not None else {})})
-        self.watcher = asyncio.create_task(self.watch_store(known))
+                              **(self.told[1] or {})})
+        self.watcher = asyncio.create_task(self.watch_store())
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "watcher", None) is not None:
             self.watcher.cancel()
         await self.leave()
 
-    async def watch_store(self, known: durability.StoreState | None) -> None:
+    async def watch_store(self) -> None:
         """Tell the page when the window store goes away and comes back, and what its Redis
         keeps; join the page's groups again, so a Redis restart costs it a few seconds.
 
@@ -127,16 +136,15 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         layer (also Redis) cannot carry the news either. The first check is
         at once: the page's ``hello`` had only what this process knew before.
         """
-        reported = (True, known.message() if known is not None else None)
         while True:
             try:
                 ok = await self.store.aping()
                 state = await durability.store_state(self.store) if ok else None
-                ok = await self.rejoin() and ok
-                shown = (ok, state.message() if state is not None else None)
-                if shown != reported:
-                    reported = shown
-                    await self.report_store(ok, state)
+                reason = None
+                if not await self.rejoin() and ok:
+                    ok, reason = False, "live updates unavailable: the channel layer does not answer"
+                if ok != self.told[0] or (state is not None and state.message() != self.told[1]):
+                    await self.report_store(ok, state, reason)
             except Exception as exc:  # the console's bug: the next check comes as usual
                 faults.caught("store check", None, exc)
             await asyncio.sleep(STORE_CHECK_INTERVAL)
@@ -152,9 +160,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         """Join the page's groups again; False while the channel layer cannot be reached."""
         async with self.groups_lock:
             try:
-                for group in self.joined:
-                    await self._add(group)
-            except (OSError, RedisError):
+                async with asyncio.timeout(REJOIN_TIMEOUT):
+                    for group in self.joined:
+                        await self._add(group)
+            except (OSError, RedisError, TimeoutError):
                 return False
         return True
 
