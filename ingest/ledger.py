@@ -83,19 +83,20 @@ class Ledger:
         mark = self.marks.get(pid)
         if mark is not None and (incarnation, seq) <= (mark.incarnation, mark.seq):
             return False
-        if sample.get("k") == STOPPED:
-            self.marks.pop(pid, None)
-        else:
-            group = sample.get("g")
-            self.marks[pid] = Mark(pid, incarnation, seq, heard, group if isinstance(group, str) else None)
+        group = sample.get("g")
+        self.marks[pid] = Mark(pid, incarnation, seq, heard, group if isinstance(group, str) else None,
+                               sample.get("k") == STOPPED)
         return True
 
     def save(self, counters: dict[str, int], marks: Iterable[Mark]) -> None:
-        """Keep ``counters`` (this run's totals, from ``total``) and ``marks`` for the next run."""
+        """Keep ``counters`` (this run's totals, from ``total``) and ``marks`` for the next run.
+
+        A counter of an earlier run that this one does not report is kept as it was.
+        """
         if self.path is None:
             return
         tmp = self.path.with_name(LEDGER + ".tmp")
-        data = msgpack.packb({"saved": time.time(), "counters": counters,
+        data = msgpack.packb({"saved": time.time(), "counters": {**self.base, **counters},
                               "marks": [list(m) for m in marks]})
         try:
             tmp.write_bytes(data)
@@ -106,10 +107,10 @@ class Ledger:
 
 def _mark(row: Any) -> Mark | None:
     """A saved mark, or None for a row this version cannot trust."""
-    if not isinstance(row, list) or len(row) != 5:
+    if not isinstance(row, list) or len(row) != 6:
         return None
-    pid, incarnation, seq, heard, group = row
+    pid, incarnation, seq, heard, group, ended = row
     ints = all(type(v) is int and 0 <= v < 1 << 53 for v in (pid, incarnation, seq))
     if not ints or type(heard) not in (int, float) or not math.isfinite(heard):
         return None
-    return Mark(pid, incarnation, seq, float(heard), group if isinstance(group, str) else None)
+    return Mark(pid, incarnation, seq, float(heard), group if isinstance(group, str) else None, ended is True)

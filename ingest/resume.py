@@ -32,6 +32,7 @@ class Mark(NamedTuple):
     seq: int
     heard: float  # epoch s of its last datagram: the gap's plausibility bound runs on wall time
     group: str | None = None  # slow and GC samples before its next tick still get their group
+    ended: bool = False  # it sent STOPPED: its pid's next datagram is a new life
 
 
 class Dormant:
@@ -69,7 +70,8 @@ class Dormant:
 def mark_of(proc: Process, now: float, wall: float) -> Mark:
     """``proc``'s mark, its last datagram dated in wall time (``now`` is the table's clock)."""
     group = proc.group if isinstance(proc.group, str) else None
-    return Mark(proc.pid, proc.incarnation, proc.last_seq, wall - (now - proc.last_seen), group)
+    return Mark(proc.pid, proc.incarnation, proc.last_seq, wall - (now - proc.last_seen), group,
+                proc.state == "stopped")
 
 
 def discard(procs: deque[Process], proc: Process) -> bool:

@@ -366,15 +366,17 @@ class ProcessTable:
     # -- across agent runs ----------------------------------------------------------
 
     def marks(self, wall: float) -> list[Mark]:
-        """Where every running or gone process is in its sequence (any thread; ``wall`` is time.time())."""
+        """Where every process is in its sequence, the latest life of a pid last (any thread;
+        ``wall`` is time.time()); a stopped one's too, so a restart knows what it had counted."""
         now = self.clock()
-        return [mark_of(p, now, wall) for p in [*list(self.current.values()), *self.dormant.values()]]
+        procs = [p for p in list(self.ended) if p.state == "stopped"]
+        return [mark_of(p, now, wall) for p in [*procs, *self.dormant.values(), *list(self.current.values())]]
 
     def remember(self, marks: list[Mark], wall: float) -> None:
         """Take the marks the agent's last run saved: those pids continue their lives here."""
         now = self.clock()
         for mark in marks:
-            if mark.pid not in self.current:
+            if mark.pid not in self.current and not mark.ended:
                 self.dormant.remember(mark, now - (wall - mark.heard))
                 number = max(self._incarnations.pop(mark.pid, 0), mark.incarnation)
                 self._incarnations[mark.pid] = number  # a new life of the pid takes the next number

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.console import AgentProcess, tail
+from support.console import AgentProcess, note, tail
 from support.console_peer import ConsolePeer
 from support.datagrams import send_all
 from support.modwsgi import wait_until
@@ -183,3 +183,4 @@ def test_sigkill_mid_stream_then_restart_loses_nothing_accepted_and_counts_the_r
     assert_never_smaller(peer, "received", "decoded", "lost")
     log = second.log_text()
     assert "Traceback" not in log, tail(second.log)
+    note(next((line for line in log.splitlines() if ".journal:" in line), "no open batch at the kill"))
