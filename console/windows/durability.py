@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 log = logging.getLogger("console.windows.durability")
@@ -60,6 +62,12 @@ class Durability:
 
     def message(self) -> dict[str, str]:
         return {"state": self.state, "text": self.text, "fix": self.fix}
+
+
+def _log(durability: Durability) -> None:
+    level = logging.INFO if durability.state == DURABLE else logging.WARNING
+    fix = f"; fix: {durability.fix}" if durability.fix else ""
+    log.log(level, "window store: %s%s", durability.text, fix)
 
 
 def judge(config: Mapping[str, str] | None, aof_enabled: bool | None = None) -> Durability:
@@ -160,9 +168,7 @@ class Watch:
             durability = judge(*await read_config(self.redis))
             self.config_at = now
             if previous is None or durability != previous.durability:
-                level = logging.INFO if durability.state == DURABLE else logging.WARNING
-                fix = f"; fix: {durability.fix}" if durability.fix else ""
-                log.log(level, "window store: %s%s", durability.text, fix)
+                _log(durability)
         await self.redis.set(self.marker, repr(now), nx=True)
         since = float(await self.redis.get(self.marker) or now)
         lost_at = previous.lost_at if previous is not None else None
@@ -190,3 +196,32 @@ async def store_state(store: Any, now: float | None = None) -> StoreState | None
     if watch is None:
         watch = _watches[store] = Watch(store)
     return await watch.check(time.time() if now is None else now)
+
+
+def check_at_start(url: str) -> Durability:
+    """Read, judge and log what the Redis at ``url`` keeps, from a synchronous caller (the
+    console's start, before its event loop runs): in a thread of its own, so that no event
+    loop of the caller's is made, closed or replaced."""
+    verdict: list[Durability] = []
+
+    async def read() -> Durability:
+        client = Redis.from_url(url, socket_timeout=READ_TIMEOUT, socket_connect_timeout=READ_TIMEOUT)
+        try:
+            async with asyncio.timeout(READ_TIMEOUT * 2):
+                return judge(*await read_config(client))
+        finally:
+            await client.aclose()
+
+    def run() -> None:
+        try:
+            verdict.append(asyncio.run(read()))
+        except (RedisError, OSError, TimeoutError) as exc:
+            verdict.append(Durability(UNKNOWN, f"Redis did not answer at the console's start ({exc!r})", FIX))
+
+    thread = threading.Thread(target=run, name="redis durability check", daemon=True)
+    thread.start()
+    thread.join(READ_TIMEOUT * 3)
+    silent = Durability(UNKNOWN, "Redis did not answer at the console's start", FIX)
+    result = verdict[0] if verdict else silent
+    _log(result)
+    return result

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -162,3 +163,21 @@ async def test_a_page_keeps_receiving_frames_after_the_channel_layer_redis_resta
                 stop.set()
                 await feeder
                 await page.close()
+
+
+@pytest.mark.parametrize(("appendonly", "level", "verdict"), [
+    ("no", "WARNING", durability.AT_RISK), ("yes", "INFO", durability.DURABLE)])
+async def test_the_console_start_logs_what_redis_keeps(tmp_path, caplog, appendonly, level, verdict):
+    with own_redis(tmp_path, appendonly=appendonly) as server, \
+            caplog.at_level("INFO", logger="console.windows.durability"):
+        said = await asyncio.to_thread(durability.check_at_start, server.url)  # a sync caller
+    assert said.state == verdict
+    [record] = [r for r in caplog.records if r.name == "console.windows.durability"]
+    assert record.levelname == level and said.text in record.getMessage()
+
+
+async def test_a_redis_that_does_not_answer_at_start_is_unknown_not_an_error():
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"redis://127.0.0.1:{probe.getsockname()[1]}/0"
+    assert (await asyncio.to_thread(durability.check_at_start, url)).state == durability.UNKNOWN
