@@ -300,7 +300,7 @@ class Forwarder:
                 ready.append(self._open)
                 self._open = self._pending()
             self._sealed = []
-        if ready:
+        if ready and self.spool.dir is not None:
             self.checkpoint()  # before the journals become batches: their samples are in these marks
         for pending in ready:
             self._spool(pending)

@@ -57,14 +57,24 @@ class Dormant:
     def values(self) -> list[Process]:
         return list(self._procs.values())
 
-    def remember(self, mark: Mark, last_seen: float) -> Process:
-        """A stand-in for a process the previous run heard; ``last_seen`` on the table's clock."""
-        proc = Process(pid=mark.pid, incarnation=mark.incarnation, first_seq=mark.seq, last_seq=mark.seq,
-                       late_join=False, first_seen=last_seen, last_seen=last_seen, state="gone")
-        if mark.group is not None:
-            proc.identity["process_group"] = mark.group
-        self.add(proc)
-        return proc
+    def remember(self, mark: Mark, last_seen: float) -> None:
+        """Keep a process the previous run heard; ``last_seen`` on the table's clock."""
+        self.add(_stand_in(mark, last_seen))
+
+    def forget(self, proc: Process) -> None:
+        """The table lets ``proc`` go: what it holds goes with it, its place in its sequence stays."""
+        if self._procs.get(proc.pid) is proc:
+            self._procs[proc.pid] = _stand_in(mark_of(proc, 0.0, 0.0), proc.last_seen)
+
+
+def _stand_in(mark: Mark, last_seen: float) -> Process:
+    """A gone process reduced to what resuming it needs (its ticks, slow records and GC state are
+    in no byte bound once the table has forgotten it)."""
+    proc = Process(pid=mark.pid, incarnation=mark.incarnation, first_seq=mark.seq, last_seq=mark.seq,
+                   late_join=False, first_seen=last_seen, last_seen=last_seen, state="gone")
+    if mark.group is not None:
+        proc.identity["process_group"] = mark.group
+    return proc
 
 
 def mark_of(proc: Process, now: float, wall: float) -> Mark:

@@ -214,6 +214,7 @@ class ProcessTable:
 
     def _forget(self, proc: Process, early: bool = True) -> None:
         self.kept -= proc.kept
+        self.dormant.forget(proc)
         if early:
             self.totals.evicted += 1
 
@@ -366,8 +367,7 @@ class ProcessTable:
     # -- across agent runs ----------------------------------------------------------
 
     def marks(self, wall: float) -> list[Mark]:
-        """Where every process is in its sequence, the latest life of a pid last (any thread;
-        ``wall`` is time.time()); a stopped one's too, so a restart knows what it had counted."""
+        """Each process's place in its sequence, a pid's latest life last (any thread; ``wall``: now)."""
         now = self.clock()
         procs = [p for p in list(self.ended) if p.state == "stopped"]
         return [mark_of(p, now, wall) for p in [*procs, *self.dormant.values(), *list(self.current.values())]]

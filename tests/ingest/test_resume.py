@@ -2,7 +2,7 @@
 
 from ingest import wire
 from ingest.resume import Mark
-from ingest.state import ProcessTable
+from ingest.state import ENDED_RETENTION, ProcessTable
 
 STAMP = 1795378194.0
 
@@ -79,3 +79,18 @@ def test_a_gap_after_a_restart_is_bounded_by_the_wall_time_since_heard():
     new.remember([Mark(10, 3, 100, STAMP, "g")], STAMP + 1.0)
     proc = new.add(dgram(2, 10, 100 + 50_000))  # 50,000 in one second: not believed
     assert proc.incarnation == 4 and new.totals.lost == 0 and new.totals.seq_jumps == 1
+
+
+def test_a_gone_process_forgotten_by_the_table_still_resumes_holding_nothing():
+    clock = Clock()
+    table = ProcessTable(clock=clock)
+    table.add(dgram(5, 10, 1, process_group="g"))
+    table.add(dgram(4, 10, 2, slow_log_id="r1", slow_record_state=1))  # a completed slow record, kept
+    clock.now += 30
+    table.expire()
+    clock.now += ENDED_RETENTION + 1
+    table.expire()
+    assert not table.processes() and table.kept == 0
+    proc = table.add(dgram(2, 10, 5, request_count=1))
+    assert (proc.incarnation, proc.lost, proc.group, len(proc.slow_completed)) == (1, 2, "g", 0)
+    assert table.totals.resumed == 1 and table.kept == proc.kept
