@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-#: The agent's counters of what it lost, by kind: sequence gaps, its receive queue, its spool
-#: full (batches, then samples). An agent's counter restarts with a new instance (or from 0
-#: without its ledger), so what hosts show is the store's total of each: it only grows.
-LOSS_KINDS = ("lost", "queue_drops", "dropped", "dropped_samples")
+#: The agent's counters of what it lost, by kind (docs/agent-protocol.md): sequence gaps, its
+#: receive queue, its spool full (batches, their samples, their seconds), samples the console
+#: refused. An agent's counter restarts with a new instance (or from 0 without its ledger),
+#: so what hosts show is the store's total of each: it only grows.
+LOSS_KINDS = ("lost", "queue_drops", "dropped", "dropped_samples", "dropped_seconds", "refused_samples")
 #: Agent instances whose latest loss counters a host keeps (the least recently heard go first):
 #: one agent at a time, but an old instance heard again must not count its loss twice.
 INSTANCES_KEPT = 16
