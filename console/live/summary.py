@@ -73,16 +73,17 @@ def _seconds(value: float) -> str:
 
 def agent_clock(counters: dict[str, Any]) -> dict[str, Any] | None:
     """The agent's clock as the host page and fleet row show it; None before any heartbeat
-    with a ``time``. ``shown`` past SHOW_SKEW; ``text`` says it, and the correction made."""
+    with a ``time``. ``shown`` past SHOW_SKEW; ``text`` says it, ``correction`` what was done
+    about it ("" when the samples are stored as sent)."""
     if not counters.get(SKEW_BEATS):
         return None
     skew, shift = counters.get(SKEW_MS, 0) / 1000, counters.get(SHIFT_MS, 0) / 1000
     text = (f"agent clock {_seconds(abs(skew))} {'ahead of' if skew > 0 else 'behind'} the console"
             if abs(skew) > SHOW_SKEW else "agent clock in step with the console")
-    if shift:
-        text += f"; its samples are placed by the console's clock (stamps moved by {-shift:+.1f} s)"
+    correction = (f"its samples are placed by the console's clock (stamps moved by {-shift:+.1f} s)"
+                  if shift else "")
     return {"skew": skew, "shift": shift, "shown": abs(skew) > SHOW_SKEW or shift != 0, "text": text,
-            "beats": int(counters[SKEW_BEATS])}
+            "correction": correction, "beats": int(counters[SKEW_BEATS])}
 
 
 def agent_state(status: dict[str, Any], now: float) -> dict[str, Any]:

@@ -136,8 +136,10 @@ function renderClock(tr, clock) {
   if (!el) return;
   const shown = Boolean(clock && typeof clock === "object" && clock.shown);
   el.hidden = !shown;
-  const text = shown ? String(clock.text || "") : "";
+  const correction = shown ? String(clock.correction || "") : "";
+  const text = shown ? String(clock.text || "") + (correction ? " · corrected" : "") : "";
   if (el.textContent !== text) el.textContent = text;
+  el.title = correction ? correction + ". Fix the agent host's clock (NTP)." : "";
 }
 
 function renderAge(tr, entry) {

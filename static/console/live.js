@@ -131,14 +131,13 @@ function renderClock(clock) {
   const shown = Boolean(clock && typeof clock === "object" && clock.shown);
   el.hidden = !shown;
   if (!shown) return;
-  const text = String(clock.text || "");
+  const correction = String(clock.correction || "");
+  const text = String(clock.text || "") + (correction ? " · times corrected" : "");
   if (el.textContent !== text) el.textContent = text;
-  el.dataset.kind = clock.shift ? "corrected" : "warn";
-  el.title = clock.shift
-    ? "The console measures the agent's clock at each heartbeat; its samples' times are moved by the "
-      + "measured skew, so charts, ages and process states are on the console's clock. Fix the agent "
-      + "host's clock (NTP)."
-    : "The console measures the agent's clock at each heartbeat. Fix the agent host's clock (NTP).";
+  el.dataset.kind = correction ? "corrected" : "warn";
+  el.title = "The console measures the agent's clock at each heartbeat"
+    + (correction ? ": " + correction + ", so charts, ages and process states are on the console's clock" : "")
+    + ". Fix the agent host's clock (NTP).";
 }
 
 function renderAge() {
