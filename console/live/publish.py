@@ -28,6 +28,7 @@ import time
 from typing import Any
 
 from channels.layers import get_channel_layer
+from redis.exceptions import RedisError
 
 from ingest.frames import merge, merge_into
 
@@ -267,6 +268,9 @@ async def publish_once(host: dict[str, Any], store: Any, groups: set[str],
             await publish_second(store, host, groups, second)
         except StoreUnavailable:
             faults.refuse("store unavailable", "frames are not published", host=host)
+            return
+        except (OSError, RedisError) as exc:  # the channel layer's Redis (restarting): no bug of ours
+            faults.refuse("channel layer unavailable", f"frames are not published: {exc!r}", host=host)
             return
 
 
