@@ -106,7 +106,8 @@ function storeWords() {
   }
   if (storeInfo.lostAt !== null) {
     const since = storeInfo.dataSince ?? storeInfo.lostAt;
-    out.push(["history from " + fmt.clock(since), "Redis restarted without its data: the console has data "
+    const when = serverNow() - since < 43200 ? fmt.clock(since) : new Date(since * 1000).toLocaleString();
+    out.push(["history from " + when, "Redis restarted without its data: the console has data "
       + "again from " + new Date(since * 1000).toLocaleString() + "; nothing before then can be shown.", "warn"]);
   }
   return out;
