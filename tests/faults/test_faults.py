@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from support.console import ConsoleSite, LiveClient, RedisServer, live_clients, note, stored_samples, unique
 from support.deployment import Deployment, check_exact_delivery
-from support.faults import SlowLink, completed_slow_requests, console_view, slow_requests
+from support.faults import SlowLink, completed_slow_requests, console_view, skewed_clock, slow_requests
 from support.modwsgi import wait_until
 
 PROCESSES = 4
@@ -156,3 +156,40 @@ def test_an_agent_restart_counts_what_it_missed_and_keeps_its_processes(deploy, 
     assert len(view.samples) + shown_lost == made, (len(view.samples), shown_lost, made)
     assert len(view.lives()) == PROCESSES, "phantom processes after the agent restart"
     assert view.slow_states().get("expired", 0) == 0
+
+
+@pytest.mark.parametrize("offset", [120.0, -120.0])
+def test_an_agent_host_with_a_skewed_clock_is_placed_on_the_console_clock(deploy, work, offset):
+    """The agent and the server it watches share the host's wrong clock (mod_wsgi stamps
+    its datagrams with it); the console measures the skew and places the samples by its own."""
+    dep, host, host_id = start(deploy)
+    since = time.time() - 60
+    skewed = skewed_clock(work, offset)
+    agent = dep.agent(host, env=skewed)
+    sim = dep.simulator(agent, seed=3, processes=PROCESSES // 2, extra=SIMULATION, env=skewed)
+    assert wait_until(lambda: agent.connections() >= 1, 20), dep.diagnostics()
+    (user,) = dep.fleet["users"].values()
+    with live_clients(LiveClient(dep.site.live_url, user["token"], "ann")) as [ann]:
+        ann.request({"type": "subscribe", "scope": "host", "host": host_id, "window": 60},
+                    lambda m: m["type"] == "host.snapshot")
+        # live frames with ticks arrive on the console's clock, and the page is told the skew
+        frame = ann.wait_for(lambda m: m["type"] == "host.frame" and not m.get("partial")
+                             and (m["groups"].get("*") or {}).get("throughput"), 30)
+        assert abs(frame["t"] - time.time()) < 10
+        def corrected(m: dict[str, Any]) -> bool:
+            clock = (m.get("agent_state") or {}).get("clock") or {}
+            return m["type"] == "host.frame" and clock.get("shown") and clock.get("shift")
+
+        clock = ann.wait_for(corrected, 30)["agent_state"]["clock"]
+        note(f"host frame says: {clock}")
+        assert ("ahead" if offset > 0 else "behind") in clock["text"]
+        assert abs(clock["skew"] - offset) < 5
+    summary, _ = finish(sim, agent)
+    view = console_view(dep.site, host_id, since - 300)  # stamps before the correction too
+    stamps = sorted(s["t"] for s in view.samples if s["k"] == 2)
+    note(f"simulator {summary}; tick stamps {stamps[0] - since:.1f} .. {stamps[-1] - since:.1f} s after "
+         f"the test's start; counters {view.counters}")
+    now = time.time()
+    # after the first heartbeat, every tick is placed within a few seconds of the console's clock
+    assert all(abs(t - now) < 60 for t in stamps[len(stamps) // 2:])
+    assert len(view.lives()) == PROCESSES
