@@ -13,8 +13,10 @@ still tells whether the AOF is on, and failing that the verdict is
 
 Whether it *did* keep its data is told by a marker key (``<prefix>since``,
 the console time the store began to hold data) that lives as long as the
-rest does: a Redis that comes back without it has lost its history, and
-``data_since`` says from when the store has data again. A change of Redis's
+rest does (its TTL is the store's longest, renewed at each check, so an
+idle store leaves nothing behind either): a Redis that comes back without
+it has lost its history, and ``data_since`` says from when the store has
+data again. A change of Redis's
 ``run_id`` says that Redis restarted at all.
 
 Plain Python like the rest of ``console.windows``: the live consumers ask
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import threading
 import time
 import weakref
@@ -141,6 +144,7 @@ class Watch:
     def __init__(self, store: Any) -> None:
         self.redis = store.redis
         self.marker = f"{getattr(store, 'prefix', 'wf:')}since"
+        self.marker_ttl = max(1, math.ceil(getattr(store, "longest", 86400.0) * 1000))
         self.state: StoreState | None = None
         self.checked_at = -float("inf")
         self.config_at = -float("inf")
@@ -169,8 +173,8 @@ class Watch:
             self.config_at = now
             if previous is None or durability != previous.durability:
                 _log(durability)
-        await self.redis.set(self.marker, repr(now), nx=True)
-        since = float(await self.redis.get(self.marker) or now)
+        await self.redis.set(self.marker, repr(now), nx=True, px=self.marker_ttl)
+        since = float(await self.redis.getex(self.marker, px=self.marker_ttl) or now)
         lost_at = previous.lost_at if previous is not None else None
         if previous is not None and previous.data_since is not None and since > previous.data_since:
             lost_at = since

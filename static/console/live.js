@@ -107,7 +107,7 @@ function storeWords() {
   if (storeInfo.lostAt !== null) {
     const since = storeInfo.dataSince ?? storeInfo.lostAt;
     const when = serverNow() - since < 43200 ? fmt.clock(since) : new Date(since * 1000).toLocaleString();
-    out.push(["history from " + when, "Redis restarted without its data: the console has data "
+    out.push(["history from " + when, "Redis lost its data (restarted without it, or flushed): the console has data "
       + "again from " + new Date(since * 1000).toLocaleString() + "; nothing before then can be shown.", "warn"]);
   }
   return out;
