@@ -79,7 +79,7 @@ def agent_clock(counters: dict[str, Any]) -> dict[str, Any] | None:
         return None
     skew, shift = counters.get(SKEW_MS, 0) / 1000, counters.get(SHIFT_MS, 0) / 1000
     text = (f"agent clock {_seconds(abs(skew))} {'ahead of' if skew > 0 else 'behind'} the console"
-            if abs(skew) > SHOW_SKEW else "agent clock in step with the console")
+            if abs(skew) > SHOW_SKEW or shift else "agent clock in step with the console")
     correction = (f"its samples are placed by the console's clock (stamps moved by {-shift:+.1f} s)"
                   if shift else "")
     return {"skew": skew, "shift": shift, "shown": abs(skew) > SHOW_SKEW or shift != 0, "text": text,
