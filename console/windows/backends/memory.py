@@ -165,16 +165,16 @@ class WindowStore(BaseWindowStore):
             if key in ended:
                 if ended[key][1]:
                     continue  # completed: a late active record is not news
-                self._unend(host, key)  # repeated again: it had not expired after all
+                _unend(host, key)  # repeated again: it had not expired after all
             active[key] = seen
         for key, stamp, blob in batch.slow_done:
             active.pop(key, None)
-            self._end(host, key, stamp, True, blob)
+            _end(host, key, stamp, True, blob)
         stale = -math.inf if batch.latest is None else batch.latest - self.slow_stale
         for key in [k for k, (seen, _) in active.items()
                     if seen < stale or any(k.startswith(p) for p in batch.stopped)]:
             seen, blob = active.pop(key)
-            self._end(host, key, seen, False, blob)  # expired: never completed
+            _end(host, key, seen, False, blob)  # expired: never completed
         if batch.latest is not None:
             host.slow_at = batch.latest
         order = host.slow_order  # trimmed like ZREMRANGEBYSCORE, then ZREMRANGEBYRANK
@@ -182,19 +182,6 @@ class WindowStore(BaseWindowStore):
         for _, key in order[:gone]:
             del ended[key]
         del order[:gone]
-
-    @staticmethod
-    def _end(host: _Host, key: str, stamp: float, completed: bool, blob: bytes) -> None:
-        """Keep one ended copy per request: the latest replaces the one before."""
-        WindowStore._unend(host, key)
-        host.slow_ended[key] = (stamp, completed, blob)
-        bisect.insort(host.slow_order, (stamp, key))
-
-    @staticmethod
-    def _unend(host: _Host, key: str) -> None:
-        entry = host.slow_ended.pop(key, None)
-        if entry is not None:
-            del host.slow_order[bisect.bisect_left(host.slow_order, (entry[0], key))]
 
     async def _aset_counters(self, host_id: int, counters: dict[str, int], now: float,
                              buckets: list[tuple[int, int, float]], instance: str) -> dict[str, int]:
@@ -272,6 +259,19 @@ class WindowStore(BaseWindowStore):
 
     async def aping(self) -> bool:
         return True
+
+
+def _end(host: _Host, key: str, stamp: float, completed: bool, blob: bytes) -> None:
+    """Keep one ended copy per request: the latest replaces the one before."""
+    _unend(host, key)
+    host.slow_ended[key] = (stamp, completed, blob)
+    bisect.insort(host.slow_order, (stamp, key))
+
+
+def _unend(host: _Host, key: str) -> None:
+    entry = host.slow_ended.pop(key, None)
+    if entry is not None:
+        del host.slow_order[bisect.bisect_left(host.slow_order, (entry[0], key))]
 
 
 def _trim_sorted(items: list[tuple[float, bytes]], cutoff: float) -> None:
