@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from tab_helpers import sample
 
-from console.live import agents, summary
+from console.live import agents, protocol, summary
 from console.live.agents import AgentClock, shifted
 from ingest.frames import GC_EVENT, SLOW
 
@@ -31,3 +31,12 @@ def test_every_instant_of_a_sample_moves_and_nothing_else():
     assert moved[1]["f"]["gc_event_start_stamp"] == 1879.5 and moved[1]["f"]["gc_event_duration"] == 0.5
     assert slow["t"] == 2000.0 and slow["f"]["slow_start_stamp"] == 1990.0, "the original is untouched"
     assert sorted(agents.EPOCH_FIELDS) == ["gc_event_start_stamp", "slow_start_stamp"]
+
+
+@pytest.mark.parametrize("value", [None, "1795378200", True, float("nan"), float("inf"), -5.0, 0, 2.0**34])
+def test_a_heartbeat_time_that_is_no_clock_is_ignored_not_refused(value):
+    assert protocol.heartbeat_time({"t": "heartbeat", "time": value, "counters": {}}) is None
+
+
+def test_a_heartbeat_time_is_taken_as_epoch_seconds():
+    assert protocol.heartbeat_time({"time": 1795378200}) == 1795378200.0
