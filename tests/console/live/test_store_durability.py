@@ -76,6 +76,12 @@ async def test_the_page_status_says_whether_redis_keeps_acknowledged_data(tmp_pa
                 status = await page.until(lambda m: m["type"] == "status" and "durability" in m)
             finally:
                 await page.close()
+            later = Page(user)  # the process knows now: the next page's hello says it
+            try:
+                hello = await later.start()
+            finally:
+                await later.close()
+    assert hello["type"] == "hello" and hello["durability"] == status["durability"]
     said = status["durability"]
     assert status["store_ok"] is True and said["state"] == verdict, said
     if verdict == durability.DURABLE:
