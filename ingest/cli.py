@@ -200,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(/ws/agent/ is added)")
     serve.add_argument("--token-file", metavar="PATH", help="file holding this host's agent token")
     serve.add_argument("--spool-dir", metavar="DIR",
-                       help="keep unacknowledged batches here too, so they survive an agent restart")
+                       help="keep unacknowledged batches here too, the open one included, so they survive "
+                            "an agent restart or kill; the loss counters and each process's place in its "
+                            "sequence are kept here as well, and continued by the next run")
     serve.add_argument("--spool-max-bytes", type=int, default=64 << 20, metavar="N")
     serve.add_argument("--spool-max-age", type=float, default=3600.0, metavar="SECONDS")
     serve.add_argument("--batch-interval", type=_batch_interval, default=0.1, metavar="SECONDS",

@@ -30,6 +30,7 @@ from typing import Any
 
 import msgpack
 
+from .fields import Kind
 from .resume import Mark
 
 log = logging.getLogger("ingest.forwarder")
@@ -37,7 +38,7 @@ log = logging.getLogger("ingest.forwarder")
 LEDGER = "ledger"
 GAUGES = frozenset({"processes", "spooled", "spool_bytes"})
 MAX_MARKS = 1 << 16  # more than the process table holds, running and gone
-STOPPED = 7  # Kind.PROCESS_STOPPED: a process whose last word was this is not coming back
+STOPPED = int(Kind.PROCESS_STOPPED)  # a process whose last word was this is not coming back
 
 
 class Ledger:

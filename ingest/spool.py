@@ -3,7 +3,8 @@
 Batches live in memory as their encoded samples (a msgpack array), so the
 bound on bytes is exact and a resend costs no re-encoding. With a spool
 directory each batch is also one file, ``<id>.batch``, written to a temporary
-name and renamed, so a crash leaves either the whole batch or nothing. The
+name and renamed (or, for a sealed journal of the open batch, ``journal.py``,
+renamed itself), so a crash leaves either the whole batch or nothing. The
 directory also keeps the agent instance id and the last batch id used: the
 console deduplicates by a high-water mark of batch ids per instance, so an
 agent restarted on the same spool must continue the same instance's ids, and
