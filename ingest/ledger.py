@@ -97,8 +97,11 @@ class Ledger:
         if self.path is None:
             return
         tmp = self.path.with_name(LEDGER + ".tmp")
-        data = msgpack.packb({"saved": time.time(), "counters": {**self.base, **counters},
-                              "marks": [list(m) for m in marks]})
+        packer = msgpack.Packer()
+        rows = [packer.pack(list(m)) for m in marks]  # one call a mark: the receive thread gets the GIL
+        data = b"".join([packer.pack_map_header(3), packer.pack("saved"), packer.pack(time.time()),
+                         packer.pack("counters"), packer.pack({**self.base, **counters}),
+                         packer.pack("marks"), packer.pack_array_header(len(rows)), *rows])
         try:
             tmp.write_bytes(data)
             os.replace(tmp, self.path)
