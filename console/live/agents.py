@@ -235,7 +235,11 @@ class AgentConsumer(AsyncWebsocketConsumer):
         if agent_time is not None:
             self.clock.observe(agent_time, now)
         self.counters = {**health.with_decoding(previous, counters, now), **self.clock.counters()}
-        await self.store.aset_counters(self.host['id'], self.counters, now)
-        await queries.record_heartbeat(self.host['id'], counters)
+        # The store adds each instance's loss to the host's totals (docs/store-exactly-once.md):
+        # those, not this run's counters, are what the host's database row shows.
+        totals = await self.store.aset_counters(self.host['id'], self.counters, now,
+                                                instance=self.instance or "")
+        await queries.record_heartbeat(self.host['id'], {
+            **counters, **{k: min(max(int(v), 0), protocol.COUNTER_MAX) for k, v in (totals or {}).items()}})
 
     handlers = {"hello": on_hello, "batch": on_batch, "heartbeat": on_heartbeat}

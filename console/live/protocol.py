@@ -18,6 +18,8 @@ PROTOCOL = 1
 MAX_SAMPLES = 5000
 MAX_FIELDS = checks.MAX_FIELDS
 MAX_STRING = 64 * 1024
+#: Largest counter the host's database columns (BigIntegerField) hold.
+COUNTER_MAX = 2**63 - 1
 
 
 class ProtocolError(ValueError):
@@ -105,7 +107,7 @@ def validate_heartbeat(message: dict) -> dict[str, int]:
     counters = message.get("counters")
     if not isinstance(counters, dict):
         raise ProtocolError("'counters' must be a map")
-    largest, most, longest = 2**63 - 1, 64, 64
+    largest, most, longest = COUNTER_MAX, 64, 64
     out: dict[str, int] = {}
     for name, value in counters.items():
         if len(out) >= most:

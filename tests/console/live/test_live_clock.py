@@ -9,24 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
-import pytest_asyncio
 from live_helpers import Agent, Page, make_host, make_member, of, tick
-from tab_helpers import STORES, temp_store
 
-from console.live import agents, pages, summary
+from console.live import summary
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
-
-
-@pytest_asyncio.fixture(params=STORES)
-async def store(request, monkeypatch) -> AsyncIterator:
-    async with temp_store(request.param) as made:
-        monkeypatch.setattr(agents, "window_store", lambda: made)
-        monkeypatch.setattr(pages, "window_store", lambda: made)
-        yield made
 
 
 async def beat(agent: Agent, skew: float) -> None:
@@ -47,7 +36,7 @@ async def feed(agent: Agent, skew: float, stop: asyncio.Event) -> None:
 
 
 @pytest.mark.parametrize("skew", [120.0, -120.0])
-async def test_a_skewed_agent_is_placed_at_console_time_and_said(store, skew):
+async def test_a_skewed_agent_is_placed_at_console_time_and_said(console_store, skew):
     host, token = await make_host("web-a")
     user = await make_member("ann", host)
     agent, page = Agent(token), Page(user)
@@ -59,7 +48,7 @@ async def test_a_skewed_agent_is_placed_at_console_time_and_said(store, skew):
         before = time.time()
         ack = await agent.batch([tick(100, time.time() + skew)])
         assert ack["written"] == 1
-        [written] = await store.araw(host.pk, before - 5, time.time() + 5)
+        [written] = await console_store.araw(host.pk, before - 5, time.time() + 5)
         assert abs(written["t"] - before) < 5, "the sample is placed on the console's clock"
         feeder = asyncio.create_task(feed(agent, skew, stop))
 
@@ -76,7 +65,7 @@ async def test_a_skewed_agent_is_placed_at_console_time_and_said(store, skew):
                                  and m["groups"].get("*", {}).get("ticks", 0) > 0)
         assert abs(frame["t"] - frame["now"]) < 10
         assert frame["agent_state"]["clock"]["shown"]
-        [process] = await store.aprocesses(host.pk)
+        [process] = await console_store.aprocesses(host.pk)
         assert process["state"] == "running"
 
         await page.send({"type": "subscribe", "scope": "fleet"})
@@ -91,7 +80,7 @@ async def test_a_skewed_agent_is_placed_at_console_time_and_said(store, skew):
         await agent.close()
 
 
-async def test_a_clock_in_step_is_not_shown_nor_corrected(store):
+async def test_a_clock_in_step_is_not_shown_nor_corrected(console_store):
     host, token = await make_host("web-a")
     agent = Agent(token)
     try:
@@ -99,9 +88,9 @@ async def test_a_clock_in_step_is_not_shown_nor_corrected(store):
         await beat(agent, 0.3)
         stamp = time.time() + 0.3
         await agent.batch([tick(100, stamp)])
-        [written] = await store.araw(host.pk, stamp - 5, stamp + 5)
+        [written] = await console_store.araw(host.pk, stamp - 5, stamp + 5)
         assert written["t"] == stamp
-        status = (await store.ahost_status([host.pk]))[host.pk]
+        status = (await console_store.ahost_status([host.pk]))[host.pk]
         clock = summary.agent_clock(status["counters"])
         assert clock is not None and not clock["shown"] and clock["shift"] == 0 and clock["correction"] == ""
         assert clock["text"] == "agent clock in step with the console"
@@ -109,7 +98,7 @@ async def test_a_clock_in_step_is_not_shown_nor_corrected(store):
         await agent.close()
 
 
-async def test_a_reconnect_keeps_the_correction_in_force(store):
+async def test_a_reconnect_keeps_the_correction_in_force(console_store):
     host, token = await make_host("web-a")
     agent = Agent(token)
     try:
@@ -125,7 +114,7 @@ async def test_a_reconnect_keeps_the_correction_in_force(store):
         await agent.batch([tick(100, time.time() + 60.0)])  # before this connection's first heartbeat
         await beat(agent, 60.3)
         await agent.batch([tick(100, time.time() + 60.3)])
-        stamps = [s["t"] for s in await store.araw(host.pk, before - 5, time.time() + 100)]
+        stamps = [s["t"] for s in await console_store.araw(host.pk, before - 5, time.time() + 100)]
         assert len(stamps) == 2 and all(abs(t - before) < 5 for t in stamps)
     finally:
         await agent.close()
