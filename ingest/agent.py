@@ -178,6 +178,8 @@ class Agent:
                 break
             if data is not _IDLE:
                 taken(data)
+                if receiver.dropped:  # before this burst's datagrams show the gaps those leave
+                    self.state.queue_drops.note(receiver.dropped)
                 for raw in data:
                     if writer is not None and not self._write_capture(writer, raw):
                         writer = None

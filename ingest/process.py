@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 COMPLETED_SLOW_KEPT = 200
+_SCALAR = (int, float, str, bytes)
 
 
 @dataclass(slots=True)
@@ -90,3 +91,15 @@ class Totals:
     seq_jumps: int = 0  # sequence jumps beyond belief: joined late, not counted as loss
     resumed: int = 0  # silent processes (gone, or heard by the agent's last run) that continued their seq
     errors: Counter[str] = field(default_factory=Counter)
+
+
+def _scalar(value: Any) -> Any:
+    """``value`` if it can be a dict key and compared; None for an array (or anything else)."""
+    return value if isinstance(value, _SCALAR) else None
+
+
+def slow_key(fields: dict[str, Any]) -> Any:
+    # The log id with the pid identifies a request; without one, its slot
+    # and start time do (both are repeated unchanged on every record).
+    return _scalar(fields.get("slow_log_id")) or (_scalar(fields.get("slow_thread_id")),
+                                                  _scalar(fields.get("slow_start_stamp")))

@@ -19,8 +19,10 @@ import queue
 import socket
 import stat
 import threading
+from collections import deque
 from dataclasses import dataclass
 
+from .drops import MAX_DROPS
 from .faults import Throttle
 from .wire import MAX_DATAGRAM
 
@@ -190,6 +192,9 @@ class Receiver(threading.Thread):
         self.handled_bytes = 0
         self.queued_bytes_in = 0  # bytes ever put in the queue (this thread only)
         self.stats = ReceiverStats()
+        #: pid and seq of each datagram dropped, for the decode thread (drops.py): bounded, as the
+        #: table's own record of them is; one missed only counts its seq as lost as well
+        self.dropped: deque[bytes] = deque(maxlen=MAX_DROPS)
         self.error: BaseException | None = None  # what ended the thread, if anything did
         self._log = Throttle(log, logging.ERROR)
         self._stopping = False
@@ -232,6 +237,7 @@ class Receiver(threading.Thread):
             if queued + len(burst) > self.max_queue or queued_bytes + size > self.max_bytes:
                 kept, size = _fitting(burst, self.max_queue - queued, self.max_bytes - queued_bytes)
                 stats.queue_drops += len(burst) - len(kept)
+                self.dropped.extend(data[8:16] for data in burst[len(kept):])  # their pid and seq
                 burst = kept
             if burst:
                 self.queued_bytes_in += size

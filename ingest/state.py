@@ -23,9 +23,10 @@ from collections import OrderedDict, deque
 from typing import Any
 
 from . import sequence
+from .drops import QueueDrops
 from .faults import Throttle
 from .fields import Kind
-from .process import Interpreter, Process, Totals
+from .process import Interpreter, Process, Totals, slow_key
 from .resume import Dormant, Mark, discard, mark_of
 from .wire import Datagram, DecodeError
 
@@ -61,22 +62,9 @@ MAX_KEPT_BYTES = 64 << 20
 #: telemetry_interval decides when a silent process is gone; outside this
 #: range it is clamped (1e308 would keep a process forever, 0 end it at once).
 INTERVAL_RANGE = (0.01, 3600.0)
-_SCALAR = (int, float, str, bytes)
 MAX_PROBLEMS = 256  # kinds of decode error counted by name
 
 log = logging.getLogger("ingest.state")
-
-
-def _scalar(value: Any) -> Any:
-    """``value`` if it can be a dict key and compared; None for an array (or anything else)."""
-    return value if isinstance(value, _SCALAR) else None
-
-
-def _slow_key(fields: dict[str, Any]) -> Any:
-    # The log id with the pid identifies a request; without one, its slot
-    # and start time do (both are repeated unchanged on every record).
-    return _scalar(fields.get("slow_log_id")) or (_scalar(fields.get("slow_thread_id")),
-                                                  _scalar(fields.get("slow_start_stamp")))
 
 
 def interval(value: Any, previous: float) -> float:
@@ -108,6 +96,7 @@ class ProcessTable:
         self._max_incarnations = 2 * (self.max_processes + max(1, max_ended))
         self._incarnation_floor = 0
         self.dormant = Dormant(self.max_processes + max(1, max_ended))  # gone, or heard by the last run
+        self.queue_drops = QueueDrops()  # the agent's receive queue counts those itself
         self._log = Throttle(log)
 
     # -- feeding -------------------------------------------------------------
@@ -125,6 +114,7 @@ class ProcessTable:
             verdict = sequence.step(proc.last_seq, d.seq, d.kind, now - proc.last_seen)
         if verdict.implausible:
             totals.seq_jumps += 1
+        low = proc.last_seq if proc is not None and not verdict.new_incarnation else 0
         if verdict.new_incarnation:
             if proc is not None and proc.state != "gone":
                 self._end(proc, "gone")
@@ -135,9 +125,9 @@ class ProcessTable:
                 self._revive(proc, now)
             proc.last_seq = d.seq
             self.current.move_to_end(d.pid)
-        if verdict.lost:
-            proc.lost += verdict.lost
-            totals.lost += verdict.lost
+        lost = verdict.lost and verdict.lost - self.queue_drops.explained(d.pid, low, d.seq)
+        proc.lost += lost
+        totals.lost += lost
         proc.received += 1
         proc.by_kind[d.kind] += 1
         proc.last_seen = now
@@ -291,7 +281,7 @@ class ProcessTable:
 
     def _slow(self, proc: Process, d: Datagram) -> None:
         f = d.fields
-        key = _slow_key(f)
+        key = slow_key(f)
         record = {"pid": proc.pid, "seq": d.seq, "stamp": d.stamp, "size": d.size, **f}
         active, completed = proc.slow_active, proc.slow_completed
         released = 0

@@ -270,3 +270,30 @@ def test_queue_is_bounded_in_bytes_and_drops_are_counted(sockdir):
     assert c["decoded"] == 1
     assert (c["malformed"], c["queue_drops"]) == (4, 36)
     assert c["received"] == 41
+
+
+def test_what_the_receive_queue_drops_is_not_counted_as_sequence_loss_too(sockdir):
+    path = str(sockdir / "a.sock")
+    release = threading.Event()
+    agent = Agent(AgentConfig(socket=path, socket_mode=0o600, log_interval=0, max_queue=8))
+    agent.listeners.append(lambda d, proc: release.wait(60))  # holds the decode thread
+    agent.start()
+    try:
+        send_all(path, [dgram(Kind.PROCESS_STARTED, 7, 1)])
+        assert wait_for(lambda: agent.receiver.handled == 1)
+        ticks = [dgram(Kind.REQUEST_METRICS, 7, seq, request_count=1) for seq in range(2, 40)]
+        sent = 1 + send_all(path, ticks)
+        assert wait_for(lambda: agent.receiver.stats.received == sent)
+        release.set()
+        done = lambda: agent.state.totals.received + agent.receiver.stats.queue_drops == sent  # noqa: E731
+        assert wait_for(done)
+        sent += send_all(path, [dgram(Kind.REQUEST_METRICS, 7, 45)])  # 40-44 never sent: lost
+        assert wait_for(done)
+    finally:
+        release.set()
+        agent.stop()
+    c = agent.counters()
+    assert c["queue_drops"] >= 20 and c["decoded"] + c["queue_drops"] == sent
+    assert c["lost"] == 5  # the queue's drops are its own kind of loss, counted once
+    (proc,) = agent.state.processes()
+    assert proc.lost == 5 and proc.incarnation == 1
