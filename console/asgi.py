@@ -21,6 +21,12 @@ if settings.WSGI_FLEET["GC_THRESHOLD"] > 0:
     gc.freeze()
     gc.set_threshold(settings.WSGI_FLEET["GC_THRESHOLD"], 50, 100)
 
+if settings.WSGI_FLEET["REDIS_URL"]:
+    # Said once at start, in the log an operator reads: whether Redis keeps what we acknowledge.
+    from console.windows import durability
+
+    durability.check_at_start(settings.WSGI_FLEET["REDIS_URL"])
+
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from console.live.routing import websocket_urlpatterns  # noqa: E402

@@ -22,7 +22,8 @@ from .store import StoreUnavailable
 ONLINE_WITHIN = 15.0
 SERIES_KEYS = ("throughput", "rate_1xx", "rate_2xx", "rate_3xx", "rate_4xx", "rate_5xx",
                "capacity", "cpu", "rss", "p50", "p95", "p99")
-AGENT_KEYS = ("received", "decoded", "lost", "malformed", "spooled", "dropped", "bad_samples")
+AGENT_KEYS = ("received", "decoded", "lost", "malformed", "spooled", "dropped", "bad_samples", "queue_drops",
+              "dropped_samples", "dropped_seconds", "refused_samples")
 FLEET_METRICS = ("throughput", "capacity", "p95", "rate_4xx", "rate_5xx", "slow_active", "restarts",
                  "processes")
 #: Seconds a frame waits for late samples before it is published.
