@@ -23,6 +23,10 @@ from typing import NamedTuple
 
 from .process import Process
 
+#: A process the last run heard longer ago than this is not taken for the one speaking now: its
+#: pid has had time to be reused by a process whose STARTED was lost and whose seq is higher.
+MARK_HORIZON = 86400.0
+
 
 class Mark(NamedTuple):
     """A process's place in its sequence, as saved in the spool directory."""

@@ -27,7 +27,7 @@ from .drops import QueueDrops
 from .faults import Throttle
 from .fields import Kind
 from .process import Interpreter, Process, Totals, slow_key
-from .resume import Dormant, Mark, discard, mark_of
+from .resume import MARK_HORIZON, Dormant, Mark, discard, mark_of
 from .wire import Datagram, DecodeError
 
 TICK = int(Kind.REQUEST_METRICS)
@@ -187,13 +187,16 @@ class ProcessTable:
         self.current[proc.pid] = proc
 
     def _next_incarnation(self, pid: int) -> int:
+        number = self._incarnations.get(pid, self._incarnation_floor) + 1
+        self._used(pid, number)
+        return number
+
+    def _used(self, pid: int, number: int) -> None:
         seen = self._incarnations
-        number = seen.pop(pid, self._incarnation_floor) + 1
-        seen[pid] = number
+        seen[pid] = max(seen.pop(pid, 0), number)
         if len(seen) > self._max_incarnations:
             _, forgotten = seen.popitem(last=False)
             self._incarnation_floor = max(self._incarnation_floor, forgotten)
-        return number
 
     def _evict(self, now: float) -> None:
         """Forget the process heard from longest ago: the table is full."""
@@ -366,10 +369,9 @@ class ProcessTable:
         """Take the marks the agent's last run saved: those pids continue their lives here."""
         now = self.clock()
         for mark in marks:
-            if mark.pid not in self.current and not mark.ended:
+            self._used(mark.pid, mark.incarnation)  # a new life of the pid takes the next number
+            if mark.pid not in self.current and not mark.ended and wall - mark.heard <= MARK_HORIZON:
                 self.dormant.remember(mark, now - (wall - mark.heard))
-                number = max(self._incarnations.pop(mark.pid, 0), mark.incarnation)
-                self._incarnations[mark.pid] = number  # a new life of the pid takes the next number
 
     # -- reading -------------------------------------------------------------
 

@@ -94,3 +94,11 @@ def test_a_gone_process_forgotten_by_the_table_still_resumes_holding_nothing():
     proc = table.add(dgram(2, 10, 5, request_count=1))
     assert (proc.incarnation, proc.lost, proc.group, len(proc.slow_completed)) == (1, 2, "g", 0)
     assert table.totals.resumed == 1 and table.kept == proc.kept
+
+
+def test_a_stopped_or_old_mark_is_no_process_to_resume_but_its_number_is_used():
+    new = ProcessTable(clock=Clock())
+    new.remember([Mark(10, 3, 50, STAMP, "g", ended=True), Mark(11, 2, 50, STAMP - 2 * 86400.0)], STAMP)
+    a, b = new.add(dgram(2, 10, 60)), new.add(dgram(2, 11, 60))
+    assert (a.incarnation, b.incarnation) == (4, 3)  # never a number the console saw for another life
+    assert new.totals.resumed == 0 and new.totals.lost == 0 and new.totals.late_joins == 2
