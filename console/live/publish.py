@@ -107,18 +107,45 @@ async def _host_snapshot(store: Any, host: dict[str, Any], request: TabRequest,
         values = [metrics(frame, float(series.step)) for _, frame in series]
         for key in SERIES_KEYS:
             columns[key] = [p[key] for p in values]
+        if request.group != "*":
+            # Loss is the host's, kept in its "*" frames only: a group's chart marks it too.
+            # Same window and points, so the same tier and step: the stamps line up.
+            host_loss = await store.aframes(host["id"], "*", since, now, points, now=now)
+            lost_at = {t: metrics(frame, float(host_loss.step))["loss"] for t, frame in host_loss}
+            columns["loss"] = [lost_at.get(t, 0) for t in columns["t"]]
     total = metrics(merge(frame for _, frame in series), float(request.window)) if series else None
     processes = await store.aprocesses(host["id"], now=now)
     groups = sorted({p.get("group") or "" for p in processes})
     status = await host_status(store, host)
+    counters = agent_counters(status)
     return {
         "type": "host.snapshot", "host": host["id"], "group": request.group, "tab": request.tab, "now": now,
         "step": series.step, "groups": ["*", *groups[:MAX_GROUPS]], "groups_total": len(groups),
         "series": columns,
         "totals": {"requests": total["requests"] if total else 0, "status": total["status"] if total else {}},
-        "agent": agent_counters(status), "agent_state": agent_state(status, now),
+        "agent": counters, "agent_state": agent_state(status, now),
+        "bad_reasons": await bad_reasons(store, host) if counters["bad_samples"] else [],
         **process_list(processes),
     }
+
+
+#: Reasons of the latest samples the console dropped that a snapshot carries: the page's
+#: loss breakdown says why ("field request_time_min: expected a finite number ...").
+BAD_REASONS_SHOWN = 3
+
+
+async def bad_reasons(store: Any, host: dict[str, Any]) -> list[dict[str, Any]]:
+    """The latest reasons, newest first, as ``{"t", "reason"}``; [] when they cannot be read
+    (counted): the snapshot is worth more than its explanation of bad samples."""
+    try:
+        records = await store.abad_samples(host["id"])
+    except StoreUnavailable:
+        raise
+    except Exception as exc:
+        faults.caught("bad sample reasons", host, exc)
+        return []
+    return [{"t": r.get("t"), "reason": str(r.get("reason", ""))[:300]}
+            for r in records[:BAD_REASONS_SHOWN] if isinstance(r, dict)]
 
 
 async def _send(group: str, message: dict[str, Any]) -> None:

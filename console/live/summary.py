@@ -20,8 +20,11 @@ from .store import StoreUnavailable
 
 #: A host is online while its agent was heard from within this many seconds.
 ONLINE_WITHIN = 15.0
+#: The Overview's chart columns. ``loss`` (datagrams lost by sequence gaps, at the second
+#: the heartbeat reporting them arrived) and ``ticks`` (0: no process reported, a hole) let
+#: the charts mark the seconds where data is missing instead of drawing a line across them.
 SERIES_KEYS = ("throughput", "rate_1xx", "rate_2xx", "rate_3xx", "rate_4xx", "rate_5xx",
-               "capacity", "cpu", "rss", "p50", "p95", "p99")
+               "capacity", "cpu", "rss", "p50", "p95", "p99", "loss", "ticks")
 AGENT_KEYS = ("received", "decoded", "lost", "malformed", "spooled", "dropped", "bad_samples", "queue_drops",
               "dropped_samples", "dropped_seconds", "refused_samples")
 FLEET_METRICS = ("throughput", "capacity", "p95", "rate_4xx", "rate_5xx", "slow_active", "restarts",
