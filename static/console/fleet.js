@@ -2,6 +2,7 @@
 // fleet.update, with filter and sort kept in the URL (?q=...&sort=-p95).
 
 import * as fmt from "./format.js";
+import * as loss from "./loss.js";
 import { everySecond, serverNow, setDataTime, setLoss, setTotals, startLive } from "./live.js";
 
 const table = document.getElementById("fleet");
@@ -118,15 +119,11 @@ function renderRow(tr, entry) {
   setCell(tr, "slow_active", fmt.count(m.slow_active), m.slow_active > 0 ? "warn" : "");
   setCell(tr, "restarts", fmt.count(m.restarts));
   setCell(tr, "processes", fmt.count(m.processes));
-  // Datagrams the agent could not decode and samples the console refused are
-  // losses too: shown beside the sequence loss, never only in a tooltip.
-  const bad = (agent.malformed || 0) + (agent.bad_samples || 0);
-  const lostText = fmt.count(agent.lost) + (bad > 0 ? ` · ${fmt.count(bad)} bad` : "");
-  setCell(tr, "lost", lostText, agent.lost > 0 ? "bad" : bad > 0 ? "warn" : "");
-  const lostCell = tr.querySelector('[data-field="lost"]');
-  lostCell.title = `received ${fmt.count(agent.received)} · malformed ${fmt.count(agent.malformed)}`
-    + ` · bad samples refused by the console ${fmt.count(agent.bad_samples || 0)}`
-    + ` · spooled ${fmt.count(agent.spooled)} · dropped ${fmt.count(agent.dropped)}`;
+  // Every kind of loss in one number (loss.js); the tooltip says each kind, why and the fix.
+  const lost = loss.breakdown(agent);
+  setCell(tr, "lost", fmt.count(lost.total), lost.total > 0 ? "bad" : "");
+  tr.querySelector('[data-field="lost"]').title = loss.summaryText(lost, { causes: true })
+    + `\n(received ${fmt.count(agent.received)} · spooled ${fmt.count(agent.spooled)})`;
   renderAge(tr, entry);
 }
 
@@ -160,7 +157,7 @@ function renderAge(tr, entry) {
 function sortValue(entry, key) {
   if (key === "name" || key === "team") return String(entry[key] ?? "").toLowerCase();
   if (key === "online") return entry.online ? 1 : 0;
-  if (key === "lost") return entry.agent ? entry.agent.lost : null;
+  if (key === "lost") return entry.agent ? loss.breakdown(entry.agent).total : null;
   if (key === "age") return typeof entry.last_seen === "number" ? -entry.last_seen : null;
   const value = entry.metrics ? entry.metrics[key] : null;
   return typeof value === "number" ? value : null;
@@ -219,7 +216,6 @@ function renderTotals() {
   let stalled = 0;
   let throughput = 0;
   let errors = 0;
-  let lost = 0;
   let newest = null;
   for (const entry of hosts.values()) {
     const m = entry.metrics || {};
@@ -227,14 +223,14 @@ function renderTotals() {
     if (entry.state === "not decoding") stalled += 1;
     if (typeof m.throughput === "number") throughput += m.throughput;
     if (typeof m.rate_5xx === "number") errors += m.rate_5xx;
-    if (entry.agent && typeof entry.agent.lost === "number") lost += entry.agent.lost;
     if (typeof entry.last_seen === "number" && (newest === null || entry.last_seen > newest)) newest = entry.last_seen;
   }
   const n = hosts.size;
   setTotals(`${n} host${n === 1 ? "" : "s"} · ${online} online`
     + (stalled ? ` · ${stalled} agent${stalled === 1 ? "" : "s"} not decoding` : "")
     + ` · ${fmt.number(throughput)} req/s · ${fmt.number(errors)} 5xx/s`);
-  setLoss(lost, "Datagrams lost on all hosts you can see (sequence gaps reported by the agents)");
+  setLoss(loss.sumCounters(Array.from(hosts.values(), (entry) => entry.agent)),
+    { scope: `the ${n} host${n === 1 ? "" : "s"} you can see` });
   if (newest !== null) setDataTime(newest);
 }
 

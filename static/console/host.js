@@ -323,6 +323,7 @@ const live = startLive({
     if (state.processes.length) dataArrived();
     renderHostState(message.agent_state);
     renderProcessCount(message);
+    if (message.agent) setLoss(message.agent, { reasons: message.bad_reasons || [], charts: true });
     each("hostSnapshot", message);
     scheduleDraw();
   },
@@ -335,7 +336,7 @@ const live = startLive({
       state.processes = message.processes;
       renderProcessCount(message);
     }
-    if (message.agent && typeof message.agent.lost === "number") setLoss(message.agent.lost);
+    if (message.agent) setLoss(message.agent, { charts: true }); // every kind, with its cause and fix
     renderHostState(message.agent_state);
     each("hostFrame", message);
     if (state.tab === "overview" || Array.isArray(message.processes)) scheduleDraw();

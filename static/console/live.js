@@ -1,11 +1,12 @@
 // The one live connection of a page (docs/live-protocol.md) and the top bar
 // it feeds: connection pill, data age, the agent's clock, store status (and
-// what its Redis keeps), loss counter, notices.
+// what its Redis keeps), loss counter with its breakdown (loss.js), notices.
 //
 // Every string in a message may come from an agent, so it is only ever put
 // into the page with textContent / new Option(): never innerHTML.
 
 import * as fmt from "./format.js";
+import * as loss from "./loss.js";
 
 const BASE_DELAY = 500; // ms before the first retry
 const MAX_DELAY = 30000; // cap of the exponential backoff
@@ -35,14 +36,34 @@ export function setDataTime(t) {
   if (typeof t === "number" && Number.isFinite(t) && (newestData === null || t > newestData)) newestData = t;
 }
 
-export function setLoss(lost, detail) {
-  const el = $("loss");
-  if (!el || typeof lost !== "number") return;
-  el.textContent = "loss " + fmt.count(lost);
-  el.dataset.lost = String(lost);
-  el.classList.toggle("bad", lost > 0);
-  if (detail) el.title = detail;
+let lossReasons = [];
+let lossShown = "";
+
+/**
+ * The loss counter: every kind of loss in `agent` (a host's counters, or the sum over
+ * hosts) added up, and its popover listing each kind with cause and fix. `reasons`
+ * (host snapshots) says why the console refused samples; frames keep the last ones.
+ */
+export function setLoss(agent, { scope = "this host", reasons = null, charts = false } = {}) {
+  const button = $("loss");
+  if (!button || !agent || typeof agent !== "object") return;
+  if (Array.isArray(reasons)) lossReasons = reasons;
+  const result = loss.breakdown(agent);
+  const text = loss.label(result.total);
+  if (button.textContent !== text) button.textContent = text;
+  button.dataset.lost = String(result.total);
+  button.classList.toggle("bad", result.total > 0);
+  button.title = loss.summaryText(result) + (result.kinds.length ? "\nClick for causes and fixes." : "");
+  const detail = $("loss-detail");
+  // Frames come every second with the same totals: rebuild the popover only when they change.
+  const shown = JSON.stringify([scope, result.kinds.map((k) => [k.key, k.count, k.detail]), lossReasons]);
+  if (detail && shown !== lossShown) {
+    lossShown = shown;
+    loss.renderDetail(detail, result, { scope, reasons: lossReasons, charts });
+  }
 }
+
+loss.bindPopover($("loss"), $("loss-detail"));
 
 export function setTotals(text) {
   const el = $("fleet-totals");
