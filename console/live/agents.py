@@ -228,6 +228,15 @@ class AgentConsumer(AsyncWebsocketConsumer):
             self.ensure_publisher()
 
     async def on_heartbeat(self, message: dict) -> None:
+        """Store the agent's counters. A heartbeat that cannot be taken is counted and
+        skipped, never a 4400: the agent blames a 4400 on its oldest batch in flight, and
+        would drop good data for counters the next heartbeat brings again."""
+        try:
+            await self.take_heartbeat(message)
+        except (ProtocolError, InvalidSample) as exc:
+            faults.refuse("heartbeat not taken", str(exc)[:200], host=self.host)
+
+    async def take_heartbeat(self, message: dict) -> None:
         counters = protocol.validate_heartbeat(message)
         now = time.time()
         agent_time = protocol.heartbeat_time(message)

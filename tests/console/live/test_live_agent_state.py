@@ -85,3 +85,19 @@ async def test_a_reconnect_keeps_the_stall_the_previous_connection_saw():
     finally:
         await page.close()
         await agent.close()
+
+
+async def test_a_heartbeat_the_console_cannot_take_costs_no_batch():
+    """A 4400 is blamed on the agent's oldest batch in flight: a heartbeat never causes one."""
+    _, token = await make_host("web-a")
+    agent = Agent(token)
+    try:
+        await agent.start()
+        await agent.batch([tick(100, time.time())], wait=False)  # in flight behind the heartbeat
+        await agent.send({"t": "heartbeat", "instance": agent.instance, "time": time.time(),
+                          "counters": "not a map"})
+        ack = await agent.receive()
+        assert ack["t"] == "ack" and ack["written"] == 1
+        assert (await agent.batch([tick(100, time.time() + 1)]))["t"] == "ack"
+    finally:
+        await agent.close()
