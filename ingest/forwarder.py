@@ -183,7 +183,8 @@ class Forwarder:
     def own_counters(self) -> dict[str, int]:
         """The forwarder's counters, those that add up continuing the earlier runs' (ledger.py)."""
         up, spool = self.uplink, self.spool
-        return {"spooled": len(spool), "spool_bytes": spool.bytes, **self.ledger.total({
+        return {"spooled": len(spool), "spool_bytes": spool.bytes, "batch_bytes": up.batch_bytes,
+                "wire_bytes": up.wire_bytes, **self.ledger.total({
             "dropped": spool.dropped, "dropped_samples": spool.dropped_samples + self.overflow,
             "dropped_seconds": spool.dropped_seconds, "rejected": up.rejected, "oversized": up.oversized,
             "frame_drops": up.frame_drops, "refused_samples": up.refused_samples, "slowed": up.slowed})}

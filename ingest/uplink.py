@@ -32,7 +32,7 @@ import msgpack
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from . import __version__
+from . import __version__, batchwire
 from .spool import Batch, Spool, pack, spans
 
 log = logging.getLogger("ingest.forwarder")
@@ -55,7 +55,6 @@ HEALTHY_AFTER = 30.0  # a connection that lasted this long resets the backoff
 #: After 4429 ("slow down": over the console's per-connection rate) wait at least this
 #: long, however healthy the connection was: reconnecting at once would flood again.
 SLOW_DOWN = 5.0
-SAMPLES_KEY = msgpack.packb("samples")
 _TOO_BIG = frozenset((4413, 1009))  # 1009: a WebSocket server's own size limit says the same
 
 
@@ -92,8 +91,9 @@ class Uplink:
         self._probe_upto = 0  # after a drop: one batch in flight until every id up to this is written
         self._last_send = 0.0  # monotonic end of the latest batch send
         self._failures = 0
-        self._prefix = (b"\x84" + msgpack.packb("t") + msgpack.packb("batch") + msgpack.packb("instance")
-                        + msgpack.packb(spool.instance) + msgpack.packb("id"))
+        self._prefix = batchwire.batch_prefix(spool.instance)
+        self.zlib = False  # the console's welcome says whether it takes compressed batches
+        self.batch_bytes = self.wire_bytes = 0  # batches sent: their size, and what went on the wire
 
     def begin_stop(self, deadline: float) -> None:
         """Deliver what is spooled until ``deadline``, then end ``run``."""
@@ -282,6 +282,7 @@ class Uplink:
     def _welcomed(self, welcome: dict[str, Any]) -> None:
         """Apply ``welcome``: the console's mark decides what is resent, split or dropped."""
         self.max_message = int(welcome.get("max_message") or DEFAULT_MAX_MESSAGE)
+        self.zlib = welcome.get("compression") == batchwire.ZLIB
         acked = int(welcome.get("acked") or 0)
         if acked > self.spool.last_id:  # ids we never issued: our id mark was lost, not their data
             log.warning("console has batch %d of instance %s, above our last id %d: renumbering",
@@ -369,10 +370,13 @@ class Uplink:
                     break  # the ids after it moved: look again
                 self._sent_upto = batch.id  # before the send: a drop may come while it is written
                 try:
-                    await ws.send(self._prefix + msgpack.packb(batch.id) + SAMPLES_KEY + batch.samples)
+                    message = batchwire.batch_message(self._prefix, batch.id, batch.samples, self.zlib)
+                    await ws.send(message)
                 finally:
                     self._last_send = time.monotonic()
                 self.sent += 1
+                self.batch_bytes += len(batch.samples)
+                self.wire_bytes += len(message)
             else:
                 return
 

@@ -199,6 +199,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         await self.send(bytes_data=protocol.pack({
             "t": "welcome", "protocol": protocol.PROTOCOL, "host": self.host["name"],
             "max_message": settings.WSGI_FLEET["AGENT_MAX_MESSAGE"], "acked": acked,
+            "compression": protocol.COMPRESSION,
         }))
         self.ensure_publisher()
 

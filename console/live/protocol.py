@@ -7,14 +7,18 @@ the token proves which host is talking, not that the bytes are sane.
 from __future__ import annotations
 
 import math
+import zlib
 from typing import Any
 
 import msgpack
+from django.conf import settings
 
 from console.windows import checks
 from console.windows.checks import CheckedSamples
 
 PROTOCOL = 1
+#: What ``welcome`` offers for batches: the agent may send ``zsamples`` (ingest/batchwire.py).
+COMPRESSION = "zlib"
 MAX_SAMPLES = 5000
 MAX_FIELDS = checks.MAX_FIELDS
 MAX_STRING = 64 * 1024
@@ -26,17 +30,21 @@ class ProtocolError(ValueError):
     """A message that breaks the protocol; the message says how."""
 
 
-def unpack(data: bytes) -> dict[str, Any]:
+def _unpackb(data: bytes, what: str) -> Any:
     try:
-        message = msgpack.unpackb(
+        return msgpack.unpackb(
             data, raw=False, strict_map_key=False,
             max_str_len=MAX_STRING, max_bin_len=MAX_STRING, max_array_len=max(MAX_SAMPLES, 4096),
             max_map_len=MAX_FIELDS,
         )
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
-        raise ProtocolError(f"not a msgpack message: {exc}") from None
+        raise ProtocolError(f"{what} is not msgpack: {exc}") from None
     except UnicodeDecodeError:
-        raise ProtocolError("string that is not UTF-8 (byte strings must be msgpack bin)") from None
+        raise ProtocolError(f"a string that is not UTF-8 in {what} (bytes go as msgpack bin)") from None
+
+
+def unpack(data: bytes) -> dict[str, Any]:
+    message = _unpackb(data, "the message")
     if not isinstance(message, dict) or not isinstance(message.get("t"), str):
         raise ProtocolError("a message is a map with a string 't'")
     return message
@@ -89,10 +97,27 @@ def validate_batch(message: dict) -> tuple[str, int, CheckedSamples]:
     """
     instance = _str(message, "instance")
     batch_id = _int(message, "id")
-    samples = message.get("samples")
+    samples = _inflated(message["zsamples"]) if "zsamples" in message else message.get("samples")
     if not isinstance(samples, list) or len(samples) > MAX_SAMPLES:
         raise ProtocolError(f"'samples' must be a list of at most {MAX_SAMPLES}")
     return instance, batch_id, checks.check_samples(samples)
+
+
+def _inflated(packed: Any) -> Any:
+    """``zsamples``: the samples' msgpack array, zlib-compressed (ingest/batchwire.py). The
+    agent keeps a batch under ``max_message`` before compression, so nothing more is
+    inflated: a small message cannot make the console hold gigabytes."""
+    if not isinstance(packed, bytes):
+        raise ProtocolError("'zsamples' must be bytes")
+    limit = settings.WSGI_FLEET["AGENT_MAX_MESSAGE"]
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(packed, limit)
+    except zlib.error as exc:
+        raise ProtocolError(f"'zsamples' is not zlib data: {exc}") from None
+    if inflater.unconsumed_tail or not inflater.eof:
+        raise ProtocolError(f"'zsamples' inflates to more than {limit} bytes, or is cut short")
+    return _unpackb(data, "'zsamples'")
 
 
 def validate_heartbeat(message: dict) -> dict[str, int]:

@@ -58,7 +58,8 @@ def finish(sim: Any, agent: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     return summary, stats
 
 
-def check_console(site: ConsoleSite, host_id: int, since: float, stats: dict[str, Any]) -> Any:
+def check_console(site: ConsoleSite, host_id: int, since: float, stats: dict[str, Any],
+                  processes: int = PROCESSES) -> Any:
     """Exact delivery, no phantom, a clean Slow tab, the agent's loss shown; returns the view."""
     count = check_exact_delivery(site, host_id, since, stats)
     view = console_view(site, host_id, since)
@@ -66,7 +67,7 @@ def check_console(site: ConsoleSite, host_id: int, since: float, stats: dict[str
     note(f"console: {count} samples, lives {sorted(view.lives())}, slow {view.slow_states()}, "
          f"counters {view.counters}")
     assert view.lives() == agent_lives, "phantom or missing processes"
-    assert len({pid for pid, _ in view.lives()}) == len(view.lives()) == PROCESSES
+    assert len({pid for pid, _ in view.lives()}) == len(view.lives()) == processes
     completed = completed_slow_requests(view.samples)
     assert completed, "the simulator made no slow request to check"
     assert slow_requests(view.slow, "completed") == completed
@@ -121,15 +122,21 @@ def test_a_slow_link_delays_but_delivers_everything(deploy):
     with SlowLink(dep.site.port, rate=20_000) as link:
         url = f"ws://127.0.0.1:{link.port}/"
         agent = dep.agent(host, console_url=url)
-        sim = dep.simulator(agent, seed=5, processes=PROCESSES // 2, extra=SIMULATION)
+        # a busier host than the others here: batches of several samples, as in production
+        sim = dep.simulator(agent, seed=5, processes=8, extra=SIMULATION)
         assert wait_until(lambda: agent.connections() >= 1, 20), dep.diagnostics()
         time.sleep(8.0)
         summary = sim.stop()
         assert wait_until(lambda: len(stored_samples(dep.site, host_id, since)) >= summary["sent"], 60,
                           step=0.5), dep.diagnostics()
         stats = agent.stop()
-        note(f"simulator {summary}; {link.carried} bytes over the link; agent {stats['counters']}")
-    check_console(dep.site, host_id, since, stats)
+        counters = stats["counters"]
+        note(f"simulator {summary}; {link.carried} bytes over the link; batches of "
+             f"{counters['batch_bytes']} bytes went as {counters['wire_bytes']} (zlib)")
+    # compressed batches: the link carries a fraction of the samples' size (simulated samples
+    # shrink about 3x in batches this small; real captures 7x)
+    assert 0 < counters["wire_bytes"] * 2 < counters["batch_bytes"]
+    check_console(dep.site, host_id, since, stats, processes=16)
 
 
 @pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL"])
