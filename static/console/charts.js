@@ -14,11 +14,90 @@ let colors = readColors();
 function readColors() {
   const style = getComputedStyle(document.documentElement);
   const get = (name, fallback) => style.getPropertyValue(name).trim() || fallback;
-  return { axis: get("--muted", "#888"), grid: get("--grid", "rgba(128,128,128,.2)") };
+  return { axis: get("--muted", "#888"), grid: get("--grid", "rgba(128,128,128,.2)"), bad: get("--bad", "#f85149") };
+}
+
+// -- marks: seconds with loss, seconds without data ---------------------------------
+// `marks` = {holes: [[from, to], ...], loss: [[t, count, step], ...]} in epoch seconds.
+// Drawn over the series in uPlot's draw hook, one pass, clipped to the plot area: a
+// hole is hatched grey ("no data", never a line drawn across), a second with loss a
+// thin red band. The over element keeps where the loss marks are (CSS px) for tests
+// and the tooltip.
+
+let hatch = null; // one pattern tile for every chart, redrawn when the theme changes
+
+function hatchTile() {
+  const tile = document.createElement("canvas");
+  tile.width = tile.height = 8;
+  const c = tile.getContext("2d");
+  c.fillStyle = colors.grid;
+  c.fillRect(0, 0, 8, 8);
+  c.strokeStyle = colors.axis;
+  c.globalAlpha = 0.45;
+  c.beginPath();
+  c.moveTo(0, 8);
+  c.lineTo(8, 0);
+  c.stroke();
+  return tile;
+}
+
+function drawMarks(u, marks) {
+  const holes = marks ? marks.holes : [];
+  const losses = marks ? marks.loss : [];
+  const { ctx, bbox } = u;
+  const xs = [];
+  const holeXs = [];
+  if (holes.length || losses.length) {
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(bbox.left, bbox.top, bbox.width, bbox.height);
+    ctx.clip();
+    if (holes.length) {
+      hatch = hatch || hatchTile();
+      ctx.fillStyle = ctx.createPattern(hatch, "repeat");
+      for (const [from, to] of holes) {
+        const x0 = u.valToPos(from, "x", true);
+        const x1 = u.valToPos(to, "x", true);
+        if (x1 <= bbox.left || x0 >= bbox.left + bbox.width) continue;
+        ctx.fillRect(x0, bbox.top, Math.max(x1 - x0, 1), bbox.height);
+        holeXs.push(Math.round(u.valToPos((from + to) / 2, "x")));
+      }
+    }
+    ctx.fillStyle = colors.bad;
+    ctx.globalAlpha = 0.55;
+    const least = 2 * (window.devicePixelRatio || 1); // a second is under a pixel on long windows
+    for (const [t, , step] of losses) {
+      const x0 = u.valToPos(t, "x", true);
+      const w = Math.max(u.valToPos(t + step, "x", true) - x0, least);
+      if (x0 + w < bbox.left || x0 > bbox.left + bbox.width) continue;
+      ctx.fillRect(x0, bbox.top, w, bbox.height);
+      xs.push(Math.round(u.valToPos(t + step / 2, "x")));
+    }
+    ctx.restore();
+  }
+  u.over.dataset.lossX = xs.join(",");
+  u.over.dataset.holeX = holeXs.join(",");
+}
+
+/** What the marks say at time `t` (x `left` in CSS px): "no data" or the second's loss. */
+function marksAt(u, marks, t, left) {
+  if (!marks) return [];
+  const lines = [];
+  for (const [t0, count, step] of marks.loss) {
+    if ((t >= t0 && t < t0 + step) || Math.abs(u.valToPos(t0 + step / 2, "x") - left) <= 3) {
+      lines.push(`loss: ${count.toLocaleString()} datagrams (sequence gaps counted at this second)`);
+      break;
+    }
+  }
+  if (marks.holes.some(([from, to]) => t >= from && t < to)) {
+    lines.push("no data: no process reported (Apache or the agent stopped, or a full spool dropped it)");
+  }
+  return lines;
 }
 
 document.addEventListener("themechange", () => {
   colors = readColors();
+  hatch = null;
 });
 
 // Room for the longest tick label (about 7 px a character at the axis font).
@@ -46,8 +125,8 @@ function timeLabels(u, splits) {
   });
 }
 
-/** A small tooltip next to the cursor: time, then each visible series. */
-function tooltipPlugin(format) {
+/** A small tooltip next to the cursor: time, then each visible series (or why there is none). */
+function tooltipPlugin(format, marksOf) {
   let box;
   let hovered = false; // the cursor is synced to every chart; the tooltip shows on this one only
   return {
@@ -65,14 +144,24 @@ function tooltipPlugin(format) {
       },
       setCursor: (u) => {
         const idx = u.cursor.idx;
-        if (!hovered || idx === null || idx === undefined || u.cursor.left < 0) {
+        if (!hovered || u.cursor.left < 0) {
           box.hidden = true;
           return;
         }
-        const lines = [new Date(u.data[0][idx] * 1000).toLocaleTimeString([], { hour12: false })];
-        for (let i = 1; i < u.series.length; i += 1) {
+        const t = u.posToVal(u.cursor.left, "x");
+        const marked = marksAt(u, marksOf(), t, u.cursor.left);
+        const hole = marked.length && marked[marked.length - 1].startsWith("no data");
+        const hasPoint = idx !== null && idx !== undefined && !hole;
+        if (!hasPoint && !marked.length) {
+          box.hidden = true;
+          return;
+        }
+        // In a hole the nearest point is another second's: say "no data", not its values.
+        const lines = [new Date((hasPoint ? u.data[0][idx] : t) * 1000).toLocaleTimeString([], { hour12: false })];
+        for (let i = 1; hasPoint && i < u.series.length; i += 1) {
           if (u.series[i].show) lines.push(u.series[i].label + ": " + format(u.data[i][idx]));
         }
+        lines.push(...marked);
         box.replaceChildren(...lines.map((text) => {
           const line = document.createElement("div");
           line.textContent = text;
@@ -124,6 +213,7 @@ export class TimeChart {
     this.u = null;
     this.data = null;
     this.range = null; // live x range [min, max]
+    this.marks = null; // {holes, loss}: see drawMarks
     this.dirty = false;
     this.group = null;
   }
@@ -176,15 +266,17 @@ export class TimeChart {
         ready: [(u) => {
           u.over.addEventListener("dblclick", () => group && group.setZoom(null));
         }],
+        draw: [(u) => drawMarks(u, this.marks)],
       },
-      plugins: [tooltipPlugin(format)],
+      plugins: [tooltipPlugin(format, () => this.marks)],
     };
   }
 
-  /** New arrays [t, col1, ...] and the live x range; drawn at the next flush. */
-  setData(data, range) {
+  /** New arrays [t, col1, ...], the live x range and the marks; drawn at the next flush. */
+  setData(data, range, marks = null) {
     this.data = data;
     this.range = range;
+    this.marks = marks;
     this.dirty = true;
   }
 

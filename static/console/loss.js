@@ -16,6 +16,8 @@ const n = (agent, key) => {
   return typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 0;
 };
 
+const plural = (count, one, many) => `${fmt.count(count)} ${count === 1 ? one : many}`;
+
 const KINDS = [
   {
     key: "lost",
@@ -41,7 +43,8 @@ const KINDS = [
     label: "spool full",
     count: (a) => n(a, "dropped_samples"),
     unit: "samples",
-    detail: (a) => `${fmt.count(n(a, "dropped"))} batches, ${fmt.count(n(a, "dropped_seconds"))} seconds of data`,
+    detail: (a) => plural(n(a, "dropped"), "batch", "batches") + ", "
+      + plural(n(a, "dropped_seconds"), "second", "seconds") + " of data",
     shown: (a) => n(a, "dropped_samples") + n(a, "dropped") + n(a, "dropped_seconds") > 0,
     cause: "While the console was unreachable the agent's spool filled up (or its batches grew older "
       + "than the spool's age limit), so it discarded the oldest: those seconds are holes in the charts.",
@@ -103,8 +106,13 @@ export function label(total) {
   return total > 0 ? "loss " + fmt.count(total) : "no loss";
 }
 
+/** "1 datagram", "7 datagrams". */
+function counted(kind) {
+  return plural(kind.count, kind.unit.slice(0, -1), kind.unit);
+}
+
 function kindLine(kind) {
-  return `${kind.label}: ${fmt.count(kind.count)} ${kind.unit}` + (kind.detail ? ` (${kind.detail})` : "");
+  return `${kind.label}: ${counted(kind)}` + (kind.detail ? ` (${kind.detail})` : "");
 }
 
 /** One line per kind: the text of a tooltip (`title`), e.g. the fleet row's. */
@@ -137,7 +145,8 @@ export function renderDetail(container, result, { scope = "this host", reasons =
   for (const kind of result.kinds) {
     const term = el("dt");
     term.dataset.kind = kind.key;
-    term.append(el("span", "loss-count", fmt.count(kind.count)), ` ${kind.unit} · ${kind.label}`);
+    const [number, ...unit] = counted(kind).split(" ");
+    term.append(el("span", "loss-count", number), ` ${unit.join(" ")} · ${kind.label}`);
     if (kind.detail) term.append(el("span", "muted", ` (${kind.detail})`));
     const what = el("dd");
     what.dataset.kind = kind.key;

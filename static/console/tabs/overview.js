@@ -6,12 +6,15 @@ import * as fmt from "../format.js";
 import { PhasePanels } from "./overview_phases.js";
 
 const KEYS = ["throughput", "rate_2xx", "rate_3xx", "rate_4xx", "rate_5xx",
-  "capacity", "cpu", "rss", "p50", "p95", "p99"];
+  "capacity", "cpu", "rss", "p50", "p95", "p99", "ticks"];
+// Kept beside KEYS, not folded from the group's metrics: loss is the host's ("*"), counted
+// at the second its heartbeat arrived; a group's view marks it too.
+const COLUMNS = [...KEYS, "loss"];
 // How per-second frames fold into one point when the snapshot's step is
 // longer than a second: rates and utilisations average, RSS keeps the last
 // value, percentiles keep the worst second (percentiles cannot be averaged;
 // the worst second is the honest upper bound).
-const FOLD = { rss: "last", p50: "max", p95: "max", p99: "max" };
+const FOLD = { rss: "last", p50: "max", p95: "max", p99: "max", ticks: "sum" };
 
 const perSecond = (v) => (v === null || v === undefined ? fmt.DASH : fmt.number(v) + "/s");
 const CHARTS = {
@@ -65,7 +68,9 @@ function fold(name, seconds) {
   for (const m of seconds) {
     const v = m ? num(m[name]) : null;
     if (v === null) continue;
-    if (how === "mean") {
+    if (how === "sum") {
+      out = (out ?? 0) + v;
+    } else if (how === "mean") {
       sum += v;
       n += 1;
       out = sum / n;
@@ -81,12 +86,37 @@ function fold(name, seconds) {
 function emptyStore(step) {
   // live: points built from frames (key -> the metrics of each second in it), newest few only
   const s = { step, t: [], weight: [], live: new Map() };
-  for (const key of KEYS) s[key] = [];
+  for (const key of COLUMNS) s[key] = [];
   return s;
+}
+
+/**
+ * Where the charts mark missing data: `holes`, stretches inside the window (from when the
+ * host was created) without a point that holds ticks, and `loss`, the points with loss.
+ * One pass over the points. The newest seconds are not a hole before LIVE_LAG: the
+ * complete second comes PUBLISH_DELAY (2 s) late, and its partial versions may not.
+ */
+const LIVE_LAG = 4;
+
+function marksOf(s, range, knownSince) {
+  const holes = [];
+  const loss = [];
+  let covered = Math.max(range[0], knownSince || range[0]); // data (or the window's start) up to here
+  for (let i = 0; i < s.t.length; i += 1) {
+    const t = s.t[i];
+    if (s.loss[i] > 0) loss.push([t, s.loss[i], s.step]);
+    if (!(s.ticks[i] > 0)) continue;
+    if (t > covered) holes.push([covered, t]);
+    covered = Math.max(covered, t + s.step);
+  }
+  if (range[1] - LIVE_LAG > covered + s.step) holes.push([covered, range[1] - LIVE_LAG]);
+  return { holes, loss };
 }
 
 export function createTab(ctx) {
   const { panel, state } = ctx;
+  // Before the host was created there is nothing missing: no hole is drawn there.
+  const knownSince = Number(document.getElementById("main").dataset.hostCreated) || 0;
   let store = emptyStore(1);
   let lastFrameAt = 0;
 
@@ -114,9 +144,16 @@ export function createTab(ctx) {
     const s = emptyStore(step);
     for (let i = 0; i < series.t.length; i += 1) {
       if (num(series.t[i]) === null) continue;
+      const last = s.t.length ? s.t[s.t.length - 1] : null;
+      if (last !== null && series.t[i] - last > step) {
+        // Seconds without data: a null point, so the lines stop at the hole instead of crossing it.
+        s.t.push(last + step);
+        s.weight.push(0);
+        for (const key of COLUMNS) s[key].push(null);
+      }
       s.t.push(series.t[i]);
       s.weight.push(step);
-      for (const key of KEYS) s[key].push(Array.isArray(series[key]) ? num(series[key][i]) : null);
+      for (const key of COLUMNS) s[key].push(Array.isArray(series[key]) ? num(series[key][i]) : null);
     }
     store = s;
     if (store.t.length) ctx.setDataTime(store.t[store.t.length - 1]);
@@ -125,7 +162,7 @@ export function createTab(ctx) {
   function pushPoint(t, values, weight) {
     store.t.push(t);
     store.weight.push(weight);
-    for (const key of KEYS) store[key].push(values[key] ?? null);
+    for (const key of COLUMNS) store[key].push(values[key] ?? null);
   }
 
   /**
@@ -133,7 +170,7 @@ export function createTab(ctx) {
    * A second arrives more than once: `partial` as each agent batch lands, then
    * complete two seconds later; the newest version of a second replaces the older.
    */
-  function addFrame(t, metrics) {
+  function addFrame(t, metrics, hostLoss) {
     const step = store.step;
     const key = Math.floor(t / step) * step;
     const last = store.t.length ? store.t[store.t.length - 1] : null;
@@ -141,7 +178,7 @@ export function createTab(ctx) {
     if (!point) {
       if (last !== null && key <= last) return; // older than what we show, or came with the snapshot
       if (last !== null && key - last > 2 * step) pushPoint(last + step, {}, 0); // a gap: break the line
-      point = { seconds: new Map() };
+      point = { seconds: new Map(), loss: new Map() };
       store.live.set(key, point);
       for (const old of store.live.keys()) if (old < key - 4 * Math.max(step, 2)) store.live.delete(old);
       pushPoint(key, {}, 0);
@@ -150,7 +187,9 @@ export function createTab(ctx) {
     while (i > 0 && store.t[i] !== key) i -= 1;
     if (store.t[i] !== key) return; // trimmed away meanwhile
     point.seconds.set(t, metrics);
+    point.loss.set(t, num(hostLoss) ?? 0);
     for (const name of KEYS) store[name][i] = fold(name, point.seconds.values());
+    store.loss[i] = Array.from(point.loss.values()).reduce((a, b) => a + b, 0);
     store.weight[i] = point.seconds.size;
   }
 
@@ -159,7 +198,7 @@ export function createTab(ctx) {
     let drop = 0;
     while (drop < store.t.length && store.t[drop] < cutoff) drop += 1;
     if (drop === 0) return;
-    for (const name of ["t", "weight", ...KEYS]) store[name].splice(0, drop);
+    for (const name of ["t", "weight", ...COLUMNS]) store[name].splice(0, drop);
   }
 
   function latestPoint() {
@@ -167,6 +206,24 @@ export function createTab(ctx) {
     const point = {};
     for (const key of KEYS) point[key] = i >= 0 ? store[key][i] : null;
     return point;
+  }
+
+  /** The marks in words, above the charts: a canvas says nothing to a screen reader. */
+  function renderMarks(marks) {
+    const el = panel.querySelector("#chart-marks");
+    if (!el) return;
+    const lost = marks.loss.reduce((sum, m) => sum + m[1], 0);
+    const empty = marks.holes.reduce((sum, [from, to]) => sum + (to - from), 0);
+    const parts = [];
+    if (marks.loss.length) {
+      parts.push(`${fmt.count(lost)} datagrams lost by sequence gaps, counted in ${fmt.count(marks.loss.length)}`
+        + ` point${marks.loss.length === 1 ? "" : "s"} (red)`);
+    }
+    if (empty >= 1) parts.push(`${fmt.age(empty)} without data (hatched)`);
+    const text = parts.length ? "Marked on the charts: " + parts.join(" · ") : "";
+    if (el.textContent !== text) el.textContent = text;
+    el.hidden = !text;
+    el.dataset.lost = String(lost);
   }
 
   function renderTotals() {
@@ -196,7 +253,7 @@ export function createTab(ctx) {
     hostSnapshot: loadSnapshot,
     hostFrame(message) {
       const groups = message.groups && typeof message.groups === "object" ? message.groups : {};
-      addFrame(message.t, groups[state.group] || null);
+      addFrame(message.t, groups[state.group] || null, groups["*"] ? groups["*"].loss : 0);
       trim();
       lastFrameAt = Date.now();
     },
@@ -212,12 +269,14 @@ export function createTab(ctx) {
       const now = ctx.serverNow();
       const range = [now - state.window, now];
       const point = latestPoint();
+      const marks = marksOf(store, range, knownSince);
       for (const { chart, spec, readout } of Object.values(chartObjects)) {
-        chart.setData([store.t, ...spec.columns.map((key) => store[key])], range);
+        chart.setData([store.t, ...spec.columns.map((key) => store[key])], range, marks);
         chart.flush();
         readout.textContent = spec.readout(point);
       }
       renderTotals();
+      renderMarks(marks);
       phases.draw(range);
     },
     resize() {

@@ -1,0 +1,169 @@
+"""Every kind of loss, as a user sees it in a real browser: the host page's top bar adds them
+up, its popover lists each kind with its cause and fix (and why the console refused samples),
+the Overview's charts mark the second the sequence loss was counted in red and the seconds
+without data as a hatched hole, and the fleet row says the same total and breakdown.
+
+The agent is a raw WebSocket client with the token of a host of its own team and user (as in
+test_browser_clock.py), so it can report losses of every kind and the other browser tests'
+fleets do not change.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import msgpack
+import pytest
+from browser_support import PYTHON, ROOT, row
+from websockets.sync.client import connect
+
+from ingest.frames import TICK
+
+pytestmark = pytest.mark.browser
+
+HOST, USER = "lossy-1", "lena"
+SETUP = f"""
+import os
+from django.contrib.auth.models import User
+from console.fleet.models import AgentToken, Host, Team
+team = Team.objects.create(name="losses")
+team.members.add(User.objects.create_user({USER!r}, password=os.environ["WF_BROWSER_PASSWORD"]))
+print("WF_TOKEN " + AgentToken.issue(host=Host.objects.create(name={HOST!r}, team=team))[1])
+"""
+#: What the agent reports: every kind of loss, in its heartbeat's names.
+LOSSES = {"lost": 7, "queue_drops": 5, "dropped": 2, "dropped_samples": 40, "dropped_seconds": 4,
+          "refused_samples": 1, "malformed": 3}
+#: The page's total: one datagram is one sample; refused (the agent's count) and bad (the
+#: console's, 1 here too) samples are one loss: 7 + 5 + 40 + 1 + 3.
+TOTAL = 56
+
+
+@pytest.fixture(scope="module")
+def token(console) -> str:
+    done = subprocess.run([PYTHON, "manage.py", "shell", "-c", SETUP], cwd=ROOT, env=console.env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return next(line.split(" ", 1)[1] for line in done.stdout.splitlines() if line.startswith("WF_TOKEN "))
+
+
+class LossyAgent:
+    """The agent protocol with one ticking process and the loss counters we choose."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws, self.next_id = ws, 1
+        self.send({"t": "hello", "protocol": 1, "agent": "lossy", "instance": "lossy-1"})
+        assert self.receive()["t"] == "welcome"
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.ws.send(msgpack.packb(message, use_bin_type=True))
+
+    def receive(self) -> dict[str, Any]:
+        return msgpack.unpackb(self.ws.recv(timeout=30), strict_map_key=False)
+
+    def beat(self, **losses: int) -> None:
+        self.send({"t": "heartbeat", "instance": "lossy-1", "time": time.time(),
+                   "counters": {"received": 100, "decoded": 100, **losses}})
+
+    def batch(self, *fields: dict[str, Any]) -> dict[str, Any]:
+        samples = [{"k": TICK, "p": 4242 + i, "i": 1, "s": self.next_id, "t": time.time(), "g": "app",
+                    "n": None, "f": f} for i, f in enumerate(fields)]
+        self.send({"t": "batch", "instance": "lossy-1", "id": self.next_id, "samples": samples})
+        self.next_id += 1
+        ack = self.receive()
+        assert ack["t"] == "ack", ack
+        return ack
+
+    def tick(self) -> None:
+        self.batch({"sample_period": 1.0, "telemetry_interval": 1.0, "request_threads_maximum": 2,
+                    "request_count": 3, "capacity_utilization": 0.25, "cpu_utilization": 0.1,
+                    "request_threads_busy_time": [0.25, 0.25], "request_threads_completed": [2, 1]})
+
+    def ticks(self, seconds: float, wait=time.sleep) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.tick()
+            wait(0.25)
+
+
+@pytest.fixture
+def lossy(console, token) -> Iterator[LossyAgent]:
+    """Ticks, 5 s of silence (a hole), a refused sample, then the losses and ticks again."""
+    url = console.url.replace("http://", "ws://") + "/ws/agent/"
+    with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=20) as ws:
+        agent = LossyAgent(ws)
+        agent.beat()
+        agent.ticks(2.5)
+        time.sleep(5)
+        assert agent.batch({"request_count": "many"})["dropped"] == 1  # the console's checks refuse it
+        agent.ticks(1.5)
+        agent.beat(**LOSSES)
+        agent.ticks(1.5)
+        yield agent
+
+
+def test_every_kind_of_loss_is_counted_explained_and_marked(tab, lossy):
+    tab.login(USER)
+    page = tab.page
+    cell = row(page, HOST).locator('[data-field="lost"]')
+    page.wait_for_function("([el, n]) => el.textContent === n", arg=[cell.element_handle(), str(TOTAL)],
+                           timeout=20_000)
+    title = cell.get_attribute("title")
+    for line in ("sequence gaps: 7 datagrams", "agent queue full: 5 datagrams",
+                 "spool full: 40 samples (2 batches, 4 seconds of data)", "refused by the console: 1 sample",
+                 "undecodable datagrams: 3 datagrams", "fix: Raise net.unix.max_dgram_qlen"):
+        assert line in title, (line, title)
+
+    tab.goto(f"/hosts/{HOST}/?tab=overview&window=300")
+    loss = page.locator("#loss")
+    page.wait_for_function("([el, n]) => el.dataset.lost === n", arg=[loss.element_handle(), str(TOTAL)],
+                           timeout=20_000)
+    assert loss.text_content() == f"loss {TOTAL}"
+    assert "bad" in loss.get_attribute("class")
+    detail = page.locator("#loss-detail")
+    assert not detail.is_visible()
+    loss.click()
+    detail.wait_for(state="visible")
+    assert loss.get_attribute("aria-expanded") == "true"
+    assert detail.locator("h2").text_content() == f"Loss on this host: {TOTAL} datagrams or samples"
+    kinds = detail.locator("dt").evaluate_all("dts => dts.map(dt => dt.dataset.kind)")
+    assert kinds == ["lost", "queue_drops", "spool", "refused", "malformed"]
+    text = detail.text_content()
+    for said in ("the kernel's socket queue was full", "no agent was bound",  # causes
+                 "sysctl net.unix.max_dgram_qlen=512", "--queue-bytes", "--spool-max-bytes",  # fixes
+                 "2 batches, 4 seconds of data", "Run an agent version that matches this console",
+                 "request_count"):  # the console's reason for the refused sample
+        assert said in text, said
+    tab.shot("host-loss.png", down_to="#loss-detail")
+    page.keyboard.press("Escape")
+    detail.wait_for(state="hidden")
+
+    # The charts: a red mark at the second the heartbeat's loss was counted, a hatched hole where
+    # the agent sent nothing, both in the tooltip and in words above the charts.
+    over = page.locator('figure[data-chart="throughput"] .u-over')
+    page.wait_for_function("el => el.dataset.lossX && el.dataset.holeX", arg=over.element_handle(),
+                           timeout=20_000)
+    marks = page.locator("#chart-marks")
+    assert marks.is_visible() and marks.get_attribute("data-lost") == "7"
+    assert "7 datagrams lost by sequence gaps" in marks.text_content()
+    assert "without data (hatched)" in marks.text_content()
+    tab.shot("host-loss-charts.png", down_to='figure[data-chart="throughput"]')
+    tooltip = page.locator('figure[data-chart="throughput"] .chart-tooltip')
+    box = over.bounding_box()
+    x = int(over.get_attribute("data-loss-x").split(",")[0])
+    over.hover(position={"x": x, "y": box["height"] / 2})
+    tooltip.wait_for(state="visible")
+    assert "loss: 7 datagrams" in tooltip.text_content()
+    hole = int(over.get_attribute("data-hole-x").split(",")[0])
+    over.hover(position={"x": hole, "y": box["height"] / 2})
+    page.wait_for_function("el => el.textContent.includes('no data')", arg=tooltip.element_handle())
+
+    # More loss while the page is open: the live frames bring the total and the new mark.
+    lossy.beat(**{**LOSSES, "lost": 10})
+    lossy.ticks(4, wait=lambda s: page.wait_for_timeout(s * 1000))
+    page.wait_for_function("([el, n]) => el.dataset.lost === n", arg=[loss.element_handle(), str(TOTAL + 3)],
+                           timeout=20_000)
+    page.wait_for_function("el => el.dataset.lost === '10'", arg=marks.element_handle(), timeout=20_000)
+
