@@ -199,8 +199,9 @@ def test_an_agent_host_with_a_skewed_clock_is_placed_on_the_console_clock(deploy
         note(f"host frame says: {clock}")
         assert ("ahead" if offset > 0 else "behind") in clock["text"]
         assert abs(clock["skew"] - offset) < 5
-    summary, _ = finish(sim, agent)
-    view = console_view(dep.site, host_id, since - 300)  # stamps before the correction too
+    summary, stats = finish(sim, agent)
+    check_exact_delivery(dep.site, host_id, since - 300, stats)  # stamps before the correction too
+    view = console_view(dep.site, host_id, since - 300)
     stamps = sorted(s["t"] for s in view.samples if s["k"] == 2)
     note(f"simulator {summary}; tick stamps {stamps[0] - since:.1f} .. {stamps[-1] - since:.1f} s after "
          f"the test's start; counters {view.counters}")
