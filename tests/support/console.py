@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from support.modwsgi import pick_port, port_is_free, wait_until
+from support.redis_server import OwnRedis
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -133,43 +134,21 @@ def delete_keys(redis_url: str, *prefixes: str) -> int:
     return deleted
 
 
-class RedisServer(Child):
-    """A private redis-server on a free port (for outages we may cause)."""
+class RedisServer(OwnRedis):
+    """A private redis-server for a whole deployment: ``persistent`` keeps every write it
+    acknowledged through a SIGKILL (AOF, fsync always), as the README asks of production."""
 
     def __init__(self, work: Path, *, persistent: bool = False):
-        self.work = work
-        self.dir = work / "redis"
-        self.dir.mkdir(exist_ok=True)
-        self.port = pick_port()
-        self.persistent = persistent
-        self.proc: subprocess.Popen | None = None
-        self.log = work / "redis.log"
+        directory = work / "redis"
+        directory.mkdir(exist_ok=True)
+        super().__init__(directory, **({"appendonly": "yes", "appendfsync": "always"} if persistent else {}))
 
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self, timeout: float = 10.0) -> RedisServer:
-        cmd = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-               "--dir", str(self.dir), "--daemonize", "no", "--protected-mode", "no"]
-        cmd += (["--appendonly", "yes", "--appendfsync", "always"] if self.persistent
-                else ["--appendonly", "no"])
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-        if not wait_until(self.ping, timeout, step=0.05):
-            raise RuntimeError(f"redis-server on {self.port} did not answer\n{tail(self.log)}")
+    def start(self) -> RedisServer:  # type: ignore[override]
+        super().start()
         return self
 
-    def ping(self) -> bool:
-        import redis
-
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2, socket_timeout=0.5)
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
+    def kill(self) -> None:
+        self.stop()
 
 
 

@@ -3,6 +3,7 @@ Redis must never touch the shared one at 6379."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -55,6 +56,11 @@ class OwnRedis:
             self.process.kill()
             self.process.wait(10)
             self.process = None
+
+    def signal(self, sig: int) -> None:
+        """SIGSTOP, SIGCONT, ...: a Redis that hangs rather than dies."""
+        assert self.process is not None
+        os.kill(self.process.pid, sig)
 
     def restart(self) -> None:
         self.stop()

@@ -4,10 +4,7 @@ their own redis-server, never the shared one."""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +12,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-import redis
+from support.redis_server import OwnRedis
 from window_helpers import Stores, batches, scenario, vector, write_all
 
 from console.windows import HOST, InvalidSample, StoreUnavailable, get_store
@@ -24,50 +21,9 @@ pytestmark = pytest.mark.asyncio
 H = 7
 
 
-class RedisServer:
-    """A throwaway redis-server on a free port, without persistence."""
-
-    def __init__(self, directory: Path):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.directory = directory
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_timeout=0.5)
-        deadline = time.monotonic() + 10
-        try:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(10)
-            self.process = None
-
-    def signal(self, sig: int) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, sig)
-
-
 @pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
+def private_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    server = OwnRedis(tmp_path)
     server.start()
     yield server
     if server.process is not None:
