@@ -138,7 +138,8 @@ WSGI_FLEET = {
     "RETENTION_1S": env_int("WSGI_FLEET_RETENTION_1S", 3600),
     "RETENTION_10S": env_int("WSGI_FLEET_RETENTION_10S", 86400),
     "RETENTION_1M": env_int("WSGI_FLEET_RETENTION_1M", 14 * 86400),
-    # An active slow request is "expired" once its agent has been silent this long.
+    # An active slow request is stored "expired" once its agent's stream has gone this many
+    # seconds past it without repeating it (docs/store-exactly-once.md).
     "SLOW_STALE": env_int("WSGI_FLEET_SLOW_STALE", 60),
     "AGENT_MAX_MESSAGE": env_int("WSGI_FLEET_AGENT_MAX_MESSAGE", 4 * 1024 * 1024),
     # Per-connection limits (console/live/limits.py), far above what a healthy agent (about
