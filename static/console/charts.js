@@ -85,7 +85,7 @@ function marksAt(u, marks, t, left) {
   const lines = [];
   for (const [t0, count, step] of marks.loss) {
     if ((t >= t0 && t < t0 + step) || Math.abs(u.valToPos(t0 + step / 2, "x") - left) <= 3) {
-      lines.push(`loss: ${count.toLocaleString()} datagrams (sequence gaps counted at this second)`);
+      lines.push(`loss: ${count.toLocaleString()} datagram${count === 1 ? "" : "s"} (sequence gaps counted here)`);
       break;
     }
   }

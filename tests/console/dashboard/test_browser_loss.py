@@ -110,6 +110,12 @@ def test_every_kind_of_loss_is_counted_explained_and_marked(tab, lossy):
     cell = row(page, HOST).locator('[data-field="lost"]')
     page.wait_for_function("([el, n]) => el.textContent === n", arg=[cell.element_handle(), str(TOTAL)],
                            timeout=20_000)
+    top = page.locator("#loss")  # the fleet's top bar: every kind, summed over the hosts lena sees
+    assert top.text_content() == f"loss {TOTAL}"
+    top.click()
+    heading = page.locator("#loss-detail h2").text_content()
+    assert heading == f"Loss on the 1 host you can see: {TOTAL} datagrams or samples", heading
+    page.keyboard.press("Escape")
     title = cell.get_attribute("title")
     for line in ("sequence gaps: 7 datagrams", "agent queue full: 5 datagrams",
                  "spool full: 40 samples (2 batches, 4 seconds of data)", "refused by the console: 1 sample",
@@ -166,4 +172,5 @@ def test_every_kind_of_loss_is_counted_explained_and_marked(tab, lossy):
     page.wait_for_function("([el, n]) => el.dataset.lost === n", arg=[loss.element_handle(), str(TOTAL + 3)],
                            timeout=20_000)
     page.wait_for_function("el => el.dataset.lost === '10'", arg=marks.element_handle(), timeout=20_000)
+
 
