@@ -33,7 +33,10 @@ let newestData = null;
 
 /** Record the console time of the newest data the page shows. */
 export function setDataTime(t) {
-  if (typeof t === "number" && Number.isFinite(t) && (newestData === null || t > newestData)) newestData = t;
+  if (typeof t !== "number" || !Number.isFinite(t) || (newestData !== null && t <= newestData)) return;
+  const first = newestData === null;
+  newestData = t;
+  if (first) renderAge(); // not "no data yet" beside charts that show data, until the next second
 }
 
 let lossReasons = [];
