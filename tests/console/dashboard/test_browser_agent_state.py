@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from collections.abc import Iterator
-from typing import Any
 
-import msgpack
 import pytest
-from browser_support import PYTHON, ROOT, row
-from websockets.sync.client import connect
+from browser_support import row
+from raw_agent import RawAgent, agent_token, raw_agent
 
 from ingest.frames import STARTED
 
@@ -29,56 +26,34 @@ pytestmark = pytest.mark.browser
 
 HOST, USER = "stalled-1", "carol"
 FAKE = 1200
-SETUP = f"""
-import os
-from django.contrib.auth.models import User
-from console.fleet.models import AgentToken, Host, Team
-team = Team.objects.create(name="ops")
-team.members.add(User.objects.create_user({USER!r}, password=os.environ["WF_BROWSER_PASSWORD"]))
-print("WF_TOKEN " + AgentToken.issue(host=Host.objects.create(name={HOST!r}, team=team))[1])
-"""
 
 
 @pytest.fixture(scope="module")
 def token(console) -> str:
-    done = subprocess.run([PYTHON, "manage.py", "shell", "-c", SETUP], cwd=ROOT, env=console.env,
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return next(line.split(" ", 1)[1] for line in done.stdout.splitlines() if line.startswith("WF_TOKEN "))
+    return agent_token(console, HOST, USER, "ops")
 
 
 class StalledAgent:
-    """The protocol as an agent whose decode thread died speaks it: only heartbeats, received climbing."""
+    """An agent whose decode thread died: only heartbeats, received climbing."""
 
-    def __init__(self, ws: Any) -> None:
-        self.ws, self.received = ws, 500
-        self.send({"t": "hello", "protocol": 1, "agent": "stalled", "instance": "stalled-1"})
-        assert self.receive()["t"] == "welcome"
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.ws.send(msgpack.packb(message, use_bin_type=True))
-
-    def receive(self) -> dict[str, Any]:
-        return msgpack.unpackb(self.ws.recv(timeout=30), strict_map_key=False)
+    def __init__(self, raw: RawAgent) -> None:
+        self.raw, self.received = raw, 500
 
     def beat(self) -> None:
         self.received += 100
-        self.send({"t": "heartbeat", "instance": "stalled-1", "time": time.time(),
-                   "counters": {"received": self.received, "decoded": 500, "malformed": 0, "lost": 0}})
+        self.raw.heartbeat({"received": self.received, "decoded": 500, "malformed": 0, "lost": 0})
 
 
 @pytest.fixture
 def stalled(console, token) -> Iterator[StalledAgent]:
-    url = console.url.replace("http://", "ws://") + "/ws/agent/"
-    with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=20) as ws:
-        agent = StalledAgent(ws)
+    with raw_agent(console, token, "stalled-1") as raw:
+        agent = StalledAgent(raw)
         for _ in range(3):
             agent.beat()
         now = time.time()  # and a flood of STARTED from fake pids, decoded before the decoder died
         fake = [{"k": STARTED, "p": 10_000 + n, "i": 1, "s": 1, "t": now, "g": "app", "n": None,
                  "f": {"hostname": "evil", "process_parent_pid": 1}} for n in range(FAKE)]
-        agent.send({"t": "batch", "instance": "stalled-1", "id": 1, "samples": fake})
-        assert agent.receive()["t"] == "ack"
+        agent.raw.batch(fake)
         yield agent
 
 

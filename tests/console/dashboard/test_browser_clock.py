@@ -8,73 +8,40 @@ the other browser tests' fleets do not change.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
-from typing import Any
 
-import msgpack
 import pytest
-from browser_support import PYTHON, ROOT, row
-from websockets.sync.client import connect
-
-from ingest.frames import TICK
+from browser_support import row
+from raw_agent import TICK_FIELDS, RawAgent, agent_token, raw_agent
 
 pytestmark = pytest.mark.browser
 
 HOST, USER, SKEW = "skewed-1", "dora", 120.0
-SETUP = f"""
-import os
-from django.contrib.auth.models import User
-from console.fleet.models import AgentToken, Host, Team
-team = Team.objects.create(name="clocks")
-team.members.add(User.objects.create_user({USER!r}, password=os.environ["WF_BROWSER_PASSWORD"]))
-print("WF_TOKEN " + AgentToken.issue(host=Host.objects.create(name={HOST!r}, team=team))[1])
-"""
 
 
 @pytest.fixture(scope="module")
 def token(console) -> str:
-    done = subprocess.run([PYTHON, "manage.py", "shell", "-c", SETUP], cwd=ROOT, env=console.env,
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return next(line.split(" ", 1)[1] for line in done.stdout.splitlines() if line.startswith("WF_TOKEN "))
+    return agent_token(console, HOST, USER, "clocks")
 
 
 class SkewedAgent:
-    """The protocol as an agent on a host whose clock is SKEW seconds ahead speaks it."""
+    """An agent on a host whose clock is SKEW seconds ahead: its heartbeats and stamps."""
 
-    def __init__(self, ws: Any) -> None:
-        self.ws, self.next_id = ws, 1
-        self.send({"t": "hello", "protocol": 1, "agent": "skewed", "instance": "skewed-1"})
-        assert self.receive()["t"] == "welcome"
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.ws.send(msgpack.packb(message, use_bin_type=True))
-
-    def receive(self) -> dict[str, Any]:
-        return msgpack.unpackb(self.ws.recv(timeout=30), strict_map_key=False)
+    def __init__(self, raw: RawAgent) -> None:
+        self.raw = raw
 
     def beat(self) -> None:
-        self.send({"t": "heartbeat", "instance": "skewed-1", "time": time.time() + SKEW,
-                   "counters": {"received": 10, "decoded": 10, "malformed": 0, "lost": 0}})
+        self.raw.heartbeat({"received": 10, "decoded": 10, "malformed": 0, "lost": 0}, clock_offset=SKEW)
 
     def tick(self) -> None:
-        f = {"sample_period": 1.0, "telemetry_interval": 1.0, "request_threads_maximum": 2,
-             "request_count": 3, "capacity_utilization": 0.25, "request_threads_busy_time": [0.25, 0.25],
-             "request_threads_completed": [2, 1]}
-        sample = {"k": TICK, "p": 4242, "i": 1, "s": self.next_id, "t": time.time() + SKEW, "g": "app",
-                  "n": None, "f": f}
-        self.send({"t": "batch", "instance": "skewed-1", "id": self.next_id, "samples": [sample]})
-        self.next_id += 1
-        assert self.receive()["t"] == "ack"
+        self.raw.ticks_of(TICK_FIELDS, clock_offset=SKEW)
 
 
 @pytest.fixture
 def skewed(console, token) -> Iterator[SkewedAgent]:
-    url = console.url.replace("http://", "ws://") + "/ws/agent/"
-    with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=20) as ws:
-        agent = SkewedAgent(ws)
+    with raw_agent(console, token, "skewed-1") as raw:
+        agent = SkewedAgent(raw)
         agent.beat()
         agent.tick()
         yield agent

@@ -10,29 +10,16 @@ fleets do not change.
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
-from typing import Any
 
-import msgpack
 import pytest
-from browser_support import PYTHON, ROOT, row
-from websockets.sync.client import connect
-
-from ingest.frames import TICK
+from browser_support import row
+from raw_agent import TICK_FIELDS, RawAgent, agent_token, raw_agent
 
 pytestmark = pytest.mark.browser
 
 HOST, USER = "lossy-1", "lena"
-SETUP = f"""
-import os
-from django.contrib.auth.models import User
-from console.fleet.models import AgentToken, Host, Team
-team = Team.objects.create(name="losses")
-team.members.add(User.objects.create_user({USER!r}, password=os.environ["WF_BROWSER_PASSWORD"]))
-print("WF_TOKEN " + AgentToken.issue(host=Host.objects.create(name={HOST!r}, team=team))[1])
-"""
 #: What the agent reports: every kind of loss, in its heartbeat's names.
 LOSSES = {"lost": 7, "queue_drops": 5, "dropped": 2, "dropped_samples": 40, "dropped_seconds": 4,
           "refused_samples": 1, "malformed": 3}
@@ -43,61 +30,34 @@ TOTAL = 56
 
 @pytest.fixture(scope="module")
 def token(console) -> str:
-    done = subprocess.run([PYTHON, "manage.py", "shell", "-c", SETUP], cwd=ROOT, env=console.env,
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return next(line.split(" ", 1)[1] for line in done.stdout.splitlines() if line.startswith("WF_TOKEN "))
+    return agent_token(console, HOST, USER, "losses")
 
 
 class LossyAgent:
-    """The agent protocol with one ticking process and the loss counters we choose."""
+    """One ticking process and the loss counters we choose."""
 
-    def __init__(self, ws: Any) -> None:
-        self.ws, self.next_id = ws, 1
-        self.send({"t": "hello", "protocol": 1, "agent": "lossy", "instance": "lossy-1"})
-        assert self.receive()["t"] == "welcome"
-
-    def send(self, message: dict[str, Any]) -> None:
-        self.ws.send(msgpack.packb(message, use_bin_type=True))
-
-    def receive(self) -> dict[str, Any]:
-        return msgpack.unpackb(self.ws.recv(timeout=30), strict_map_key=False)
+    def __init__(self, raw: RawAgent) -> None:
+        self.raw = raw
 
     def beat(self, **losses: int) -> None:
-        self.send({"t": "heartbeat", "instance": "lossy-1", "time": time.time(),
-                   "counters": {"received": 100, "decoded": 100, **losses}})
-
-    def batch(self, *fields: dict[str, Any]) -> dict[str, Any]:
-        samples = [{"k": TICK, "p": 4242 + i, "i": 1, "s": self.next_id, "t": time.time(), "g": "app",
-                    "n": None, "f": f} for i, f in enumerate(fields)]
-        self.send({"t": "batch", "instance": "lossy-1", "id": self.next_id, "samples": samples})
-        self.next_id += 1
-        ack = self.receive()
-        assert ack["t"] == "ack", ack
-        return ack
-
-    def tick(self) -> None:
-        self.batch({"sample_period": 1.0, "telemetry_interval": 1.0, "request_threads_maximum": 2,
-                    "request_count": 3, "capacity_utilization": 0.25, "cpu_utilization": 0.1,
-                    "request_threads_busy_time": [0.25, 0.25], "request_threads_completed": [2, 1]})
+        self.raw.heartbeat({"received": 100, "decoded": 100, **losses})
 
     def ticks(self, seconds: float, wait=time.sleep) -> None:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            self.tick()
+            self.raw.ticks_of(TICK_FIELDS)
             wait(0.25)
 
 
 @pytest.fixture
 def lossy(console, token) -> Iterator[LossyAgent]:
     """Ticks, 5 s of silence (a hole), a refused sample, then the losses and ticks again."""
-    url = console.url.replace("http://", "ws://") + "/ws/agent/"
-    with connect(url, additional_headers={"Authorization": f"Bearer {token}"}, open_timeout=20) as ws:
-        agent = LossyAgent(ws)
+    with raw_agent(console, token, "lossy-1") as raw:
+        agent = LossyAgent(raw)
         agent.beat()
         agent.ticks(2.5)
         time.sleep(5)
-        assert agent.batch({"request_count": "many"})["dropped"] == 1  # the console's checks refuse it
+        assert raw.ticks_of({"request_count": "many"})["dropped"] == 1  # the console's checks refuse it
         agent.ticks(1.5)
         agent.beat(**LOSSES)
         agent.ticks(1.5)
