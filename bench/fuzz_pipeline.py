@@ -72,6 +72,7 @@ TEAM, USER = "fuzz", "fuzzer"
 PASSWORD = "fuzz pipeline password 1"
 FINAL_PID, FINAL_GROUP, FINAL_REQUESTS = 3_999_999, "fuzz-final", 7
 WINDOWS = (300, 3600, 86_400, 1_209_600)
+CLEAN_SECONDS = 4  # the clean host's fewest seconds of traffic, however quick the hostile ones
 RESTAMP_EVERY = 20.0  # seconds between two restamps of the seeds
 CHUNK = 200  # datagrams sent between two looks at the agent's progress
 STALL = 60.0  # seconds without decoding progress before the agent counts as wedged
@@ -185,6 +186,7 @@ class Pipeline:
             self.send(sock, [hostile.Case("the final valid tick", final)])
             self.figures["send_seconds"] = round(time.monotonic() - began, 1)
         time.sleep(1.5)  # the clean feed's last whole interval
+        self.feed.wait_seconds(CLEAN_SECONDS)  # a short, busy run still checks the clean host on some
         self.feed.halt()
         self.marks["sent"] = time.monotonic()
 

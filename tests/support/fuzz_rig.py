@@ -163,6 +163,12 @@ class CleanFeed(threading.Thread):
         for c, name in enumerate(STATUS, 1):
             self.status[name] += int(d.fields.get(f"status_{c}xx_total", 0))
 
+    def wait_seconds(self, seconds: int, timeout: float = 60.0) -> None:
+        """Until ticks of ``seconds`` distinct seconds are sent (a slow machine starts late)."""
+        deadline = time.monotonic() + timeout
+        while len(self.seconds) < seconds and self.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
     def halt(self, timeout: float = 10.0) -> None:
         self._halt.set()
         self.join(timeout)
