@@ -141,7 +141,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 ok = await self.store.aping()
                 state = await durability.store_state(self.store) if ok else None
                 reason = None
-                if not await self.rejoin() and ok:
+                # with the store down, say so now: a re-join would only wait for its timeout
+                if ok and not await self.rejoin():
                     ok, reason = False, "live updates unavailable: the channel layer does not answer"
                 if ok != self.told[0] or (state is not None and state.message() != self.told[1]):
                     await self.report_store(ok, state, reason)
