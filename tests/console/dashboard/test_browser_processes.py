@@ -7,6 +7,7 @@ import re
 
 import pytest
 from browser_support import messages, number, query_of, wait_message
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
@@ -104,11 +105,19 @@ def test_hover_shows_the_process_and_clicks_link_bars_log_and_table(tab):
     page = tab.page
     page.wait_for_function("() => document.querySelectorAll('#proc-log tbody tr').length > 0", timeout=30_000)
     key = page.locator("#proc-log tbody tr").last.get_attribute("data-key")
-    point = bar_point(page, key)
-    assert point["found"] == 1
-    page.mouse.move(point["x"], point["y"])
     tip = page.locator("#proc-tooltip")
-    tip.wait_for(state="visible")
+    # the bars move with the live time axis: on a busy machine a redraw can come between reading
+    # a bar's place and the mouse reaching it, so read it again and move there again
+    for _attempt in range(10):
+        point = bar_point(page, key)
+        assert point["found"] == 1
+        page.mouse.move(point["x"], point["y"])
+        try:
+            tip.wait_for(state="visible", timeout=3_000)
+            break
+        except PlaywrightTimeout:
+            page.mouse.move(1, 1)
+    tip.wait_for(state="visible", timeout=1_000)
     text = tip.text_content()
     pid = key.split(":")[0]
     assert text.startswith(f"pid {pid} · parent ") and "group app" in text and "started" in text
