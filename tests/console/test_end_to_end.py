@@ -362,6 +362,15 @@ def redis_outage() -> Iterator[dict[str, Any]]:
             late.wait_for(lambda m: m["type"] in ("status", "error", "host.snapshot"), 4)
         except (AssertionError, RuntimeError) as exc:
             seen["errors"].append(f"late client: {exc}")
+        # The watcher's page is told within one store check (3 s) plus the check itself; how
+        # long that takes is noted, not asserted: a busy machine stretches it.
+        def told_down() -> bool:
+            return any(m["type"] == "status" and m.get("store_ok") is False and m["_at"] >= kill_mono
+                       for m in clients[0].snapshot())
+
+        wait_until(told_down, 20, step=0.05)
+        seen["told_after"] = time.monotonic() - kill_mono
+        note(f"watcher told the store is down {seen['told_after']:.2f} s after the kill")
         time.sleep(max(0.0, 4.5 - (time.monotonic() - kill_mono)))
         seen["during"] = {c.name: _client_view(c, kill_mono) for c in clients}
         seen["closes"] = [(code, int(n)) for _, code, n in CLOSED.findall(agent.log_text())]
