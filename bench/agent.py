@@ -11,7 +11,7 @@ datagrams it handled.
 
 Workloads:
   capture   the 6,750 real datagrams of tests/data/wire-vectors/raw, replayed in a loop
-  sim-N     busy request-metrics ticks from ``ingest.simulate.busy_ticks`` round-robin over
+  sim-N     busy request-metrics ticks from ``ingest.commands.simulate.busy_ticks`` round-robin over
             N pids (generated once per run); the sender renumbers each pid's seqs 2, 3, ...
             and keeps counting pass after pass, so a receiver's seq-gap count is real loss
 
@@ -109,18 +109,18 @@ def sim_count(processes: int) -> int:
 def load_workload(name: str, cached: str | None = None) -> tuple[list[bytes], bool]:
     """The datagrams of one pass, and whether the sender should move seqs on per pass."""
     if cached:
-        from ingest import capture
+        from ingest.pipeline import capture
 
         return list(capture.read(cached)), name.startswith("sim-")
     if name == "capture":
-        from ingest import capture
+        from ingest.pipeline import capture
 
         paths = sorted(glob.glob(str(CAPTURES / "*.dgrams.gz")))
         if not paths:
             raise SystemExit(f"no captures in {CAPTURES}")
         return [d for p in paths for d in capture.read(p)], False
     if name.startswith("sim-"):
-        from ingest import simulate
+        from ingest.commands import simulate
 
         processes = int(name[4:])
         return list(simulate.busy_ticks(processes, sim_count(processes), threads=4, seed=0)), True
@@ -714,7 +714,7 @@ def bench_main(args: argparse.Namespace) -> int:
     args.cache = {}
     for workload in workloads:
         if workload.startswith("sim-"):
-            from ingest import capture
+            from ingest.pipeline import capture
 
             path = os.path.join(cache_dir.name, f"{workload}.dgrams")
             capture.write_all(path, load_workload(workload)[0])
@@ -767,7 +767,7 @@ def profile_main(args: argparse.Namespace) -> int:
     import pstats
     import threading
 
-    from ingest import cli
+    from ingest.commands import cli
 
     profiles: list[cProfile.Profile] = []
     lock = threading.Lock()

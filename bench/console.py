@@ -13,14 +13,14 @@ Measures, for design.md section 11:
 
 1. **Write throughput of ONE worker.** N load agents (1, 10, 50), each a
    host with its own agent token, speak docs/agent-protocol.md over
-   ``websockets`` as ``ingest.uplink`` does (hello, welcome, heartbeat every
+   ``websockets`` as ``ingest.pipeline.uplink`` does (hello, welcome, heartbeat every
    5 s, binary msgpack batches, up to ``--window`` = 16 batches in flight,
    permessage-deflate offered; after a drop they reconnect within 0.5 s and
    go on above ``welcome.acked``). Batches hold ``--batch`` samples (250: the
    250 ms batch of a 1,000-process host at 1 Hz) cut from a pool of
-   real-looking samples: ``ingest.simulate.busy_ticks`` over ``--procs``
-   pids, decoded by ``ingest.frames.replay`` and msgpack-encoded by
-   ``ingest.spool.encode`` (the agent's own encoding, ~2.4 KB a sample), the
+   real-looking samples: ``ingest.commands.simulate.busy_ticks`` over ``--procs``
+   pids, decoded by ``ingest.pipeline.samples.replay`` and msgpack-encoded by
+   ``ingest.pipeline.spool.encode`` (the agent's own encoding, ~2.4 KB a sample), the
    pids spread over ``--groups`` process groups. Each batch's stamps are
    rewritten in place to the 250 ms before it is sent, so every write lands
    in live 1 s / 10 s / 1 min frames and the workers' per-second publishers
@@ -38,9 +38,9 @@ Measures, for design.md section 11:
    wrote): the real captures A-E, and simulated fleets (``Fleet``, 60 s).
 4. **Datagram-to-client latency.** Real agents (``python -m ingest serve
    --console ws://...``) are fed in real time (1 Hz ticks, each process at
-   its own phase, paced as ``ingest.simulate.run`` does) by a sender that
+   its own phase, paced as ``ingest.commands.simulate.run`` does) by a sender that
    logs when it sent each datagram and which 1 s frame it belongs to
-   (``frames.sample_time``). Clients subscribed to each host over
+   (``sample_time``). Clients subscribed to each host over
    ``/ws/live/`` with a user API token record every ``host.frame``. Reported:
    * tick to client: for every kind-2 tick (the request metrics the charts
      show), arrival of the frame of its second minus the time it was sent:
@@ -333,9 +333,10 @@ def as_agent_sends(sample: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pool_sim(procs: int, groups: int, count: int) -> list[dict[str, Any]]:
-    from ingest import frames, simulate
+    from ingest.commands import simulate
+    from ingest.pipeline.samples import replay
 
-    samples = list(frames.replay(simulate.busy_ticks(procs, count, threads=4, seed=0)))
+    samples = list(replay(simulate.busy_ticks(procs, count, threads=4, seed=0)))
     first = min(s["p"] for s in samples)
     for s in samples:
         group = f"app{(s['p'] - first) % groups}"
@@ -345,11 +346,12 @@ def _pool_sim(procs: int, groups: int, count: int) -> list[dict[str, Any]]:
 
 
 def _pool_capture() -> list[dict[str, Any]]:
-    from ingest import capture, frames
+    from ingest.pipeline import capture
+    from ingest.pipeline.samples import replay
 
     out = []
     for path in sorted(glob.glob(str(CAPTURES / "*.dgrams.gz"))):
-        samples = list(frames.replay(capture.read(path)))
+        samples = list(replay(capture.read(path)))
         shift = time.time() - max(s["t"] for s in samples)  # the capture ends now
         for s in samples:
             s["t"] += shift
@@ -365,7 +367,7 @@ def build_templates(workload: str, batch: int, procs: int,
     """Batches of encoded samples (msgpack array) and, for sim, where each stamp's 8 bytes are."""
     import msgpack
 
-    from ingest.spool import encode
+    from ingest.pipeline.spool import encode
 
     if workload == "sim":
         samples = _pool_sim(procs, groups, max(procs * 2, batch * 8))
@@ -410,7 +412,7 @@ async def load_main_async(spec: dict[str, Any]) -> dict[str, Any]:
     pack_into = _STAMP.pack_into
 
     async def agent(index: int, url: str, token: str) -> None:
-        """One agent: like ingest.uplink, it reconnects when the console drops it (after 0-0.5 s
+        """One agent: like ingest.pipeline.uplink, it reconnects when the console drops it (after 0-0.5 s
         rather than the uplink's 0.5-30 s backoff) and goes on above ``welcome.acked``; batches
         unacked at a drop are not resent (counted in ``unacked_at_drop``)."""
         instance = secrets.token_hex(8)
@@ -721,7 +723,9 @@ def load_redis_bytes_module() -> Any:
 
 
 def run_bytes(env: Env, args: argparse.Namespace) -> dict[str, Any]:
-    from ingest import capture, frames, simulate
+    from ingest.commands import simulate
+    from ingest.pipeline import capture
+    from ingest.pipeline.samples import replay
 
     rb = load_redis_bytes_module()
     env.flush()
@@ -729,14 +733,14 @@ def run_bytes(env: Env, args: argparse.Namespace) -> dict[str, Any]:
     async def go() -> list[dict[str, Any]]:
         rows = []
         for name in args.bytes_scenarios.split(","):
-            everything = list(frames.replay(capture.read(str(CAPTURES / f"{name}.dgrams.gz"))))
+            everything = list(replay(capture.read(str(CAPTURES / f"{name}.dgrams.gz"))))
             r = await rb.measure(env.redis_url, name, rb.newest(everything, 60.0), True)
             r.update(source="capture", copies=1, compress=True)
             rows.append(r)
         for groups, per_group in args.bytes_fleets:
             fleet = simulate.Fleet(groups, per_group, 4, seed=1, restart_probability=0.01)
             datagrams = fleet.datagrams(time.time() - 61, 61)
-            samples = rb.newest(list(frames.replay(datagrams)), 60.0)
+            samples = rb.newest(list(replay(datagrams)), 60.0)
             r = await rb.measure(env.redis_url, f"sim {groups}x{per_group}", samples, True)
             r.update(source="simulate.Fleet", copies=1, compress=True)
             rows.append(r)
@@ -756,8 +760,9 @@ def run_bytes(env: Env, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def sim_main(args: argparse.Namespace) -> int:
-    """Real-time sender (ingest.simulate.run's pacing) that logs each datagram's send time and second."""
-    from ingest import simulate, wire
+    """Real-time sender (paced as ``simulate.run``) logging each datagram's send time and second."""
+    from ingest.commands import simulate
+    from ingest.pipeline import wire
 
     fleet = simulate.Fleet(args.groups, args.processes, 4, seed=args.seed, restart_probability=0.01,
                            slow_probability=0.05, hostname=args.hostname)
@@ -786,7 +791,7 @@ def sim_main(args: argparse.Namespace) -> int:
                 counts["sent"] += 1
                 kind = data[_HDR_KIND]
                 when = struct.unpack_from("<d", data, _HDR_STAMP)[0]
-                if kind == GC_EVENT:  # frames.sample_time: a GC event belongs to its own start
+                if kind == GC_EVENT:  # sample_time: a GC event belongs to its own start
                     start = wire.decode(data).fields.get("gc_event_start_stamp")
                     if isinstance(start, float) and math.isfinite(start):
                         when = start
@@ -846,7 +851,7 @@ async def redis_poller(url: str, host_ids: list[int], seen: dict[tuple[int, int]
                        stop: asyncio.Event, period: float = 0.05) -> None:
     """For each host and recent second: ticks in Redis and the last time that count changed."""
     from console.windows import get_store
-    from ingest.frames import HOST
+    from ingest.model.kinds import HOST
 
     store = get_store(url, prefix=KEY_PREFIX)
     try:
@@ -1364,7 +1369,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="processes per simulated host (default %(default)s)")
     parser.add_argument("--groups", type=int, default=8, help="process groups per host (default %(default)s)")
     parser.add_argument("--window", type=int, default=16,
-                        help="batches in flight per agent (default %(default)s, ingest.uplink.WINDOW)")
+                        help="batches in flight per agent (default %(default)s, uplink.WINDOW)")
     parser.add_argument("--no-deflate", action="store_true", help="do not offer permessage-deflate")
     parser.add_argument("--bytes-scenarios", default="A,B,C,D,E")
     parser.add_argument("--latency", help="processes x agents per latency run (default 100x1,1000x4,1000x1)")

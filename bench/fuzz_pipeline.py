@@ -65,7 +65,7 @@ from support.fuzz_rig import (  # noqa: E402
 from support.fuzz_verdict import CLEAN, HOSTILE, Verdict  # noqa: E402
 from support.modwsgi import wait_until  # noqa: E402
 
-from ingest import capture  # noqa: E402
+from ingest.pipeline import capture  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 TEAM, USER = "fuzz", "fuzzer"

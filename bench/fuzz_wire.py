@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fuzz ingest.wire.decode with mutated real datagrams.
+"""Fuzz ingest.pipeline.wire.decode with mutated real datagrams.
 
 Seeds are the 68 wire vectors, the accepted odd datagrams of ``bad/`` and all 6,750
 datagrams of the raw captures (tests/data/wire-vectors). Each case applies one to three
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as `python3 bench/fuzz_wire.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
-from ingest import wire  # noqa: E402 - needs the repo root on sys.path
+from ingest.pipeline import wire  # noqa: E402 - needs the repo root on sys.path
 
 DATA = ROOT / "tests" / "data" / "wire-vectors"
 RESULTS = ROOT / "bench" / "results"

@@ -4,8 +4,8 @@
                                 [--copies 1,20] [--scenarios A,B,C,D,E] [--no-save]
 
 Replays the real captures (tests/data/wire-vectors/raw) as the agent would
-forward them (``ingest.wire.decode`` + pid, incarnation, seq, stamp and
-group joined by ``ingest.frames.replay``), keeps the newest ``--window``
+forward them (``ingest.pipeline.wire.decode`` + pid, incarnation, seq, stamp and
+group joined by ``ingest.pipeline.samples.replay``), keeps the newest ``--window``
 seconds of each, and writes them batch by batch (250 ms of samples each)
 into the Redis backend under a fresh key prefix. Then it sums ``MEMORY
 USAGE`` over every key of that prefix, by key kind, and divides by the
@@ -43,7 +43,10 @@ sys.path.insert(0, str(REPO))
 
 from console.windows import get_store  # noqa: E402
 from console.windows.backends.redis import WindowStore  # noqa: E402
-from ingest import capture, frames  # noqa: E402
+from ingest.model import frames  # noqa: E402
+from ingest.model.sample import Sample  # noqa: E402
+from ingest.pipeline import capture  # noqa: E402
+from ingest.pipeline.samples import replay  # noqa: E402
 
 RAW = REPO / "tests" / "data" / "wire-vectors" / "raw"
 RESULTS = REPO / "bench" / "results"
@@ -51,18 +54,18 @@ TARGET = 1024
 PID_STRIDE = 1_000_000
 
 
-def newest(samples: list[frames.Sample], window: float) -> list[frames.Sample]:
+def newest(samples: list[Sample], window: float) -> list[Sample]:
     end = max(s["t"] for s in samples)
     return [s for s in samples if s["t"] >= end - window]
 
 
-def copies(samples: list[frames.Sample], n: int) -> list[frames.Sample]:
+def copies(samples: list[Sample], n: int) -> list[Sample]:
     out = [{**s, "p": s["p"] + k * PID_STRIDE} for s in samples for k in range(n)]
     return sorted(out, key=lambda s: s["t"])  # stable: copies of a sample stay together
 
 
-def batches(samples: list[frames.Sample], width: float = 0.25) -> list[list[frames.Sample]]:
-    out: list[list[frames.Sample]] = []
+def batches(samples: list[Sample], width: float = 0.25) -> list[list[Sample]]:
+    out: list[list[Sample]] = []
     start = -math.inf
     for sample in samples:
         if sample["t"] - start > width:
@@ -77,7 +80,7 @@ def key_kind(store: WindowStore, key: str) -> str:
     return rest.split(":")[0]
 
 
-async def measure(url: str, name: str, samples: list[frames.Sample], compress: bool) -> dict[str, Any]:
+async def measure(url: str, name: str, samples: list[Sample], compress: bool) -> dict[str, Any]:
     store = get_store(url, prefix=f"wfbench:{uuid.uuid4().hex[:10]}:", compress_raw=compress)
     assert isinstance(store, WindowStore)
     try:
@@ -110,7 +113,7 @@ async def measure(url: str, name: str, samples: list[frames.Sample], compress: b
 async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     results = []
     for name in args.scenarios.split(","):
-        everything = list(frames.replay(capture.read(str(RAW / f"{name}.dgrams.gz"))))
+        everything = list(replay(capture.read(str(RAW / f"{name}.dgrams.gz"))))
         window = newest(everything, args.window)
         for n in (int(c) for c in args.copies.split(",")):
             for compress in (c == "on" for c in args.compress.split(",")):

@@ -9,7 +9,7 @@ that writes the agents' batches: a tab that takes tens of milliseconds for a
 big host delays every other host on the worker. These budgets were once
 assertions in the tab tests, where a busy machine made them fail; here they
 are measured, best of ``--rounds``, beside a baseline taken in the same run:
-``ingest.frames.frame_add`` over the same samples (the stored second's
+``ingest.model.frames.frame_add`` over the same samples (the stored second's
 frame, the least any consumer of them does). The ratio is what to watch.
 
 Also times the GC tab's snapshot of a simulated 50-process host over 300 s
@@ -41,8 +41,10 @@ django.setup()
 
 from console.live.tabs import TabRequest, capacity, gc, processes, slow  # noqa: E402
 from console.windows import get_store  # noqa: E402
-from ingest import frames  # noqa: E402
-from ingest.simulate import Fleet  # noqa: E402
+from ingest.commands.simulate import Fleet  # noqa: E402
+from ingest.model import frames  # noqa: E402
+from ingest.model.sample import Sample, sample_time  # noqa: E402
+from ingest.pipeline.samples import replay  # noqa: E402
 
 T0 = 1_795_000_000.0
 RESULTS = REPO / "bench" / "results"
@@ -59,10 +61,10 @@ def best_of(rounds: int, work: Callable[[], Any]) -> float:
     return best
 
 
-def second_of(fleet: Fleet, seconds: int = 3) -> list[frames.Sample]:
+def second_of(fleet: Fleet, seconds: int = 3) -> list[Sample]:
     """The samples of the last whole second of a simulated run, as the agent forwards them."""
-    samples = list(frames.replay(fleet.datagrams(T0, seconds)))
-    return [s for s in samples if int(frames.sample_time(s)) == int(T0) + seconds - 1]
+    samples = list(replay(fleet.datagrams(T0, seconds)))
+    return [s for s in samples if int(sample_time(s)) == int(T0) + seconds - 1]
 
 
 def live_costs(rounds: int) -> dict[str, Any]:
@@ -87,7 +89,7 @@ async def gc_snapshot_costs(rounds: int) -> dict[str, Any]:
     store = get_store(None)
     fleet = Fleet(2, 25, 4, seed=4, interpreters=1)
     now = time.time()
-    samples = list(frames.replay(fleet.datagrams(now - 200, 200)))
+    samples = list(replay(fleet.datagrams(now - 200, 200)))
     for batch_id, start in enumerate(range(0, len(samples), 250), 1):
         await store.awrite_batch(1, "bench", batch_id, samples[start:start + 250], now)
     host = {"id": 1, "name": "bench"}

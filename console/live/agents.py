@@ -29,7 +29,7 @@ from django.conf import settings
 from console.windows import durability
 from console.windows.batch import InvalidSample
 from console.windows.checks import MAX_STAMP, CheckedSamples
-from ingest.fields import FIELDS
+from ingest.model.fields import FIELDS
 
 from . import health, protocol, publish, queries
 from .health import faults

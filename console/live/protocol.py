@@ -17,7 +17,7 @@ from console.windows import checks
 from console.windows.checks import CheckedSamples
 
 PROTOCOL = 1
-#: What ``welcome`` offers for batches: the agent may send ``zsamples`` (ingest/batchwire.py).
+#: What ``welcome`` offers for batches: the agent may send ``zsamples`` (ingest/pipeline/batchwire.py).
 COMPRESSION = "zlib"
 MAX_SAMPLES = 5000
 MAX_FIELDS = checks.MAX_FIELDS
@@ -104,7 +104,7 @@ def validate_batch(message: dict) -> tuple[str, int, CheckedSamples]:
 
 
 def _inflated(packed: Any) -> Any:
-    """``zsamples``: the samples' msgpack array, zlib-compressed (ingest/batchwire.py). The
+    """``zsamples``: the samples' msgpack array, zlib-compressed (ingest/pipeline/batchwire.py). The
     agent keeps a batch under ``max_message`` before compression, so nothing more is
     inflated: a small message cannot make the console hold gigabytes."""
     if not isinstance(packed, bytes):

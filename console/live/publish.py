@@ -30,7 +30,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
-from ingest.frames import merge, merge_into
+from ingest.model.frames import merge, merge_into
 
 from .health import error_message, faults
 from .jsontext import dumps

@@ -13,7 +13,7 @@ import asyncio
 import math
 from typing import Any
 
-from ingest.frames import derive, merge
+from ingest.model.frames import derive, merge
 
 from .health import faults, not_decoding
 from .store import StoreUnavailable

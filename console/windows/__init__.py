@@ -4,7 +4,7 @@ Plain Python (no Django import), so the agent's tests, benchmarks and
 ``top`` can use it without settings; the Django app glue lives elsewhere.
 """
 
-from ingest.frames import HOST
+from ingest.model.kinds import HOST
 
 from .batch import DEFAULT_TIERS, InvalidSample, Tier
 from .checks import CheckedSamples, check_samples

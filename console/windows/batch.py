@@ -21,16 +21,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ingest import frames
-from ingest.frames import Frame, frame_add, merge_into, sample_time
-from ingest.state import IDENTITY_FIELDS
+from ingest.model.frames import Frame, frame_add, merge_into
+from ingest.model.kinds import GC_EVENT, GC_SNAPSHOT, SLOW, STARTED, STOPPED, STOPPING, TICK
+from ingest.model.sample import IDENTITY_FIELDS, sample_time, slow_request
 
 from .checks import check_samples
 from .samples import pack_sample
 
-TICK, SLOW, STARTED, STOPPING, STOPPED = (frames.TICK, frames.SLOW, frames.STARTED, frames.STOPPING,
-                                          frames.STOPPED)
-KNOWN_KINDS = frozenset({TICK, SLOW, STARTED, STOPPING, STOPPED, frames.GC_SNAPSHOT, frames.GC_EVENT})
+TICK, SLOW, STARTED, STOPPING, STOPPED = (TICK, SLOW, STARTED, STOPPING,
+                                          STOPPED)
+KNOWN_KINDS = frozenset({TICK, SLOW, STARTED, STOPPING, STOPPED, GC_SNAPSHOT, GC_EVENT})
 #: A broken agent clock must not pin keys for decades: frames at most this
 #: far in the future of the console's clock still get their normal life.
 FUTURE_SKEW = 3600.0
@@ -94,12 +94,7 @@ def process_key(sample: Mapping[str, Any]) -> str:
 
 def slow_key(sample: Mapping[str, Any]) -> str:
     """(pid, incarnation, log id) joins a request's active and completed records."""
-    f = sample["f"]
-    log_id = f.get("slow_log_id")
-    if isinstance(log_id, bytes):
-        log_id = log_id.hex()
-    request = log_id or f"{f.get('slow_thread_id')}@{f.get('slow_start_stamp')!r}"
-    return f"{process_key(sample)}:{request}"
+    return f"{process_key(sample)}:{slow_request(sample['f'])}"
 
 
 def _process_delta(sample: Mapping[str, Any], stamp: float) -> dict[str, Any]:

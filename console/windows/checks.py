@@ -5,7 +5,7 @@ sane, and one value of the wrong type used to make a store write throw (the
 whole batch lost, or half of it written on Redis) or, worse, be stored and
 break every later read of the host. So each sample of a batch is checked
 here, in two parts: its envelope (``k p i s t g n f``, docs/agent-protocol.md)
-and then its fields against the field table (``ingest.contract``, the same
+and then its fields against the field table (``ingest.model.contract``, the same
 table the agent's decoder holds datagrams to).
 
 A sample that fails is *dropped*: the rest of its batch is written, and the
@@ -24,9 +24,9 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from ingest import contract
-from ingest.fields import BY_ID, BY_NAME, MAX_UNKNOWN_FIELDS, STAMP_LIMIT
-from ingest.frames import HOST
+from ingest.model import contract
+from ingest.model.fields import BY_ID, BY_NAME, MAX_UNKNOWN_FIELDS, STAMP_LIMIT
+from ingest.model.kinds import HOST
 
 #: Process group and interpreter name: text of at most this many characters.
 MAX_TEXT: Final = 256

@@ -25,8 +25,8 @@ from typing import Any
 
 import msgpack
 
-from ingest.fields import BY_ID, BY_NAME, FIELDS, HISTOGRAM_BUCKETS, MAX_SLOTS, Field, Kind, Tag
-from ingest.frames import Sample
+from ingest.model.fields import BY_ID, BY_NAME, FIELDS, HISTOGRAM_BUCKETS, MAX_SLOTS, Field, Kind, Tag
+from ingest.model.sample import Sample
 
 _ALWAYS: dict[int, tuple[Field, ...]] = {
     int(kind): tuple(f for f in FIELDS if f.presence == "always" and kind in f.kinds) for kind in Kind

@@ -13,8 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
-from ingest.frames import Sample
-from ingest.state import SILENT_INTERVALS
+from ingest.model.sample import SILENT_INTERVALS, Sample
 
 from .samples import unpack_sample
 

@@ -30,8 +30,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from ingest.frames import HOST, Frame, Sample, merge_into
-from ingest.state import SILENT_INTERVALS
+from ingest.model.frames import Frame, merge_into
+from ingest.model.kinds import HOST
+from ingest.model.sample import SILENT_INTERVALS, Sample
 
 from .batch import DEFAULT_TIERS, IDENTITY, RANKS, Batch, InvalidSample, Tier, frame_expiry, prepare
 from .samples import unpack_sample, unpack_samples

@@ -31,7 +31,7 @@ from support.fuzz_rig import tracebacks
 from support.hostile import VALUE_OF_TAG
 from support.required import missing
 
-from ingest.fields import FIELDS
+from ingest.model.fields import FIELDS
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = {"memory": {"count": 20_000, "seed": 7, "redis": False},

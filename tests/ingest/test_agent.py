@@ -9,8 +9,8 @@ from pathlib import Path
 from support.datagrams import send_all
 from support.paths import BAD, RAW
 
-from ingest import capture
-from ingest.agent import Agent, AgentConfig
+from ingest.pipeline import capture
+from ingest.pipeline.agent import Agent, AgentConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 

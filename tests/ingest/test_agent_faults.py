@@ -18,11 +18,11 @@ from support.datagrams import send_all
 from support.modwsgi import wait_until
 from support.paths import RAW
 
-from ingest import capture, wire
-from ingest.agent import Agent, AgentConfig
-from ingest.fields import Kind
-from ingest.receiver import Receiver
-from ingest.state import ProcessTable
+from ingest.model.fields import Kind
+from ingest.pipeline import capture, wire
+from ingest.pipeline.agent import Agent, AgentConfig
+from ingest.pipeline.receiver import Receiver
+from ingest.pipeline.state import ProcessTable
 
 ROOT = Path(__file__).resolve().parents[2]
 STAMP = 1795378194.0
@@ -157,7 +157,7 @@ def test_hostile_values_in_handlers_cost_nothing(sockdir):
 
 SERVE_WITH_A_LISTENER_THAT_EXITS = """
 import runpy, sys
-from ingest.agent import Agent
+from ingest.pipeline.agent import Agent
 
 start = Agent.start
 

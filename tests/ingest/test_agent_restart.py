@@ -24,8 +24,8 @@ from support.console_peer import ConsolePeer
 from support.datagrams import send_all
 from support.modwsgi import wait_until
 
-from ingest import wire
-from ingest.fields import Kind
+from ingest.model.fields import Kind
+from ingest.pipeline import wire
 
 STAMP = 1795378194.0
 TICK, STARTED = int(Kind.REQUEST_METRICS), int(Kind.PROCESS_STARTED)

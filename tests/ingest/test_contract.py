@@ -11,9 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.paths import VECTORS
 
-from ingest import capture, contract, frames, state, wire
-from ingest.fields import BY_NAME, FIELDS, Field, Tag
-from ingest.spool import encode
+from ingest.model import contract
+from ingest.model.fields import BY_NAME, FIELDS, Field, Tag
+from ingest.pipeline import capture, state, wire
+from ingest.pipeline.samples import sample_from
+from ingest.pipeline.spool import encode
 
 
 def forwarded_samples() -> list[dict[str, Any]]:
@@ -25,7 +27,7 @@ def forwarded_samples() -> list[dict[str, Any]]:
                 d = wire.decode(raw)
             except wire.DecodeError:
                 continue
-            samples.append(frames.sample_from(d, table.add(d)))
+            samples.append(sample_from(d, table.add(d)))
     return [msgpack.unpackb(blob, strict_map_key=False) for blob in encode(samples)]
 
 

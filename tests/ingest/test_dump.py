@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from support.paths import RAW, VECTORS
 
-from ingest import capture, dump, wire
+from ingest.commands import dump
+from ingest.pipeline import capture, wire
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ingest import capture
-from ingest.faults import Quarantine, QuarantineError, Throttle, describe
+from ingest.pipeline import capture
+from ingest.pipeline.faults import Quarantine, QuarantineError, Throttle, describe
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,7 +89,7 @@ def test_serve_help_documents_the_bounds_and_the_quarantine():
 
 
 def test_quarantine_defaults_to_the_spool_directory_when_forwarding():
-    from ingest.cli import _config, build_parser
+    from ingest.commands.cli import _config, build_parser
 
     def quarantine(*argv: str) -> str | None:
         return _config(build_parser().parse_args(["serve", *argv]), 60.0).quarantine

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from support.paths import VECTORS
 
-from ingest import fields
+from ingest.model import fields
 
 ROOT = Path(__file__).resolve().parents[2]
 

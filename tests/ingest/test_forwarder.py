@@ -16,10 +16,10 @@ import msgpack
 import pytest
 from support.paths import RAW
 
-from ingest import capture, wire
-from ingest.forwarder import Forwarder
-from ingest.spool import Spool, SpoolError
-from ingest.state import ProcessTable
+from ingest.pipeline import capture, wire
+from ingest.pipeline.forwarder import Forwarder
+from ingest.pipeline.spool import Spool, SpoolError
+from ingest.pipeline.state import ProcessTable
 from tests.support.console_peer import ConsolePeer
 
 TOKEN = "good-token"
@@ -422,7 +422,7 @@ def test_samples_the_console_drops_are_counted_by_the_agent(peer: ConsolePeer) -
 
 
 def test_after_slow_down_the_agent_waits_before_reconnecting_and_loses_nothing(peer: ConsolePeer) -> None:
-    from ingest.uplink import SLOW_DOWN
+    from ingest.pipeline.uplink import SLOW_DOWN
 
     peer.slow_down_after = 2
     fw = make(peer.url)

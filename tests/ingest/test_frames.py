@@ -11,21 +11,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support.paths import RAW, VECTORS
 
-from ingest import capture, frames
-from ingest.fields import PHASES
-from ingest.frames import derive, frame_add, merge
+from ingest.model import frames
+from ingest.model.fields import PHASES
+from ingest.model.frames import derive, frame_add, merge
+from ingest.model.histogram import bucket_bounds, bucket_index, percentile
+from ingest.model.kinds import GC_EVENT, GC_SNAPSHOT, SLOW, STARTED, STOPPED, STOPPING, TICK
+from ingest.model.sample import Sample, sample_time
+from ingest.pipeline import capture
+from ingest.pipeline.samples import replay
 
 SCENARIOS = ["A", "B", "C", "D", "E"]
 
 
 @cache
-def scenario(name: str) -> tuple[frames.Sample, ...]:
-    return tuple(frames.replay(capture.read(str(RAW / f"{name}.dgrams.gz"))))
+def scenario(name: str) -> tuple[Sample, ...]:
+    return tuple(replay(capture.read(str(RAW / f"{name}.dgrams.gz"))))
 
 
-def vector_sample(prefix: str) -> frames.Sample:
+def vector_sample(prefix: str) -> Sample:
     (path,) = VECTORS.glob(f"{prefix}-*.bin")
-    (sample,) = frames.replay([path.read_bytes()])
+    (sample,) = replay([path.read_bytes()])
     return sample
 
 
@@ -37,7 +42,7 @@ def frame_of(samples) -> frames.Frame:
 
 
 def ticks(samples):
-    return [s for s in samples if s["k"] == frames.TICK]
+    return [s for s in samples if s["k"] == TICK]
 
 
 def by_kind(samples, kind):
@@ -115,30 +120,30 @@ def test_percentiles_of_a_single_3_5_s_request_clamp_to_the_exact_value():
     for name in ("p50", "p95", "p99"):
         assert d[f"application_{name}"] == 3.500333
         assert d[f"request_{name}"] == 3.516857
-    unclamped = frames.percentile({46: 1}, 0.5)
+    unclamped = percentile({46: 1}, 0.5)
     assert unclamped == pytest.approx(3.328)  # 3072 + 0.5 x 512 ms, as section 12 says
 
 
 def test_percentiles_without_requests_are_none():
     d = derive(frame_of([vector_sample("03")]), 1.0)
     assert d["request_p50"] is None and d["request_mean"] is None and d["pct_5xx"] is None
-    assert frames.percentile({}, 0.5) is None
+    assert percentile({}, 0.5) is None
 
 
 def test_overflow_bucket_reads_the_exact_maximum():
-    assert frames.percentile({64: 3}, 0.99, None, 70.5) == 70.5
-    assert frames.percentile({64: 3}, 0.99) == 65.536
+    assert percentile({64: 3}, 0.99, None, 70.5) == 70.5
+    assert percentile({64: 3}, 0.99) == 65.536
 
 
 def test_bucket_zero_starts_at_zero_and_interpolates():
-    assert frames.bucket_bounds(0) == (0.0, 0.00125)
-    assert frames.percentile({0: 2}, 0.5) == pytest.approx(0.000625)
-    assert frames.bucket_bounds(46) == (3.072, 3.584)
+    assert bucket_bounds(0) == (0.0, 0.00125)
+    assert percentile({0: 2}, 0.5) == pytest.approx(0.000625)
+    assert bucket_bounds(46) == (3.072, 3.584)
 
 
 @given(st.floats(min_value=0, max_value=100, allow_nan=False))
 def test_bucket_index_puts_a_duration_inside_its_bucket(seconds):
-    lower, upper = frames.bucket_bounds(frames.bucket_index(seconds))
+    lower, upper = bucket_bounds(bucket_index(seconds))
     assert lower <= seconds < upper or (seconds < 0.001 and lower == 0)
 
 
@@ -148,20 +153,20 @@ def test_single_request_ticks_histograms_agree_with_bucket_index(name):
         for phase in PHASES:
             if f"{phase}_time_min" in f:
                 buckets = f[f"{phase}_time_buckets"]
-                assert buckets[frames.bucket_index(f[f"{phase}_time_min"])] == 1
+                assert buckets[bucket_index(f[f"{phase}_time_min"])] == 1
 
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_gc_collections_pauses_and_dropped_events(name):
     samples = scenario(name)
     d = derive(frame_of(samples), 1.0)
-    events = [s["f"] for s in by_kind(samples, frames.GC_EVENT)]
+    events = [s["f"] for s in by_kind(samples, GC_EVENT)]
     assert d["gc_collections"] == len(events)
     for gen in range(3):
         assert d[f"gc_gen{gen}_rate"] == sum(1 for f in events if f["gc_event_generation"] == gen)
     assert d["gc_pause_total"] == pytest.approx(sum(f["gc_event_duration"] for f in events))
     assert d["gc_pause_max"] == max((f["gc_event_duration"] for f in events), default=None)
-    dropped = sum(s["f"]["gc_dropped_events"] for s in by_kind(samples, frames.GC_SNAPSHOT))
+    dropped = sum(s["f"]["gc_dropped_events"] for s in by_kind(samples, GC_SNAPSHOT))
     assert d["gc_dropped"] == dropped
     if name == "E":
         assert dropped >= 1753 + 2936  # a per-tick count, summed (vectors 64-66)
@@ -171,12 +176,12 @@ def test_gc_collections_pauses_and_dropped_events(name):
 def test_lifecycle_and_slow_counts(name):
     samples = scenario(name)
     d = derive(frame_of(samples), 1.0)
-    assert d["started"] == len(by_kind(samples, frames.STARTED))
-    assert d["stopping"] == len(by_kind(samples, frames.STOPPING))
-    stops = [s["f"] for s in by_kind(samples, frames.STOPPED)]
+    assert d["started"] == len(by_kind(samples, STARTED))
+    assert d["stopping"] == len(by_kind(samples, STOPPING))
+    stops = [s["f"] for s in by_kind(samples, STOPPED)]
     assert d["stopped"] == len(stops)
     assert d["non_graceful"] == sum(1 for f in stops if f["graceful_drain"] == 0)
-    slow = [s["f"] for s in by_kind(samples, frames.SLOW)]
+    slow = [s["f"] for s in by_kind(samples, SLOW)]
     completed = [f["slow_duration"] for f in slow if f["slow_record_state"] == 1]
     assert d["slow_completed"] == len(completed)
     assert d["slow_duration_max"] == max(completed, default=None)
@@ -189,7 +194,7 @@ def test_a_request_timeout_stop_is_not_graceful():
 
 def test_gc_events_are_placed_at_their_own_start_stamp():
     late = vector_sample("67")
-    assert frames.sample_time(late) == late["f"]["gc_event_start_stamp"] == pytest.approx(late["t"] - 3.0,
+    assert sample_time(late) == late["f"]["gc_event_start_stamp"] == pytest.approx(late["t"] - 3.0,
                                                                                          abs=0.01)
 
 
@@ -214,7 +219,7 @@ def test_merging_seconds_in_any_order_and_grouping_gives_the_whole(data):
     samples = scenario(data.draw(st.sampled_from(["B", "D", "E"])))
     seconds: dict[int, frames.Frame] = {}
     for sample in samples:
-        frame_add(seconds.setdefault(math.floor(frames.sample_time(sample)), {}), sample)
+        frame_add(seconds.setdefault(math.floor(sample_time(sample)), {}), sample)
     parts = data.draw(st.permutations(list(seconds.values())))
     cut = data.draw(st.integers(0, len(parts)))
     merged = merge([merge(parts[:cut]), merge(parts[cut:])])
@@ -247,9 +252,9 @@ def test_derive_needs_a_positive_span():
 
 def test_replayed_samples_carry_the_agent_identity():
     samples = scenario("A")
-    slow = by_kind(samples, frames.SLOW)[0]
+    slow = by_kind(samples, SLOW)[0]
     assert slow["g"] in ("localhost:8060", "second") and slow["i"] == 1
-    gc = by_kind(samples, frames.GC_SNAPSHOT)
+    gc = by_kind(samples, GC_SNAPSHOT)
     assert {s["n"] for s in gc} == {"", "subapp"}
     assert all(s["n"] is None for s in ticks(samples))
     assert {s["g"] for s in scenario("B")} == {None}

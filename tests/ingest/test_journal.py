@@ -11,11 +11,11 @@ from pathlib import Path
 from support.paths import RAW
 from test_forwarder import Feeder, delivered, free_port, make, wait_for
 
-from ingest import spool as spool_module
-from ingest.agent import Agent, AgentConfig
-from ingest.forwarder import Forwarder
-from ingest.journal import journals
-from ingest.ledger import Ledger
+from ingest.pipeline import spool as spool_module
+from ingest.pipeline.agent import Agent, AgentConfig
+from ingest.pipeline.forwarder import Forwarder
+from ingest.pipeline.journal import journals
+from ingest.pipeline.ledger import Ledger
 from tests.support.console_peer import ConsolePeer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 #: sealed into the spool (the console is down), some full ones waiting, and an open one.
 KILLED = """
 import itertools, os, signal, sys, time
-from ingest import capture, wire
-from ingest.forwarder import Forwarder
-from ingest.state import ProcessTable
+from ingest.pipeline import capture, wire
+from ingest.pipeline.forwarder import Forwarder
+from ingest.pipeline.state import ProcessTable
 
 table = ProcessTable()
 fw = Forwarder("ws://127.0.0.1:9/ws/agent/", "t", spool_dir=sys.argv[1], batch_interval=0.05,

@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 from support.modwsgi import ModWsgiServer, send_mix, skip_unless_available, tally, wait_until, work_dir
 
-from ingest.agent import Agent, AgentConfig
-from ingest.state import Process, ProcessTable
-from ingest.wire import Datagram
+from ingest.pipeline.agent import Agent, AgentConfig
+from ingest.pipeline.state import Process, ProcessTable
+from ingest.pipeline.wire import Datagram
 
 pytestmark = pytest.mark.modwsgi
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ingest.receiver import Receiver, SocketSetupError, bind_socket, untraversable_parents
+from ingest.pipeline.receiver import Receiver, SocketSetupError, bind_socket, untraversable_parents
 
 
 def test_socket_gets_requested_mode_and_group(sockdir):

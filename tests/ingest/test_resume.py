@@ -1,8 +1,8 @@
 """A silent process that speaks again continues its life; a new life is still a new life."""
 
-from ingest import wire
-from ingest.resume import Mark
-from ingest.state import ENDED_RETENTION, ProcessTable
+from ingest.pipeline import wire
+from ingest.pipeline.resume import Mark
+from ingest.pipeline.state import ENDED_RETENTION, ProcessTable
 
 STAMP = 1795378194.0
 

@@ -1,7 +1,7 @@
 import pytest
 
-from ingest.fields import Kind
-from ingest.sequence import GAP_FLOOR, Step, plausible_gap, step
+from ingest.model.fields import Kind
+from ingest.pipeline.sequence import GAP_FLOOR, Step, plausible_gap, step
 
 TICK, STARTED = int(Kind.REQUEST_METRICS), int(Kind.PROCESS_STARTED)
 

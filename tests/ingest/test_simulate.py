@@ -1,6 +1,6 @@
 """The simulated fleet says only what mod_wsgi 6.1.1 says, in its order, with its invariants.
 
-Everything is checked on decoded datagrams (ingest.wire.decode), against the rules of
+Everything is checked on decoded datagrams (ingest.pipeline.wire.decode), against the rules of
 wire-protocol.md sections 3-12, and once against the reference ingester's own decoder.
 """
 
@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 from support.required import missing
 
-from ingest import simulate
-from ingest.fields import BY_NAME, HISTOGRAM_BUCKETS, MAX_SLOTS, PHASES
-from ingest.wire import Datagram, decode
+from ingest.commands import simulate
+from ingest.model.fields import BY_NAME, HISTOGRAM_BUCKETS, MAX_SLOTS, PHASES
+from ingest.pipeline.wire import Datagram, decode
 
 REFERENCE_PYTHON = Path(__file__).resolve().parents[2] / ".venv-reference" / "bin" / "python"
 START = 1_700_000_000.0

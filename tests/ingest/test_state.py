@@ -3,8 +3,8 @@ from array import array
 import pytest
 from support.paths import RAW, VECTORS
 
-from ingest import capture, state, wire
-from ingest.state import ProcessTable
+from ingest.pipeline import capture, state, wire
+from ingest.pipeline.state import ProcessTable
 
 
 class Clock:

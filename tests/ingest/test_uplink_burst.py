@@ -31,12 +31,12 @@ from support.console_peer import ConsolePeer
 from support.modwsgi import wait_until
 from support.paths import RAW
 
-from ingest import capture, wire
-from ingest.forwarder import Forwarder
-from ingest.frames import sample_from
-from ingest.spool import Spool, encode, pack
-from ingest.state import ProcessTable
-from ingest.uplink import FRAME_FLOOR, MAX_BATCH
+from ingest.pipeline import capture, wire
+from ingest.pipeline.forwarder import Forwarder
+from ingest.pipeline.samples import sample_from
+from ingest.pipeline.spool import Spool, encode, pack
+from ingest.pipeline.state import ProcessTable
+from ingest.pipeline.uplink import FRAME_FLOOR, MAX_BATCH
 
 TOKEN = "good-token"
 BURST = 20_000

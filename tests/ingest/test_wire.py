@@ -1,4 +1,4 @@
-"""ingest.wire against the real mod_wsgi 6.1.1 captures in tests/data/wire-vectors."""
+"""ingest.pipeline.wire against the real mod_wsgi 6.1.1 captures in tests/data/wire-vectors."""
 
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ from wire_reference import (
     vector_entries,
 )
 
-from ingest import wire
-from ingest.fields import Tag
-from ingest.wire import DecodeError, UnsupportedVersion
+from ingest.model.fields import Tag
+from ingest.pipeline import wire
+from ingest.pipeline.wire import DecodeError, UnsupportedVersion
 
 ENTRIES = vector_entries()
 BAD_ENTRIES = load_jsonl(BAD / "expect.jsonl")

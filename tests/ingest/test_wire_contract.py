@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from support.paths import VECTORS
 
-from ingest import wire
-from ingest.fields import (
+from ingest.model.fields import (
     BY_NAME,
     FIELDS,
     FLOAT_LIMIT,
@@ -20,7 +19,8 @@ from ingest.fields import (
     Field,
     Tag,
 )
-from ingest.wire import DecodeError
+from ingest.pipeline import wire
+from ingest.pipeline.wire import DecodeError
 
 #: One plausible value of each wire type, to re-encode a field with a type it does not have.
 VALUE_OF_TAG: dict[Tag, Any] = {

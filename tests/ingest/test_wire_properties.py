@@ -1,4 +1,4 @@
-"""Property tests for ingest.wire: round trips over the field table, and mutated datagrams."""
+"""Property tests for ingest.pipeline.wire: round trips over the field table, and mutated datagrams."""
 
 from __future__ import annotations
 
@@ -14,8 +14,18 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from wire_reference import BAD, Rejected, canonical, canonical_value, reference_decode, vector_bytes
 
-from ingest import wire
-from ingest.fields import BY_ID, BY_NAME, FIELDS, FLOAT_LIMIT, MAX_SLOTS, SLOT_FIELDS, U64_LIMIT, Field, Tag
+from ingest.model.fields import (
+    BY_ID,
+    BY_NAME,
+    FIELDS,
+    FLOAT_LIMIT,
+    MAX_SLOTS,
+    SLOT_FIELDS,
+    U64_LIMIT,
+    Field,
+    Tag,
+)
+from ingest.pipeline import wire
 
 FAST = settings(deadline=None, max_examples=250, suppress_health_check=[HealthCheck.too_slow])
 MUTANTS = settings(deadline=None, max_examples=400, suppress_health_check=[HealthCheck.too_slow])

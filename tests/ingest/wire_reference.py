@@ -1,4 +1,4 @@
-"""Test helpers for ingest.wire: the captured data, and a second decoder to compare with.
+"""Test helpers for ingest.pipeline.wire: the captured data, and a second decoder to compare with.
 
 ``reference_decode`` is a deliberately plain TLV walk (no layout cache, no generated
 code) written from docs only. Comparing ``wire.decode`` against it on arbitrary,
@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ingest.fields import BY_ID, BY_NAME, field_name
-from ingest.wire import Datagram
+from ingest.model.fields import BY_ID, BY_NAME, field_name
+from ingest.pipeline.wire import Datagram
 
 VECTORS = Path(__file__).resolve().parents[1] / "data" / "wire-vectors"
 BAD = VECTORS / "bad"

@@ -45,7 +45,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from ingest.spool import dense_counts
+from ingest.model.sample import dense_counts
 
 
 class ConsolePeer:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from console.windows.batch import slow_key
-from ingest.fields import SLOW
+from ingest.model.fields import SLOW
 from support.console import ConsoleSite, read_store
 
 SITECUSTOMIZE = '''

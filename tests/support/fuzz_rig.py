@@ -26,9 +26,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ingest import wire
-from ingest.fields import Kind
-from ingest.simulate import Fleet
+from ingest.commands.simulate import Fleet
+from ingest.model.fields import Kind
+from ingest.pipeline import wire
 from support.console import ConsoleSite, LiveClient
 from support.hostile import DECODE_LOCK
 

@@ -2,7 +2,7 @@
 
 Why crafted cases next to random mutation: mutating real datagrams finds
 what nobody thought of, but it reaches a given field with a given wrong
-type only by luck. So every field of the table (``ingest.fields.FIELDS``)
+type only by luck. So every field of the table (``ingest.model.fields.FIELDS``)
 is also re-encoded with every wrong wire type and with the values the
 table forbids (NaN, inf, 2**64-1, negative counts, non-UTF-8 text,
 over-long strings, wrong array lengths), and with the extreme values it
@@ -10,7 +10,7 @@ allows, each twice: alone after a header, and in place of its record in a
 real captured datagram of its kind (so the breach comes from a real
 process, in a layout the agent has already compiled).
 
-The expected fate of every datagram is decided here by ``ingest.wire.decode``
+The expected fate of every datagram is decided here by ``ingest.pipeline.wire.decode``
 itself (``Expectation``): the agent must then count exactly as many decoded
 and malformed datagrams, whatever its layout cache did in between. A
 rejection is tallied by the kind of breach its ``DecodeError`` names.
@@ -28,8 +28,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from ingest import capture, wire
-from ingest.fields import (
+from ingest.model.fields import (
     BY_NAME,
     FIELDS,
     FLOAT_LIMIT,
@@ -40,6 +39,7 @@ from ingest.fields import (
     Kind,
     Tag,
 )
+from ingest.pipeline import capture, wire
 from support.paths import RAW
 
 #: ``wire.decode`` keeps a module-wide layout cache: the sender and the clean feed decode

@@ -12,7 +12,7 @@ A tab module answers two questions, and only for what its tab shows
   text to every page that shows the tab. ``None`` sends nothing. Count
   arrays are lists; the histograms (``*_buckets``) may be sparse maps as the
   agent sends them (``{bucket: count, -1: length}``, read them with
-  ``ingest.frames``).
+  ``ingest.model.frames``).
 
 Everything a tab sends may hold attacker-controlled strings (URLs, user
 agents, hostnames); they travel as JSON text and the pages only ever put
@@ -31,8 +31,8 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from ingest.frames import TICK, Sample
-from ingest.spool import dense_counts
+from ingest.model.kinds import TICK
+from ingest.model.sample import Sample, dense_counts
 
 from ..health import error_message, faults
 from ..store import StoreUnavailable

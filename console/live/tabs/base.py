@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ingest.model.sample import slow_request
+
 #: Tab options a page may send (each tab reads the ones it knows); values
 #: are strings or numbers, at most this many, each at most MAX_OPTION long.
 MAX_OPTIONS = 16
@@ -133,7 +135,7 @@ def slow_record(view: Mapping[str, Any]) -> dict[str, Any]:
     log_id = display(f.get("slow_log_id")) or None
     thread = f.get("slow_thread_id")
     start = display(f.get("slow_start_stamp"))
-    key = f"{view['pid']}:{view['incarnation']}:" + (f"log:{log_id}" if log_id else f"t{thread}@{start}")
+    key = f"{view['pid']}:{view['incarnation']}:{slow_request(f)}"
     return {
         "key": key, "state": view["state"], "pid": view["pid"], "incarnation": view["incarnation"],
         "group": display(view.get("group")), "stamp": display(view["stamp"]), "start": start,

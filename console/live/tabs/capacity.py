@@ -26,8 +26,9 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
-from ingest.fields import MAX_SLOTS
-from ingest.frames import SLOW, STOPPED, TICK, Sample
+from ingest.model.fields import MAX_SLOTS
+from ingest.model.kinds import SLOW, STOPPED, TICK
+from ingest.model.sample import Sample
 
 from .base import MAX_PROCESSES, TabRequest, display, slow_record
 

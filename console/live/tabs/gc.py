@@ -25,8 +25,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ingest import frames
-from ingest.frames import GC_EVENT, GC_SNAPSHOT, Sample
+from ingest.model import frames
+from ingest.model.histogram import PERCENTILES, bucket_index, percentile
+from ingest.model.kinds import GC_EVENT, GC_SNAPSHOT
+from ingest.model.sample import Sample
 
 from .base import MAX_PROCESSES, TabRequest, display
 
@@ -146,7 +148,7 @@ class Buckets:
         bucket["pause"] += pause
         bucket["pmin"] = pause if bucket["pmin"] is None else min(bucket["pmin"], pause)
         bucket["pmax"] = pause if bucket["pmax"] is None else max(bucket["pmax"], pause)
-        key = str(frames.bucket_index(pause))
+        key = str(bucket_index(pause))
         bucket["h"][key] = bucket["h"].get(key, 0) + 1
 
     def columns(self) -> dict[str, list[Any]]:
@@ -226,8 +228,8 @@ async def _window_totals(store: Any, host_id: int, request: TabRequest, now: flo
     top = frame.get(">gp")
     out: dict[str, Any] = {"span": request.window, "collections": counts, "events": sum(counts),
                            "pause": frame.get("gp", 0.0), "max": top, "dropped": frame.get("gd", 0)}
-    for name, p in frames.PERCENTILES:
-        out[name] = frames.percentile(hist, p, None, top)
+    for name, p in PERCENTILES:
+        out[name] = percentile(hist, p, None, top)
     return out
 
 

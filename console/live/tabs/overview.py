@@ -4,7 +4,7 @@ request counts, idle ticks not counted), and the latency histogram of one
 phase with exact min/max (docs/live-protocol.md, "Tabs").
 
 Sums travel, not averages: each point carries the phase's duration sum and
-request weight (``m`` and ``u`` of ``ingest.frames``), so the page can fold
+request weight (``m`` and ``u`` of ``ingest.model.frames``), so the page can fold
 points and live seconds into any span and still compute exact weighted
 means, and percentiles clamped to the observed min/max.
 """
@@ -14,8 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ingest.fields import PHASES
-from ingest.frames import TICK, Frame, Sample, frame_add, histogram
+from ingest.model.fields import PHASES
+from ingest.model.frames import Frame, frame_add, histogram
+from ingest.model.kinds import TICK
+from ingest.model.sample import Sample
 
 from .base import MAX_GROUPS, TabRequest
 

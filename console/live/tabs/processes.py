@@ -20,7 +20,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ingest.frames import STARTED, STOPPED, STOPPING, TICK, Sample
+from ingest.model.kinds import STARTED, STOPPED, STOPPING, TICK
+from ingest.model.sample import Sample
 
 from .base import MAX_PROCESSES, TabRequest, display
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ingest.frames import SLOW, Sample
+from ingest.model.kinds import SLOW
+from ingest.model.sample import Sample
 
 from .base import TabRequest, slow_record
 

@@ -24,7 +24,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.frames import HOST, Frame, add_loss, merge_into
+from ingest.model.frames import Frame, add_loss, merge_into
+from ingest.model.kinds import HOST
 
 from ..batch import Batch, InvalidSample, merge_record
 from ..loss import INSTANCES_KEPT, loss_growth

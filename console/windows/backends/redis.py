@@ -58,7 +58,8 @@ from redis.exceptions import (
     ResponseError,
 )
 
-from ingest.frames import HOST, Frame, compact
+from ingest.model.frames import Frame, compact
+from ingest.model.kinds import HOST
 
 from ..batch import Batch, InvalidSample
 from ..loss import INSTANCES_KEPT, LOSS_KINDS

@@ -7,7 +7,7 @@ with Redis): a frame is ~60 numbers, and a hash field per number costs
 several times the bytes of one packed value. Frames of 60 consecutive
 buckets share one hash, so the ~90 bytes Redis spends on every key are
 paid once a minute per group rather than once a second. The merge rules are those of
-``ingest.frames.merge_into`` and ``batch.merge_record``.
+``ingest.model.frames.merge_into`` and ``batch.merge_record``.
 
 Numbers going into keys or range arguments go through ``num``: Lua's own
 number-to-string conversion keeps only 14 digits, which would cut epoch

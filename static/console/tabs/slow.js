@@ -18,7 +18,7 @@ const MAX_DRAWN = 500;
 // Rows held at most, newest kept: a week-long page stays flat.
 const MAX_HELD = 2000;
 // An active request the agent stops repeating for this many intervals (+1 s) is expired,
-// the rule the console's store applies (ingest.state.SILENT_INTERVALS).
+// the rule the console's store applies (ingest.model.sample.SILENT_INTERVALS).
 const SILENT_INTERVALS = 3;
 const STATE_ORDER = { active: 0, expired: 1, completed: 2 };
 

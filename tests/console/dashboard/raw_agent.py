@@ -14,7 +14,7 @@ import msgpack
 from browser_support import PYTHON, ROOT
 from websockets.sync.client import connect
 
-from ingest.frames import TICK
+from ingest.model.kinds import TICK
 
 SETUP = """
 import json, os

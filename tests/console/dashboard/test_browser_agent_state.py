@@ -20,7 +20,7 @@ import pytest
 from browser_support import row
 from raw_agent import RawAgent, agent_token, raw_agent
 
-from ingest.frames import STARTED
+from ingest.model.kinds import STARTED
 
 pytestmark = pytest.mark.browser
 

@@ -39,10 +39,17 @@ def bar_point(page, key: str) -> dict:
              const rows = document.querySelectorAll('#processes tbody tr');
              const keys = Array.from(rows).map(r => r.dataset.key);
              const live = keys.filter(k => k === key);
-             const box = gantt.querySelector('canvas').getBoundingClientRect();
              const rowH = Number(gantt.dataset.rowHeight), axisH = Number(gantt.dataset.axisHeight);
              const i = keys.indexOf(key);
-             return {x: box.left + box.width - 40, y: box.top + axisH + i * rowH + rowH / 2 - gantt.scrollTop,
+             // as a user would: scroll the chart into the window, and the bar into the chart
+             // (a busy machine's longer run has more processes than the chart shows at once)
+             const top = i * rowH, shown = gantt.clientHeight - axisH;
+             if (top < gantt.scrollTop || top + rowH > gantt.scrollTop + shown) {
+               gantt.scrollTop = Math.max(0, top - Math.floor(shown / 2));
+             }
+             gantt.scrollIntoView({block: "center"});
+             const box = gantt.querySelector('canvas').getBoundingClientRect();
+             return {x: box.left + box.width - 40, y: box.top + axisH + top + rowH / 2 - gantt.scrollTop,
                      found: live.length};
            }""", key)
 

@@ -202,7 +202,7 @@ def test_a_link_opens_its_request_and_a_stale_link_explains(tab):
     dialog = page.locator("#request-drilldown")
     dialog.wait_for(state="visible")
     assert log_id in dialog.text_content() and "completed" in dialog.text_content()
-    tab.goto("/hosts/web-3/?tab=slow&req=1:1:log:gone")
+    tab.goto("/hosts/web-3/?tab=slow&req=1:1:gone")
     dialog.wait_for(state="visible")
     assert "No slow-request record with this key" in dialog.text_content()
     page.keyboard.press("Escape")

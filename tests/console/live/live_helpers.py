@@ -16,7 +16,7 @@ from django.contrib.auth.models import User
 
 from console.asgi import application
 from console.fleet.models import AgentToken, ApiToken, Host, Team
-from ingest.frames import TICK
+from ingest.model.kinds import TICK
 
 #: Generous: the machine is shared and busy; nothing here measures time.
 WAIT = 20.0

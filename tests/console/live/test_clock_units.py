@@ -7,7 +7,7 @@ from tab_helpers import sample
 
 from console.live import agents, protocol, summary
 from console.live.agents import AgentClock, shifted
-from ingest.frames import GC_EVENT, SLOW
+from ingest.model.kinds import GC_EVENT, SLOW
 
 
 def test_the_median_ignores_one_late_heartbeat_and_small_moves_keep_the_shift():

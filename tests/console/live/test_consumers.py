@@ -11,8 +11,8 @@ from support.paths import RAW
 
 from console.asgi import application
 from console.fleet.models import AgentToken, ApiToken, Host, Team
-from ingest import capture
-from ingest.frames import replay
+from ingest.pipeline import capture
+from ingest.pipeline.samples import replay
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 

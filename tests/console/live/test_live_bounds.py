@@ -15,7 +15,7 @@ from live_helpers import Agent, Page, make_host, make_member, of, tick
 from console.live.jsontext import MAX_TEXT
 from console.live.tabs.base import MAX_PROCESSES
 from console.windows.store import MAX_PROCESSES_PER_HOST
-from ingest.frames import STARTED
+from ingest.model.kinds import STARTED
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 

@@ -1,4 +1,4 @@
-"""Batches compressed by the agent (``zsamples``, ingest/batchwire.py): written exactly like
+"""Batches compressed by the agent (``zsamples``, ingest/pipeline/batchwire.py): written exactly like
 plain ones, and bounded: a small message that inflates past the message limit is refused
 with nothing written, never held in memory."""
 
@@ -13,7 +13,7 @@ from django.conf import settings
 from live_helpers import Agent, make_host, tick
 
 from console.live.store import window_store
-from ingest import batchwire
+from ingest.pipeline import batchwire
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
 

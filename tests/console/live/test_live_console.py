@@ -38,7 +38,7 @@ from websockets.sync.client import connect
 from console.live.jsontext import MAX_TEXT
 from console.live.limits import SLOW_DOWN
 from console.live.tabs.base import MAX_PROCESSES
-from ingest.frames import STARTED
+from ingest.model.kinds import STARTED
 
 FAKE = 20_000
 

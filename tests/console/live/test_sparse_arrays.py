@@ -14,8 +14,9 @@ import pytest
 from console.live import protocol
 from console.live.protocol import ProtocolError
 from console.windows import get_store
-from ingest.frames import frame_add
-from ingest.spool import dense_counts, encode, sparse_counts
+from ingest.model.frames import frame_add
+from ingest.model.sample import dense_counts, sparse_counts
+from ingest.pipeline.spool import encode
 
 HISTOGRAM = [0] * 65
 HISTOGRAM[3], HISTOGRAM[17], HISTOGRAM[64] = 5, 2, 1

@@ -11,8 +11,9 @@ from tab_helpers import sample, write
 from console.live.tabs import capacity, live_messages
 from console.live.tabs.base import MAX_PROCESSES, TabRequest
 from console.windows import get_store
-from ingest.frames import SLOW, STARTED, STOPPED, TICK, replay
-from ingest.simulate import Fleet
+from ingest.commands.simulate import Fleet
+from ingest.model.kinds import SLOW, STARTED, STOPPED, TICK
+from ingest.pipeline.samples import replay
 
 HOST = {"id": 9, "name": "web-3"}
 T0 = 1_795_000_000.0
@@ -105,7 +106,7 @@ async def test_snapshot_records_are_the_shown_processes_slow_requests_in_the_spa
     assert record["method"] == "POST" and record["log_id"] == "abc"
     # text as text: undecodable bytes escaped, HTML left for the page's textContent
     assert record["url"] == "http://<b>shop</b>/api/café/\\xff"
-    assert record["key"] == "100:1:log:abc"
+    assert record["key"] == "100:1:abc"  # the store's own key of the request (model.sample)
     # a 5-minute span reaches back to the request of T0+10.5
     longer = await snap(store, now, window=300, options={"span": 300})
     assert longer["span"] == 300 and [r["log_id"] for r in longer["slow"]] == ["abc", "old"]

@@ -13,8 +13,10 @@ from tab_helpers import temp_store
 from console.live.tabs import TabRequest, gc, live_messages
 from console.windows.checks import CheckedSamples
 from console.windows.store import get_store
-from ingest import frames
-from ingest.simulate import Fleet
+from ingest.commands.simulate import Fleet
+from ingest.model.histogram import OVERFLOW_BUCKET, bucket_index
+from ingest.model.sample import Sample
+from ingest.pipeline.samples import replay
 
 HOST = {"id": 7, "name": "web-3"}
 T0 = 1_800_000_000.0  # a fixed clock: stores are told "now"
@@ -24,7 +26,7 @@ def gc_snapshot(pid: int, t: float, seq: int, *, group: str | None = "app0", int
                 collections: tuple[int, int, int] = (0, 0, 0), counts: tuple[int, int, int] = (0, 0, 0),
                 collected: tuple[int, int, int] = (0, 0, 0), uncollectable: tuple[int, int, int] = (0, 0, 0),
                 thresholds: tuple[int, int, int] = (700, 10, 10), enabled: int = 1, frozen: int = 0,
-                dropped: int = 0) -> frames.Sample:
+                dropped: int = 0) -> Sample:
     f: dict[str, Any] = {"gc_is_enabled": enabled, "gc_freeze_count": frozen, "gc_dropped_events": dropped}
     for g in range(3):
         f.update({f"gc_collections{g}": collections[g], f"gc_count{g}": counts[g],
@@ -36,7 +38,7 @@ def gc_snapshot(pid: int, t: float, seq: int, *, group: str | None = "app0", int
 
 
 def gc_event(pid: int, start: float, pause: float, generation: int, seq: int, *, group: str | None = "app0",
-             interp: str = "", collected: int = 10, stamp: float | None = None) -> frames.Sample:
+             interp: str = "", collected: int = 10, stamp: float | None = None) -> Sample:
     f: dict[str, Any] = {"gc_event_start_stamp": start, "gc_event_duration": pause,
                          "gc_event_generation": generation, "gc_event_collected": collected,
                          "gc_event_uncollectable": 0}
@@ -46,14 +48,14 @@ def gc_event(pid: int, start: float, pause: float, generation: int, seq: int, *,
             "g": group, "n": interp, "f": f}
 
 
-def two_processes(ticks: int = 10) -> list[frames.Sample]:
+def two_processes(ticks: int = 10) -> list[Sample]:
     """pid 101 (app0): main interpreter and "subapp"; pid 202 (app1): main only.
 
     Every tick: 101/main +3 gen-0 collections and +1 gen-1 every other tick, 101/subapp +1
     gen 0, 202 +2 gen 0; objects collected +100 per tick each; one 2 ms gen-0 pause per tick
     for 101/main, a 40 ms gen-2 pause for 202 at tick 5, and 4 dropped events on 202's last.
     """
-    out: list[frames.Sample] = []
+    out: list[Sample] = []
     seqs = {101: 0, 202: 0}
 
     def seq(pid: int) -> int:
@@ -81,7 +83,7 @@ def backend(request) -> str:
     return request.param
 
 
-async def write(store: Any, samples: list[frames.Sample], *, unchecked: bool = False) -> float:
+async def write(store: Any, samples: list[Sample], *, unchecked: bool = False) -> float:
     """Write in agent-sized batches, as they arrive; the "now" after the last.
 
     ``unchecked`` skips the field-table checks (what an older console may have stored).
@@ -138,7 +140,7 @@ async def test_snapshot_holds_what_the_tab_shows(backend):
         for h in b["h"]:
             for key, count in h.items():
                 hist[int(key)] = hist.get(int(key), 0) + count
-        assert hist == {frames.bucket_index(0.002): 9, frames.bucket_index(0.040): 1}
+        assert hist == {bucket_index(0.002): 9, bucket_index(0.040): 1}
         assert b["t"] == sorted(b["t"]) and all(t == math.floor(t) for t in b["t"])
         # events: oldest first, with what the tooltip says
         assert snap["events_total"] == 10 and len(snap["events"]) == 10
@@ -219,7 +221,7 @@ async def test_simulated_busy_host_snapshot_stays_small():
     """50 processes, more GC samples than a snapshot reads: well under 1 MB, whatever the window."""
     store = get_store(None)
     fleet = Fleet(2, 25, 4, seed=4, interpreters=1)
-    samples = list(frames.replay(fleet.datagrams(time.time() - 200, 200)))
+    samples = list(replay(fleet.datagrams(time.time() - 200, 200)))
     assert sum(1 for s in samples if s["k"] in (8, 9)) > gc.RAW_LIMIT
     now = await write(store, samples)
     for window in (300, 3600):
@@ -284,13 +286,13 @@ async def test_hostile_samples_in_the_store_do_not_break_the_snapshot(backend):
         snap = strict_json(await gc.snapshot(store, HOST, request(group=""), now))
         assert snap["interps"] == ["<b>x</b>"] and [s["last"]["g"] for s in snap["series"]] == [""]
         assert sum(snap["buckets"]["c0"]) == 2**60  # the reset added nothing, the jump is what was sent
-        assert max(int(k) for h in snap["buckets"]["h"] for k in h) == frames.OVERFLOW_BUCKET
+        assert max(int(k) for h in snap["buckets"]["h"] for k in h) == OVERFLOW_BUCKET
 
 
 def test_live_of_a_thousand_processes_sends_each_ones_snapshot():
     # What it costs is measured in bench/tabs.py, not asserted here.
     fleet = Fleet(4, 250, 4, seed=9, interpreters=1)
-    samples = list(frames.replay(fleet.datagrams(T0, 3)))
+    samples = list(replay(fleet.datagrams(T0, 3)))
     last = [s for s in samples if s["t"] >= T0 + 2]
     assert sum(1 for s in last if s["k"] == 8) >= 1000
     body = gc.live(last, int(T0) + 2)

@@ -11,7 +11,7 @@ from tab_helpers import sample, write
 from console.live.tabs import processes
 from console.live.tabs.base import TabRequest
 from console.windows import get_store
-from ingest.frames import STARTED, STOPPED, STOPPING, TICK
+from ingest.model.kinds import STARTED, STOPPED, STOPPING, TICK
 
 HOST = {"id": 7, "name": "web-3"}
 T0 = 1_795_000_000.0

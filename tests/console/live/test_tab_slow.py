@@ -10,7 +10,7 @@ import pytest
 
 from console.live.tabs import TABS, slow
 from console.live.tabs.base import TabRequest
-from ingest.frames import SLOW, TICK
+from ingest.model.kinds import SLOW, TICK
 
 pytestmark = pytest.mark.asyncio
 H = 7

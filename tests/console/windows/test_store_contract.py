@@ -21,8 +21,10 @@ from console.windows import BAD_SAMPLES, HOST, get_store
 from console.windows import store as store_module
 from console.windows.backends import memory
 from console.windows.backends import redis as redis_backend
-from ingest import frames
-from ingest.frames import derive, merge
+from ingest.model import frames
+from ingest.model.frames import derive, merge
+from ingest.model.kinds import SLOW
+from ingest.model.sample import sample_time
 
 pytestmark = pytest.mark.asyncio
 H = 42
@@ -33,7 +35,7 @@ def total(series) -> frames.Frame:
 
 
 def span_of(samples) -> tuple[float, float]:
-    stamps = [frames.sample_time(s) for s in samples]
+    stamps = [sample_time(s) for s in samples]
     return math.floor(min(stamps)), math.floor(max(stamps)) + 1
 
 
@@ -80,7 +82,7 @@ async def test_each_second_holds_the_samples_of_that_second(store):
     assert series.step == 1
     expected: dict[int, list] = {}
     for sample in samples:
-        expected.setdefault(math.floor(frames.sample_time(sample)), []).append(sample)
+        expected.setdefault(math.floor(sample_time(sample)), []).append(sample)
     assert [t for t, _ in series] == sorted(expected)
     for start, frame in series:
         assert_same_frame(frame, frame_of(expected[int(start)]))
@@ -233,7 +235,7 @@ async def test_slow_requests_of_a_real_capture(store):
     samples = scenario("A")
     now = await write_all(store, H, samples)
     slow = await store.aslow(H, now=now + 60)
-    completed = [s for s in samples if s["k"] == frames.SLOW and s["f"]["slow_record_state"] == 1]
+    completed = [s for s in samples if s["k"] == SLOW and s["f"]["slow_record_state"] == 1]
     assert sorted(r["duration"] for r in slow if r["state"] == "completed") == sorted(
         s["f"]["slow_duration"] for s in completed)
     # pid 26826 was killed by a graceful restart with a request in flight
@@ -262,8 +264,8 @@ async def test_raw_samples_come_back_as_sent(store):
     now = await write_all(store, H, samples)
     since, until = span_of(samples)
     assert await store.araw(H, since, until + 1, limit=10_000) == samples
-    slow = await store.araw(H, since, until + 1, kinds=[frames.SLOW], limit=5)
-    assert slow == [s for s in samples if s["k"] == frames.SLOW][-5:]
+    slow = await store.araw(H, since, until + 1, kinds=[SLOW], limit=5)
+    assert slow == [s for s in samples if s["k"] == SLOW][-5:]
     lifecycle = await store.alifecycle(H, since - 5)
     assert [s["k"] for s in lifecycle] == [5, 6, 7] and now > 0
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from window_helpers import batches, vector
 
-from ingest import frames
+from ingest.model.sample import Sample
 
 pytestmark = pytest.mark.asyncio
 H = 44
@@ -21,11 +21,11 @@ T0 = 1795378300.0
 PIDS = (31001, 31002, 31003, 31004)
 
 
-def tick(pid: int, stamp: float) -> frames.Sample:
+def tick(pid: int, stamp: float) -> Sample:
     return vector("03", pid, stamp=stamp)
 
 
-def slow(pid: int, request: str, start: float, stamp: float, completed: bool = False) -> frames.Sample:
+def slow(pid: int, request: str, start: float, stamp: float, completed: bool = False) -> Sample:
     """A record of one slow request: active (vector 16) or completed (vector 18)."""
     sample = vector("18" if completed else "16", pid, stamp=stamp)
     sample["f"].update(slow_log_id=request, slow_start_stamp=start, slow_duration=stamp - start)
@@ -33,7 +33,7 @@ def slow(pid: int, request: str, start: float, stamp: float, completed: bool = F
 
 
 def request_life(pid: int, request: str, start: float, seconds: int,
-                 completed: bool = True) -> list[frames.Sample]:
+                 completed: bool = True) -> list[Sample]:
     """An active record every second of the request, then (if it completes) its completion."""
     out = [slow(pid, request, start, start + n + 0.5) for n in range(seconds)]
     if completed:
@@ -41,10 +41,10 @@ def request_life(pid: int, request: str, start: float, seconds: int,
     return out
 
 
-def five_minutes() -> tuple[list[frames.Sample], set[str]]:
+def five_minutes() -> tuple[list[Sample], set[str]]:
     """Four processes ticking every second for 5 minutes, each with a slow request always
     in flight (2 to 90 s long, some longer than the staleness bound): (samples, requests)."""
-    samples: list[frames.Sample] = []
+    samples: list[Sample] = []
     requests: set[str] = set()
     for n, pid in enumerate(PIDS):
         samples += [tick(pid, T0 + s + 0.1 * n) for s in range(300)]
@@ -57,7 +57,7 @@ def five_minutes() -> tuple[list[frames.Sample], set[str]]:
     return sorted(samples, key=lambda s: s["t"]), requests
 
 
-async def replay(store: Any, samples: list[frames.Sample], now: float, first_id: int = 1) -> float:
+async def replay(store: Any, samples: list[Sample], now: float, first_id: int = 1) -> float:
     """Send ``samples`` as an agent empties its spool: in order, quickly, from console time ``now``."""
     for batch_id, batch in enumerate(batches(samples), first_id):
         now += 0.002

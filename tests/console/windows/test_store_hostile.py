@@ -24,8 +24,9 @@ from console.live.protocol import ProtocolError
 from console.live.tabs.base import TabRequest
 from console.windows import BAD_SAMPLES, HOST, CheckedSamples, InvalidSample, StoreUnavailable, check_samples
 from console.windows.store import BAD_KEPT
-from ingest import frames
-from ingest.fields import SLOT_FIELDS
+from ingest.model.fields import SLOT_FIELDS
+from ingest.model.kinds import SLOW, STOPPED, TICK
+from ingest.model.sample import sample_time
 
 pytestmark = pytest.mark.asyncio
 H = 43
@@ -53,18 +54,18 @@ def empty_slots(sample: dict[str, Any]) -> None:
 
 #: name -> (kind of the real sample it is made from, the change, what its reason names)
 HOSTILE: dict[str, tuple[int, Callable[[dict[str, Any]], None], str]] = {
-    "min time as text": (frames.TICK, fields(request_time_min="0.25"), "field request_time_min"),
-    "max time as a list": (frames.TICK, fields(application_time_max=[0.5]), "field application_time_max"),
-    "NaN": (frames.TICK, fields(cpu_utilization=math.nan), "field cpu_utilization"),
-    "inf": (frames.TICK, fields(request_time=math.inf), "field request_time"),
-    "uptime as bytes": (frames.STOPPED, fields(process_uptime=b"\xff\xfe"), "field process_uptime"),
-    "slot field as a number": (frames.TICK, fields(request_threads_completed=7), "request_threads_"),
-    "empty slot arrays": (frames.TICK, empty_slots, "request_threads_"),
-    "2**64-1 counter": (frames.TICK, fields(request_count=2**64 - 1), "field request_count"),
-    "group *": (frames.TICK, lambda s: s.update(g="*"), "'g' must be text"),
-    "100 kB string": (frames.TICK, fields(hostname="x" * 100_000), "field hostname"),
-    "a known id under an unknown name": (frames.TICK, fields(id70="0.25"), "'id70'"),
-    "stamp NaN": (frames.SLOW, lambda s: s.update(t=math.nan), "'t' must be a stamp"),
+    "min time as text": (TICK, fields(request_time_min="0.25"), "field request_time_min"),
+    "max time as a list": (TICK, fields(application_time_max=[0.5]), "field application_time_max"),
+    "NaN": (TICK, fields(cpu_utilization=math.nan), "field cpu_utilization"),
+    "inf": (TICK, fields(request_time=math.inf), "field request_time"),
+    "uptime as bytes": (STOPPED, fields(process_uptime=b"\xff\xfe"), "field process_uptime"),
+    "slot field as a number": (TICK, fields(request_threads_completed=7), "request_threads_"),
+    "empty slot arrays": (TICK, empty_slots, "request_threads_"),
+    "2**64-1 counter": (TICK, fields(request_count=2**64 - 1), "field request_count"),
+    "group *": (TICK, lambda s: s.update(g="*"), "'g' must be text"),
+    "100 kB string": (TICK, fields(hostname="x" * 100_000), "field hostname"),
+    "a known id under an unknown name": (TICK, fields(id70="0.25"), "'id70'"),
+    "stamp NaN": (SLOW, lambda s: s.update(t=math.nan), "'t' must be a stamp"),
 }
 
 
@@ -84,8 +85,8 @@ def strict(value: Any) -> Any:
 
 async def state(store: Any, samples: list[dict[str, Any]], now: float) -> dict[str, Any]:
     """Everything a reader can get of host H, for comparing two stores."""
-    since = math.floor(min(frames.sample_time(s) for s in samples))
-    until = math.floor(max(frames.sample_time(s) for s in samples)) + 1
+    since = math.floor(min(sample_time(s) for s in samples))
+    until = math.floor(max(sample_time(s) for s in samples)) + 1
     groups = sorted({s["g"] or "" for s in samples})
     status = (await store.ahost_status([H]))[H]
     counters = {k: v for k, v in status.get("counters", {}).items() if k != BAD_SAMPLES}
@@ -154,7 +155,7 @@ async def test_the_agent_path_drops_the_same_samples_and_pages_see_only_the_good
     now = max(s["t"] for s in good) + 0.05
     result = await store.awrite_batch(H, "a", 1, samples, now)  # checked once, not twice
     assert (result.written, result.dropped) == (len(good), 1)
-    for second in sorted({math.floor(frames.sample_time(s)) for s in samples}):
+    for second in sorted({math.floor(sample_time(s)) for s in samples}):
         strict(tabs.live_messages(HOST_ENTRY, samples, second, now))
 
 
@@ -232,7 +233,7 @@ async def test_a_write_that_meets_a_corrupt_frame_is_refused_with_nothing_writte
     now = max(s["t"] for s in good) + 0.05
     await store.awrite_batch(H, "a", 1, good, now)
     before = await state(store, good, now)
-    second, group = math.floor(frames.sample_time(good[1])), good[1]["g"] or ""
+    second, group = math.floor(sample_time(good[1])), good[1]["g"] or ""
     restore = await corrupt_frame(store, 1, second, group, value)
     with pytest.raises(InvalidSample, match=r"frame|TypeError") as refused:
         await store.awrite_batch(H, "a", 2, good, now + 1)

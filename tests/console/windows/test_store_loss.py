@@ -13,7 +13,7 @@ import pytest
 from console.live import summary
 from console.windows import HOST
 from console.windows.loss import INSTANCES_KEPT
-from ingest.frames import derive, merge
+from ingest.model.frames import derive, merge
 
 pytestmark = pytest.mark.asyncio
 H = 45

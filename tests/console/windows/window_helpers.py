@@ -14,34 +14,37 @@ from support.required import missing
 from support.stores import drop_store
 
 from console.windows import BaseWindowStore, get_store
-from ingest import capture, frames
+from ingest.model import frames
+from ingest.model.sample import Sample
+from ingest.pipeline import capture
+from ingest.pipeline.samples import replay
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 @cache
-def _scenario(name: str) -> tuple[frames.Sample, ...]:
-    return tuple(frames.replay(capture.read(str(RAW / f"{name}.dgrams.gz"))))
+def _scenario(name: str) -> tuple[Sample, ...]:
+    return tuple(replay(capture.read(str(RAW / f"{name}.dgrams.gz"))))
 
 
-def scenario(name: str) -> list[frames.Sample]:
+def scenario(name: str) -> list[Sample]:
     """The samples of a real capture, as the agent would forward them (a fresh copy)."""
     return copy.deepcopy(list(_scenario(name)))
 
 
 def vector(prefix: str, pid: int | None = None, incarnation: int = 1, stamp: float | None = None,
-           seq: int | None = None) -> frames.Sample:
+           seq: int | None = None) -> Sample:
     """One wire vector as a sample, optionally moved to another process or time."""
     (path,) = VECTORS.glob(f"{prefix}-*.bin")
-    (sample,) = frames.replay([path.read_bytes()])
+    (sample,) = replay([path.read_bytes()])
     moved = {"p": pid, "i": incarnation, "t": stamp, "s": seq}
     sample.update({k: v for k, v in moved.items() if v is not None})  # type: ignore[typeddict-item]
     return sample
 
 
-def batches(samples: Sequence[frames.Sample], width: float = 0.25) -> list[list[frames.Sample]]:
+def batches(samples: Sequence[Sample], width: float = 0.25) -> list[list[Sample]]:
     """Split like the agent: a batch holds what was decoded within ``width`` seconds."""
-    out: list[list[frames.Sample]] = []
+    out: list[list[Sample]] = []
     start = None
     for sample in samples:
         if start is None or sample["t"] - start > width:
@@ -51,7 +54,7 @@ def batches(samples: Sequence[frames.Sample], width: float = 0.25) -> list[list[
     return out
 
 
-async def write_all(store: BaseWindowStore, host: int, samples: Sequence[frames.Sample],
+async def write_all(store: BaseWindowStore, host: int, samples: Sequence[Sample],
                     instance: str = "agent-1", first_id: int = 1, delay: float = 0.05) -> float:
     """Write ``samples`` batch by batch, each at its last stamp + ``delay``; the last ``now``."""
     now = 0.0
@@ -62,7 +65,7 @@ async def write_all(store: BaseWindowStore, host: int, samples: Sequence[frames.
     return now
 
 
-def frame_of(samples: Iterable[frames.Sample]) -> frames.Frame:
+def frame_of(samples: Iterable[Sample]) -> frames.Frame:
     frame: frames.Frame = {}
     for sample in samples:
         frames.frame_add(frame, sample)

@@ -17,9 +17,10 @@ import time
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-from . import capture, wire
-from .fields import Kind
-from .state import STATUS_FIELDS, Process, ProcessTable
+from ..model.fields import Kind
+from ..model.kinds import STATUS_FIELDS
+from ..pipeline import capture, wire
+from ..pipeline.state import Process, ProcessTable
 
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), 0x7F]}
 

@@ -2,8 +2,8 @@
 
 Why: the agent, the demo and the benchmarks need traffic shaped exactly like
 mod_wsgi's (wire-protocol.md sections 3-12) without running Apache. Every
-datagram is built by :func:`ingest.wire.encode` from the names in
-:mod:`ingest.fields`, so the simulator can only say what the table defines.
+datagram is built by :func:`ingest.pipeline.wire.encode` from the names in
+:mod:`ingest.model.fields`, so the simulator can only say what the table defines.
 
 Why the numbers add up: a tick draws at most six representative requests,
 each standing for a share of the tick's requests (plus one per finished slow
@@ -28,8 +28,8 @@ import time
 from operator import mul
 from typing import Any
 
-from .fields import HISTOGRAM_BUCKETS, MAX_SLOTS, PHASES, Kind
-from .wire import encode
+from ..model.fields import HISTOGRAM_BUCKETS, MAX_SLOTS, PHASES, Kind
+from ..pipeline.wire import encode
 
 IDENTITY = {"mod_wsgi_version": "6.1.1", "python_version": "3.11.2",
             "apache_version": "Apache/2.4.71", "mpm_name": "event"}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from .fields import Kind
+from ..model.fields import Kind
 from .wire import U32_MAX
 
 STARTED = int(Kind.PROCESS_STARTED)

@@ -16,11 +16,11 @@ import tempfile
 import threading
 from typing import TextIO
 
+from ..model.fields import Kind
+from ..pipeline.agent import Agent, AgentConfig
+from ..pipeline.receiver import SocketSetupError
+from ..pipeline.state import Process
 from . import dump, simulate
-from .agent import Agent, AgentConfig
-from .fields import Kind
-from .receiver import SocketSetupError
-from .state import Process
 
 EVENT_KINDS = {Kind.PROCESS_STARTED, Kind.PROCESS_STOPPING, Kind.PROCESS_STOPPED}
 

@@ -93,13 +93,3 @@ class Totals:
     errors: Counter[str] = field(default_factory=Counter)
 
 
-def _scalar(value: Any) -> Any:
-    """``value`` if it can be a dict key and compared; None for an array (or anything else)."""
-    return value if isinstance(value, _SCALAR) else None
-
-
-def slow_key(fields: dict[str, Any]) -> Any:
-    # The log id with the pid identifies a request; without one, its slot
-    # and start time do (both are repeated unchanged on every record).
-    return _scalar(fields.get("slow_log_id")) or (_scalar(fields.get("slow_thread_id")),
-                                                  _scalar(fields.get("slow_start_stamp")))

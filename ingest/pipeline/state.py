@@ -22,29 +22,16 @@ from array import array
 from collections import OrderedDict, deque
 from typing import Any
 
+from ..model.fields import Kind
+from ..model.kinds import GC_EVENT, GC_SNAPSHOT, SLOW, STARTED, STATUS_FIELDS, STOPPED, STOPPING, TICK
+from ..model.sample import IDENTITY_FIELDS, SILENT_INTERVALS, slow_request
 from . import sequence
 from .drops import QueueDrops
 from .faults import Throttle
-from .fields import Kind
-from .process import Interpreter, Process, Totals, slow_key
+from .process import Interpreter, Process, Totals
 from .resume import MARK_HORIZON, Dormant, Mark, discard, mark_of
 from .wire import Datagram, DecodeError
 
-TICK = int(Kind.REQUEST_METRICS)
-SLOW = int(Kind.SLOW_REQUEST)
-STARTED = int(Kind.PROCESS_STARTED)
-STOPPING = int(Kind.PROCESS_STOPPING)
-STOPPED = int(Kind.PROCESS_STOPPED)
-GC_SNAPSHOT = int(Kind.GC_SNAPSHOT)
-GC_EVENT = int(Kind.GC_EVENT)
-
-STATUS_FIELDS = tuple(f"status_{c}xx_total" for c in range(1, 6))
-IDENTITY_FIELDS = ("hostname", "process_group", "process_parent_pid", "mod_wsgi_version",
-                   "python_version", "apache_version", "mpm_name")
-#: A process that sends nothing for this many intervals is presumed dead:
-#: mod_wsgi can be killed without a STOPPED (wire-protocol.md section 9).
-SILENT_INTERVALS = 3
-#: Ended processes are kept this long so their STOPPED and losses stay visible.
 ENDED_RETENTION = 600.0
 #: Processes tracked at once, running and ended: a sender inventing pids
 #: must not grow the agent without end (100,000 fake pids took 800 MB).
@@ -284,7 +271,7 @@ class ProcessTable:
 
     def _slow(self, proc: Process, d: Datagram) -> None:
         f = d.fields
-        key = slow_key(f)
+        key = slow_request(f)
         record = {"pid": proc.pid, "seq": d.seq, "stamp": d.stamp, "size": d.size, **f}
         active, completed = proc.slow_active, proc.slow_completed
         released = 0

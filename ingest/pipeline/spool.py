@@ -34,6 +34,8 @@ from typing import Any
 
 import msgpack
 
+from ..model.sample import sparse_counts
+
 log = logging.getLogger("ingest.forwarder")
 _ARRAY_HEADER = msgpack.Packer().pack_array_header
 
@@ -65,32 +67,6 @@ def _default(value: Any) -> Any:
             return sparse_counts(value)
         return value.tolist()
     raise TypeError(f"cannot send {type(value).__name__}")
-
-
-def sparse_counts(values: array) -> dict[int, int] | list[int]:
-    """A count array (histogram, per-slot completions) as ``{index: count}`` of its
-    non-zero entries plus ``{-1: length}``, when that is smaller than the list.
-
-    Histograms are mostly empty buckets: the console would otherwise spend
-    its time skipping zeros of eight 65-bucket arrays per tick
-    (docs/agent-protocol.md, "Arrays").
-    """
-    if not any(values):
-        return {-1: len(values)}
-    nonzero = {i: v for i, v in enumerate(values) if v}
-    if len(nonzero) * 2 > len(values):
-        return values.tolist()
-    nonzero[-1] = len(values)
-    return nonzero
-
-
-def dense_counts(value: dict[int, int]) -> list[int]:
-    """The list a ``sparse_counts`` map stands for."""
-    dense = [0] * value.get(-1, 0)
-    for index, count in value.items():
-        if index >= 0:
-            dense[index] = count
-    return dense
 
 
 def packer() -> msgpack.Packer:

@@ -32,7 +32,8 @@ import msgpack
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from . import __version__, batchwire
+from .. import __version__
+from . import batchwire
 from .spool import Batch, Spool, pack, spans
 
 log = logging.getLogger("ingest.forwarder")

@@ -39,10 +39,10 @@ import msgpack
 from websockets.uri import parse_uri
 
 from . import journal
-from .frames import sample_from
 from .journal import Pending
 from .ledger import Ledger
 from .resume import Mark
+from .samples import sample_from
 from .spool import Spool, packer
 from .state import Process
 from .uplink import CLOSE_TIMEOUT, MAX_BATCH, OVERHEAD, Uplink

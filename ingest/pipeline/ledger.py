@@ -30,7 +30,7 @@ from typing import Any
 
 import msgpack
 
-from .fields import Kind
+from ..model.fields import Kind
 from .resume import Mark
 
 log = logging.getLogger("ingest.forwarder")

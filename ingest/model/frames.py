@@ -40,40 +40,29 @@ loss       datagrams lost by sequence, added by the store from heartbeats
 
 from __future__ import annotations
 
-import math
-from array import array
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Final, TypedDict
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import msgpack
 
-from . import wire
-from .fields import DAEMON_PHASES, HISTOGRAM_BUCKETS, PHASES, Kind
-from .state import Process, ProcessTable
+from .fields import DAEMON_PHASES, HISTOGRAM_BUCKETS, PHASES
+from .histogram import PERCENTILES, bucket_index, percentile
+from .kinds import (
+    GC_EVENT,
+    GC_SNAPSHOT,
+    SLOW,
+    STARTED,
+    STATUS_CLASSES,
+    STATUS_FIELDS,
+    STOPPED,
+    STOPPING,
+    TICK,
+)
 
 Frame = dict[str, float]
 
 
-class Sample(TypedDict):
-    """One decoded datagram as the agent forwards it (docs/agent-protocol.md)."""
-
-    k: int
-    p: int
-    i: int
-    s: int
-    t: float
-    g: str | None
-    n: str | None
-    f: dict[str, Any]
-
-
-TICK, SLOW, STARTED, STOPPING, STOPPED, GC_SNAPSHOT, GC_EVENT = (
-    int(Kind.REQUEST_METRICS), int(Kind.SLOW_REQUEST), int(Kind.PROCESS_STARTED),
-    int(Kind.PROCESS_STOPPING), int(Kind.PROCESS_STOPPED), int(Kind.GC_SNAPSHOT), int(Kind.GC_EVENT),
-)
-HOST: Final = "*"
-STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx")
-_STATUS = tuple((f"s{c + 1}", f"status_{c + 1}xx_total") for c in range(5))
+_STATUS = tuple((f"s{c + 1}", name) for c, name in enumerate(STATUS_FIELDS))
 _SUMS = (("cpu", "cpu_utilization"), ("cpuu", "cpu_user_utilization"),
          ("cpus", "cpu_system_utilization"), ("rss", "memory_rss"))
 _PHASE_FIELDS = tuple(
@@ -84,65 +73,6 @@ _PHASE_FIELDS = tuple(
 #: Histogram keys precomputed: a busy tick touches eight histograms.
 _HKEYS = tuple(tuple(f"h{i}.{b}" for b in range(HISTOGRAM_BUCKETS)) for i in range(len(PHASES)))
 _GC_HKEYS = tuple(f"gh.{b}" for b in range(HISTOGRAM_BUCKETS))
-OVERFLOW_BUCKET: Final = HISTOGRAM_BUCKETS - 1
-PERCENTILES: Final = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99))
-
-
-# -- histogram layout (wire-protocol.md section 12) -------------------------------
-
-def bucket_bounds(index: int) -> tuple[float, float]:
-    """Lower (inclusive) and upper (exclusive) edge of a bucket, in seconds.
-
-    Bucket 0 starts at 0, not 1 ms: it also holds every duration below
-    1 ms, exact zeros included. The overflow bucket has no upper edge.
-    """
-    if index >= OVERFLOW_BUCKET:
-        return 65.536, math.inf
-    octave, sub = divmod(index, 4)
-    lower = 0.0 if index == 0 else 2 ** octave * (1 + sub / 4)
-    return lower / 1000, 2 ** octave * (1 + (sub + 1) / 4) / 1000
-
-
-def bucket_index(seconds: float) -> int:
-    """The bucket mod_wsgi would count a duration in."""
-    ms = seconds * 1000
-    if not ms >= 1:  # also NaN
-        return 0
-    if ms >= 65536:
-        return OVERFLOW_BUCKET
-    octave = math.frexp(ms)[1] - 1
-    return 4 * octave + min(3, int((ms / 2 ** octave - 1) * 4))
-
-
-def percentile(counts: Mapping[int, float], p: float, lo: float | None = None,
-               hi: float | None = None) -> float | None:
-    """The p-quantile in seconds of a (merged) histogram; None when it is empty.
-
-    Interpolates inside the bucket holding rank p x N, then clamps into the
-    exact [lo, hi] of the same window: a single 3.500333 s request reads
-    3.500333 s, not the middle of its 512 ms bucket.
-    """
-    total = sum(c for c in counts.values() if c > 0)
-    if total <= 0:
-        return None
-    rank, below, value = p * total, 0.0, 0.0
-    for index in sorted(counts):
-        count = counts[index]
-        if count <= 0:
-            continue
-        if below + count >= rank:
-            lower, upper = bucket_bounds(index)
-            if math.isinf(upper):
-                value = hi if hi is not None else lower
-            else:
-                value = lower + (rank - below) / count * (upper - lower)
-            break
-        below += count
-    if lo is not None:
-        value = max(value, lo)
-    if hi is not None:
-        value = min(value, hi)
-    return value
 
 
 def histogram(frame: Mapping[str, float], prefix: str) -> dict[int, float]:
@@ -267,19 +197,6 @@ def add_loss(frame: Frame, lost: int) -> Frame:
     return frame
 
 
-def sample_time(sample: Mapping[str, Any]) -> float:
-    """When a sample happened: a GC event's own start stamp, else the header stamp.
-
-    mod_wsgi drains GC events up to seconds after they happened (vector 67:
-    3 s late), so their header stamp would put pauses in the wrong second.
-    """
-    if sample["k"] == GC_EVENT:
-        start = sample["f"].get("gc_event_start_stamp")
-        if isinstance(start, float) and math.isfinite(start):
-            return start
-    return sample["t"]
-
-
 # -- merging and storage -------------------------------------------------------------
 
 def merge_into(target: Frame, other: Mapping[str, float]) -> Frame:
@@ -384,39 +301,3 @@ def derive(frame: Mapping[str, float], span: float) -> dict[str, float | None]:
         "non_graceful": g("ng", 0), "loss": g("loss", 0),
     })
     return out
-
-
-# -- samples as the agent builds them --------------------------------------------------
-
-_GC_KINDS = frozenset({GC_SNAPSHOT, GC_EVENT})
-
-
-def sample_from(d: wire.Datagram, process: Process) -> Sample:
-    """The sample the agent forwards for a decoded datagram of ``process``.
-
-    The decoder's field dict is used as it is (arrays stay ``array.array``,
-    encoded when the batch is packed): this runs on the agent's decode
-    thread for every datagram.
-    """
-    fields = d.fields
-    interpreter = fields.get("interpreter_name", "") if d.kind in _GC_KINDS else None
-    return {"k": d.kind, "p": d.pid, "i": process.incarnation, "s": d.seq, "t": d.stamp,
-            "g": process.group, "n": interpreter, "f": fields}  # type: ignore[typeddict-item]
-
-
-def plain(sample: Sample) -> Sample:
-    """``sample`` with arrays as lists, for JSON, plain msgpack and comparisons."""
-    fields = {name: v.tolist() if isinstance(v, array) else v for name, v in sample["f"].items()}
-    return {**sample, "f": fields}  # type: ignore[typeddict-item]
-
-
-def replay(datagrams: Iterable[bytes]) -> Iterator[Sample]:
-    """Samples of a capture, joined to their process like the agent does (bad ones skipped)."""
-    table = ProcessTable()
-    for data in datagrams:
-        try:
-            d = wire.decode(data)
-        except wire.DecodeError as exc:
-            table.add_malformed(data, exc)
-            continue
-        yield plain(sample_from(d, table.add(d)))

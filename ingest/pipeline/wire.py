@@ -3,7 +3,7 @@
 A datagram is a 24-byte header (magic ``WSGI``, version, kind, flags, pid,
 seq, stamp) followed by TLV records up to its last byte: ``field id u16``,
 ``type tag u8``, a ``u16`` length or element count for variable types, then
-the value. Field names come from :mod:`ingest.fields`.
+the value. Field names come from :mod:`ingest.model.fields`.
 
 Why the layout cache: one mod_wsgi process sends the same record layout
 tick after tick (same fields, same string lengths, same slot count). The
@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from . import contract
-from .fields import (
+from ..model import contract
+from ..model.fields import (
     BY_ID,
     BY_NAME,
     FLOAT_LIMIT,

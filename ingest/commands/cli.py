@@ -11,11 +11,13 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from . import __version__, dump, fields
-from .agent import Agent, AgentConfig, failure_line
-from .faults import QUARANTINE_BYTES, QUARANTINE_NAME, QuarantineError
-from .receiver import DEFAULT_QUEUE, DEFAULT_QUEUE_BYTES, DEFAULT_RCVBUF, SocketSetupError
-from .state import MAX_PROCESSES
+from .. import __version__
+from ..model import fields
+from ..pipeline.agent import Agent, AgentConfig, failure_line
+from ..pipeline.faults import QUARANTINE_BYTES, QUARANTINE_NAME, QuarantineError
+from ..pipeline.receiver import DEFAULT_QUEUE, DEFAULT_QUEUE_BYTES, DEFAULT_RCVBUF, SocketSetupError
+from ..pipeline.state import MAX_PROCESSES
+from . import dump
 
 DEFAULT_SOCKET = "/run/wsgi-fleet/telemetry.sock"
 #: Exit status when a thread of the agent ended unexpectedly (sysexits EX_SOFTWARE):
@@ -112,7 +114,7 @@ def _forwarder(args: argparse.Namespace, agent: Agent) -> Any:
     """The console forwarder for ``--console``, or None when running standalone."""
     if not args.console:
         return None
-    from .forwarder import Forwarder
+    from ..pipeline.forwarder import Forwarder
 
     if not args.token_file:
         raise SystemExit("serve: --console needs --token-file (the host's agent token)")

@@ -1,0 +1,1 @@
+"""The ``python -m ingest`` commands: serve, dump, simulate, demo, fields."""
