@@ -29,6 +29,7 @@ from operator import mul
 from typing import Any
 
 from ..model.fields import HISTOGRAM_BUCKETS, MAX_SLOTS, PHASES, Kind
+from ..model.histogram import bucket_index
 from ..pipeline.wire import encode
 
 IDENTITY = {"mod_wsgi_version": "6.1.1", "python_version": "3.11.2",
@@ -48,17 +49,6 @@ MODEL = {0: (0.0003, 0.5, 0.0), 1: (0.0004, 1.0, 0.0), 2: (0.0002, 0.4, 0.0), 3:
          5: (0.0002, 1.2, 0.0), 6: (0.0003, 0.8, 0.75), 7: (0.0002, 0.9, 0.0)}
 PATHS = ("/orders/1234", "/reports/monthly", "", "/caf\u00e9/menu", b"/caf\xc3\xa9/\xff", "/search")
 AGENTS = ("Mozilla/5.0 (X11; Linux x86_64)", "curl/8.5.0", "python-requests/2.31")
-
-
-def bucket(seconds: float) -> int:
-    """Histogram bucket of a duration (section 12): 16 octaves of ms, 4 sub-buckets each."""
-    ms = seconds * 1000.0
-    if ms < 1.0:
-        return 0
-    if ms >= 65536.0:
-        return HISTOGRAM_BUCKETS - 1
-    k = int(ms).bit_length() - 1
-    return 4 * k + min(3, int((ms / (1 << k) - 1.0) * 4.0))
 
 
 class _Slow:
@@ -133,7 +123,7 @@ class Fleet:
                 value = min(cap * (0.6 if phase == 3 else 0.1), median * math.exp(sigma * rng.gauss()))
                 self.pool[phase].append(0.0 if rng.random() < zeros else round(value, 6))
             self.pool[4].append(round(sum(self.pool[i][-1] for i in range(4)) + 0.00002, 6))
-        self.pool_buckets = [[bucket(v) for v in column] for column in self.pool]
+        self.pool_buckets = [[bucket_index(v) for v in column] for column in self.pool]
 
     def _emit(self, p: _Process, kind: int, stamp: float, fields: dict[str, Any]) -> bytes:
         p.seq += 1
@@ -249,7 +239,7 @@ class Fleet:
                 for phase, v in enumerate((*s.pre, round(dur - sum(s.pre), 6), dur, round(dur * 0.001, 6),
                                            0.0, 0.0001)):
                     vals[phase].append(v)
-                    bks[phase].append(bucket(v))
+                    bks[phase].append(bucket_index(v))
                 counts.append(1)
                 statuses[s.status // 100 - 1] += 1
             stats = {}

@@ -43,7 +43,7 @@ def ids(d: Datagram) -> list[int]:
 
 
 def section12_bucket(seconds: float) -> int:
-    """Bucket by the lower edges of the section 12 table (a different route than simulate.bucket)."""
+    """Bucket by the lower edges of the section 12 table (a different route than histogram.bucket_index)."""
     ms = seconds * 1000
     lowers = [0.0] + [2 ** (i // 4) * (1 + (i % 4) / 4) for i in range(1, 64)] + [65536.0]
     return max(i for i, lower in enumerate(lowers) if lower <= ms)
