@@ -30,6 +30,7 @@ from typing import Any
 
 from ..model.fields import HISTOGRAM_BUCKETS, MAX_SLOTS, PHASES, Kind
 from ..model.histogram import bucket_index
+from ..model.kinds import STATUS_FIELDS
 from ..pipeline.wire import encode
 
 IDENTITY = {"mod_wsgi_version": "6.1.1", "python_version": "3.11.2",
@@ -39,7 +40,6 @@ MAX_ACTIVE_SLOW = 16  # active slow records per process per tick (section 8)
 GC_RING, GC_DRAIN = 256, 64  # per-interpreter event ring, events drained per tick (section 4)
 POOL, REPS = 2048, 6  # pool size (a power of two: offsets are random bits) and representatives
 MEAN, MIN, MAX, HIST = ([f"{p}_time{s}" for p in PHASES] for s in ("", "_min", "_max", "_buckets"))
-STATUS = tuple(f"status_{c}xx_total" for c in range(1, 6))
 # Wire order (section 5) as indices into PHASES: 0 server, 1 queue, 2 daemon, 3 application,
 # 4 request, 5 gil_wait, 6 input_read, 7 output_write. Means and min/max pairs use BUSY_ORDER.
 BUSY_ORDER, HIST_ORDER = (0, 3, 4, 5, 6, 7, 1, 2), (0, 3, 1, 2, 4, 5, 6, 7)
@@ -288,7 +288,7 @@ class Fleet:
             "output_bytes_total": n * 4200 + sum(s.io[1] for s in done),
             "output_writes_total": n * 2 + len(done) * 5,
         })
-        fields.update(zip(STATUS, statuses, strict=True))
+        fields.update(zip(STATUS_FIELDS, statuses, strict=True))
         fields.update({
             "request_threads_completed": completed, "request_threads_busy_time": busy_time,
             "request_threads_cpu_time": [round(b * 0.25, 6) for b in busy_time],

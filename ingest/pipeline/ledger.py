@@ -30,7 +30,7 @@ from typing import Any
 
 import msgpack
 
-from ..model.fields import Kind
+from ..model.kinds import STOPPED
 from .resume import Mark
 
 log = logging.getLogger("ingest.forwarder")
@@ -38,7 +38,6 @@ log = logging.getLogger("ingest.forwarder")
 LEDGER = "ledger"
 GAUGES = frozenset({"processes", "spooled", "spool_bytes"})
 MAX_MARKS = 1 << 16  # more than the process table holds, running and gone
-STOPPED = int(Kind.PROCESS_STOPPED)  # a process whose last word was this is not coming back
 
 
 class Ledger:

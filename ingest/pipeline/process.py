@@ -10,6 +10,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..model.kinds import STATUS_CLASSES
+
 COMPLETED_SLOW_KEPT = 200
 _SCALAR = (int, float, str, bytes)
 
@@ -69,8 +71,7 @@ class Process:
             "group": self.group, "hostname": self.identity.get("hostname"),
             "first_seq": self.first_seq, "last_seq": self.last_seq, "late_join": self.late_join,
             "received": self.received, "lost": self.lost, "malformed": self.malformed,
-            "requests": self.requests, "status": dict(zip(("1xx", "2xx", "3xx", "4xx", "5xx"),
-                                                          self.status, strict=True)),
+            "requests": self.requests, "status": dict(zip(STATUS_CLASSES, self.status, strict=True)),
             "shutdown_reason": self.shutdown_reason,
             "slow_active": len(self.slow_active), "slow_completed": len(self.slow_completed),
             "interpreters": sorted(self.interpreters),

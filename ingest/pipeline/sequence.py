@@ -21,10 +21,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from ..model.fields import Kind
+from ..model.kinds import STARTED
 from .wire import U32_MAX
-
-STARTED = int(Kind.PROCESS_STARTED)
 
 
 class Step(NamedTuple):
