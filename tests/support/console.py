@@ -450,9 +450,15 @@ class LiveClient:
             await asyncio.gather(*others, return_exceptions=True)
 
     def send(self, message: dict[str, Any]) -> None:
+        """Send ``message``; ConnectionError once the console closed the connection (the
+        client's loop ends with it, and a closed loop takes no more work)."""
         if self._ws is None:
             raise RuntimeError("not connected")
-        asyncio.run_coroutine_threadsafe(self._ws.send(json.dumps(message)), self._loop).result(10)
+        try:
+            future = asyncio.run_coroutine_threadsafe(self._ws.send(json.dumps(message)), self._loop)
+        except RuntimeError as exc:  # the loop closed after the console closed the connection
+            raise ConnectionError(f"{self.name}: closed {self.closed}") from exc
+        future.result(10)
 
     def snapshot(self) -> list[dict[str, Any]]:
         with self._lock:
