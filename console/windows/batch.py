@@ -28,8 +28,6 @@ from ingest.model.sample import IDENTITY_FIELDS, sample_time, slow_request
 from .checks import check_samples
 from .samples import pack_sample
 
-TICK, SLOW, STARTED, STOPPING, STOPPED = (TICK, SLOW, STARTED, STOPPING,
-                                          STOPPED)
 KNOWN_KINDS = frozenset({TICK, SLOW, STARTED, STOPPING, STOPPED, GC_SNAPSHOT, GC_EVENT})
 #: A broken agent clock must not pin keys for decades: frames at most this
 #: far in the future of the console's clock still get their normal life.

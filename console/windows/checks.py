@@ -133,7 +133,7 @@ def envelope_problem(sample: Any) -> str | None:
         value = sample.get(key)
         if type(value) is not int or not 0 <= value <= high:
             return f"{key!r} must be an integer 0 to {high}, got {_show(value)}"
-    stamp = sample.get("t")
+    stamp: Any = sample.get("t")  # anything the agent sent; checked here
     if type(stamp) not in (int, float) or not 0 <= stamp < MAX_STAMP:  # also NaN
         return f"'t' must be a stamp in epoch seconds, got {_show(stamp)}"
     for key in ("g", "n"):

@@ -99,7 +99,8 @@ def compact_fields(kind: int, fields: Mapping[str, Any]) -> dict[int | str, Any]
         elif isinstance(value, array | list | tuple):
             if always and not any(value):
                 continue
-            value = _sparse(value.tolist() if kind_of is array else value, _expected_length(name, fields))
+            items = value.tolist() if isinstance(value, array) else value
+            value = _sparse(items, _expected_length(name, fields))
         elif always and not value and value is not False:
             continue
         out[key] = value
@@ -140,8 +141,9 @@ def _zero(field: Field, slots: int) -> Any:
 def pack_sample(sample: Mapping[str, Any]) -> bytes:
     """The stored form of one sample (see the module docstring)."""
     kind = sample["k"]
-    return msgpack.packb([kind, sample["p"], sample["i"], sample["s"], sample["t"], sample.get("g"),
-                          sample.get("n"), compact_fields(kind, sample["f"])])
+    packed: bytes = msgpack.packb([kind, sample["p"], sample["i"], sample["s"], sample["t"], sample.get("g"),
+                                   sample.get("n"), compact_fields(kind, sample["f"])])
+    return packed
 
 
 def _sample(packed: list[Any]) -> Sample:

@@ -366,7 +366,7 @@ def import_backend(path: str) -> type[BaseWindowStore]:
     """The class a dotted path names (``package.module.Class``)."""
     module_name, _, attr = path.rpartition(".")
     try:
-        cls = getattr(importlib.import_module(module_name), attr)
+        cls: type[BaseWindowStore] = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError, ValueError) as exc:
         raise ImportError(f"window store backend {path!r} cannot be imported: {exc}") from exc
     return cls

@@ -224,7 +224,8 @@ def _compile(names: tuple[str, ...]) -> Checker:
     namespace: dict[str, Any] = {"n": names, "counts": _counts_ok, "floats": _floats_ok,
                                  "types": tuple(types)}
     exec(compile(source, "<field check>", "exec"), namespace)  # noqa: S102 - generated above from the table
-    return namespace["check"]
+    check: Callable[[Mapping[str, Any]], bool] = namespace["check"]
+    return check
 
 
 def _counts_ok(value: Any, low: int, high: int) -> bool:

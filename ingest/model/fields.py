@@ -262,6 +262,8 @@ def bounded(field: Field) -> Field:
     """``field`` with the bounds its tag and meaning give it."""
     if field.low or field.high:
         return field
+    low: float
+    high: float
     if field.tag == Tag.U64:
         low, high = 0, U64_LIMIT
     elif field.tag == Tag.F64:

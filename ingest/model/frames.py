@@ -231,11 +231,13 @@ def compact(frame: Mapping[str, float]) -> Frame:
 
 def dump(frame: Mapping[str, float]) -> bytes:
     """Compact msgpack: zero sums and empty buckets take no bytes."""
-    return msgpack.packb(compact(frame))
+    packed: bytes = msgpack.packb(compact(frame))
+    return packed
 
 
 def load(data: bytes) -> Frame:
-    return msgpack.unpackb(data)
+    frame: Frame = msgpack.unpackb(data)
+    return frame
 
 
 # -- display metrics -----------------------------------------------------------------

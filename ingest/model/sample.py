@@ -47,7 +47,8 @@ def sample_time(sample: Mapping[str, Any]) -> float:
         start = sample["f"].get("gc_event_start_stamp")
         if isinstance(start, float) and math.isfinite(start):
             return start
-    return sample["t"]
+    stamp: float = sample["t"]
+    return stamp
 
 
 def slow_request(fields: Mapping[str, Any]) -> str:
@@ -65,7 +66,7 @@ def slow_request(fields: Mapping[str, Any]) -> str:
 
 # -- count arrays as they travel ---------------------------------------------------
 
-def sparse_counts(values: array) -> dict[int, int] | list[int]:
+def sparse_counts(values: array[int]) -> dict[int, int] | list[int]:
     """A count array (histogram, per-slot completions) as ``{index: count}`` of its
     non-zero entries plus ``{-1: length}``, when that is smaller than the list.
 

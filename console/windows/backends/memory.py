@@ -127,7 +127,7 @@ class WindowStore(BaseWindowStore):
         """
         entry = host.frames.get(key)
         fresh = entry is None or entry[1] <= self.clock()
-        frame = dict(delta) if fresh else merge_into(dict(entry[0]), delta)
+        frame = dict(delta) if fresh or entry is None else merge_into(dict(entry[0]), delta)
         if not math.isfinite(sum(frame.values())):
             raise ValueError(f"frame {key} would hold a value that is not a finite number")
         return frame
@@ -174,8 +174,8 @@ class WindowStore(BaseWindowStore):
         stale = -math.inf if batch.latest is None else batch.latest - self.slow_stale
         for key in [k for k, (seen, _) in active.items()
                     if seen < stale or any(k.startswith(p) for p in batch.stopped)]:
-            seen, blob = active.pop(key)
-            _end(host, key, seen, False, blob)  # expired: never completed
+            last_seen, blob = active.pop(key)
+            _end(host, key, last_seen, False, blob)  # expired: never completed
         if batch.latest is not None:
             host.slow_at = batch.latest
         order = host.slow_order  # trimmed like ZREMRANGEBYSCORE, then ZREMRANGEBYRANK
@@ -248,9 +248,12 @@ class WindowStore(BaseWindowStore):
         out: dict[int, dict[str, Any]] = {}
         for host_id in host_ids:
             host = self._hosts.get(host_id)
-            agent = host.agent if host is not None else {}
+            if host is None:
+                out[host_id] = {}
+                continue
+            agent = host.agent
             out[host_id] = {**agent, "counters": {**agent.get("counters", {}), **host.loss}} if agent else {}
-            if host is not None and host.bad_samples:
+            if host.bad_samples:
                 out[host_id].setdefault("counters", {})[BAD_SAMPLES] = host.bad_samples
         return out
 

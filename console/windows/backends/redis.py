@@ -41,7 +41,7 @@ import contextlib
 import math
 import zlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import msgpack
@@ -82,6 +82,12 @@ _SERVER_STATES = frozenset({"OOM", "READONLY", "LOADING", "BUSY", "MASTERDOWN", 
 _SERVER_ERRORS = (OutOfMemoryError, ReadOnlyError, NoScriptError, AuthenticationError, NoPermissionError)
 
 
+#: What the client answers (it is made without ``decode_responses``: bytes, never str):
+#: members of a sorted set, and the entries of a stream (id, fields).
+_Blobs = list[bytes]
+_StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
 def data_fault(exc: BaseException) -> bool:
     """True for an error reply that blames the data: a script error, WRONGTYPE, BADDATA.
 
@@ -103,16 +109,17 @@ class WindowStore(BaseWindowStore):
 
     def __init__(self, url: str | None = None, *, prefix: str = "wf:", timeout: float = 2.0,
                  compress_raw: bool = True, **options: Any):
-        super().__init__(url or DEFAULT_URL, **options)
+        url = url or DEFAULT_URL
+        super().__init__(url, **options)
         self.prefix = prefix
         self.timeout = timeout
         self.compress_raw = compress_raw
-        parts = urlsplit(self.url)  # for messages: never the credentials
+        parts = urlsplit(url)  # for messages: never the credentials
         self.where = parts._replace(netloc=parts.netloc.rpartition("@")[2], query="").geturl()
         # One quick retry lets a pooled connection that died with a Redis
         # restart reconnect; more would only delay the 4503 to the agent. A
         # retried write is safe: the batch mark turns it into a duplicate.
-        self.redis = Redis.from_url(self.url, socket_timeout=timeout, socket_connect_timeout=timeout,
+        self.redis = Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
                                     retry=Retry(NoBackoff(), 1))
         self._write = self.redis.register_script(WRITE)
         self._counters = self.redis.register_script(COUNTERS)
@@ -160,7 +167,7 @@ class WindowStore(BaseWindowStore):
         raw_field, raw = self._raw_entry(batch)
         # Redis's cmsgpack predates msgpack's bin type: byte strings go as
         # the old raw type, which Lua reads as its (binary-safe) strings.
-        return msgpack.packb(use_bin_type=False, o={
+        payload: bytes = msgpack.packb(use_bin_type=False, o={
             "n": batch.written, "raw": raw, "raw_field": raw_field, "raw_ret": self.raw_retention,
             "frames": [[*self._frame_slot(tier, bucket, group, expires), compact(frame)]
                        for (tier, bucket, group), (frame, expires) in batch.frames.items()],
@@ -176,6 +183,7 @@ class WindowStore(BaseWindowStore):
             "bad_n": len(batch.dropped), "bad_kept": BAD_KEPT,
             "bad": [msgpack.packb(record) for record in self.bad_records(batch_id, batch, now)],
         })
+        return payload
 
     async def _awrite(self, host_id: int, instance: str, batch_id: int, batch: Batch,
                       now: float) -> int | None:
@@ -234,7 +242,8 @@ class WindowStore(BaseWindowStore):
 
     async def _agroups(self, host_id: int, since: float) -> list[str]:
         async with self._guard("groups"):
-            groups = await self.redis.zrangebyscore(self.key(host_id, "groups"), repr(since), "+inf")
+            groups = cast(_Blobs, await self.redis.zrangebyscore(self.key(host_id, "groups"), repr(since),
+                                                                 "+inf"))
         return sorted(g.decode() for g in groups)
 
     async def _araw_newest_first(self, host_id: int, since: float, until: float) -> AsyncIterator[bytes]:
@@ -242,7 +251,8 @@ class WindowStore(BaseWindowStore):
         high = str(math.floor(until * 1000))
         while True:
             async with self._guard("raw"):
-                entries = await self.redis.xrevrange(key, max=high, min=low, count=_RAW_PAGE)
+                entries = cast(_StreamEntries,
+                               await self.redis.xrevrange(key, max=high, min=low, count=_RAW_PAGE))
             for _, fields in entries:
                 yield zlib.decompress(fields[b"z"]) if b"z" in fields else fields[b"s"]
             if len(entries) < _RAW_PAGE:
@@ -264,7 +274,8 @@ class WindowStore(BaseWindowStore):
             pipe.hget(self.key(host_id, "agent"), "last_batch")
             active, seen, done, stream_at, last_batch = await pipe.execute()
             # a request trimmed in between is simply not there (None)
-            ended = await self.redis.hmget(self.key(host_id, "slow:ended"), done) if done else []
+            ended = cast(list[bytes | None],
+                         await self.redis.hmget(self.key(host_id, "slow:ended"), done)) if done else []
         last_seen = dict(seen)
         return SlowRecords([(last_seen.get(key, 0.0), blob) for key, blob in active.items()],
                            [blob[1:] for blob in ended if blob],
@@ -274,7 +285,7 @@ class WindowStore(BaseWindowStore):
     async def _alifecycle(self, host_id: int, since: float, until: float) -> list[bytes]:
         high = "+inf" if math.isinf(until) else f"({until!r}"
         async with self._guard("lifecycle"):
-            return await self.redis.zrangebyscore(self.key(host_id, "life"), repr(since), high)
+            return cast(_Blobs, await self.redis.zrangebyscore(self.key(host_id, "life"), repr(since), high))
 
     async def _ahost_status(self, host_ids: list[int]) -> dict[int, dict[str, Any]]:
         async with self._guard("host status"):
