@@ -15,18 +15,8 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, render
 
 from console.fleet.models import Host
-from console.live.tabs.base import DEFAULT_WINDOW, MAX_GROUP, WINDOW_MAX, WINDOW_MIN
-
-#: (value in the URL, label, keyboard shortcut); each tab has a template
-#: ``dashboard/tabs/<key>.html``, a script and a stylesheet ``console/tabs/<key>.*``.
-TABS = (
-    ("overview", "Overview", "1"),
-    ("capacity", "Capacity", "2"),
-    ("processes", "Processes", "3"),
-    ("gc", "GC", "4"),
-    ("slow", "Slow requests", "5"),
-)
-TAB_KEYS = frozenset(key for key, _, _ in TABS)
+from console.live.tabs.base import DEFAULT_TAB, DEFAULT_WINDOW, MAX_GROUP, WINDOW_MAX, WINDOW_MIN
+from console.live.tabs.registry import BY_KEY, REGISTRY, page_config
 
 #: Window presets in seconds; any other value inside the protocol's range
 #: (docs/live-protocol.md) is kept and shown as a custom entry.
@@ -46,16 +36,17 @@ WINDOWS = (
 class HostView:
     """What a host page shows; all of it lives in the URL so a link reproduces it."""
 
-    tab: str = "overview"
+    tab: str = DEFAULT_TAB
     group: str = "*"
     window: int = DEFAULT_WINDOW
 
     @classmethod
     def from_query(cls, query: QueryDict) -> HostView:
-        """Read the state, falling back to the default for anything malformed."""
-        tab = query.get("tab", "overview")
-        if tab not in TAB_KEYS:
-            tab = "overview"
+        """Read the state, falling back to the default for anything malformed; the
+        bounds are the subscribe's (``console.live.tabs.base``), so the URL asks for what it gets."""
+        tab = query.get("tab", DEFAULT_TAB)
+        if tab not in BY_KEY:
+            tab = DEFAULT_TAB
         group = query.get("group", "*")
         if len(group) > MAX_GROUP:
             group = "*"
@@ -106,15 +97,18 @@ def host(request: HttpRequest, name: str) -> HttpResponse:
     # Someone else's host answers exactly like one that does not exist.
     host = get_object_or_404(Host.objects.visible_to(request.user).select_related("team"), name=name)
     view = HostView.from_query(request.GET)
-    tabs = [{"key": key, "label": label, "shortcut": shortcut, "query": view.query(tab=key),
-             "template": f"dashboard/tabs/{key}.html", "stylesheet": f"console/tabs/{key}.css"}
-            for key, label, shortcut in TABS]
+    # Nav, panels, stylesheets and the keyboard help are all this list (the registry's).
+    tabs = [{"key": spec.key, "label": spec.label, "shortcut": spec.shortcut,
+             "query": view.query(tab=spec.key), "template": spec.template,
+             "stylesheet": spec.stylesheet, "options": spec.options}
+            for spec in REGISTRY]
     visible = list(Host.objects.visible_to(request.user).order_by("name").values_list("name", flat=True))
     return render(request, "dashboard/host.html", {
         "host": host,
         "labels": label_pairs(host.labels),
         "view": view,
         "tabs": tabs,
+        "page_config": page_config(),
         "windows": window_choices(view.window),
         "host_names": visible,
         "host_count": len(visible),

@@ -15,6 +15,13 @@
 //   tick()             once a second (time moves even without data)
 //   resize(), theme()  layout or colours changed
 // `ctx` is described at `makeContext` below.
+//
+// Which tabs there are, their labels, shortcuts, own URL parameters and
+// option bounds, and the view-state bounds, come from the server's tab
+// registry (console/live/tabs/registry.py) in the page's `host-config`
+// JSON. The one table here is FACTORIES, key -> imported tab module: a
+// module can only import what its source names. Checked against the
+// registry by tests/console/dashboard/test_tab_registry.py.
 
 import * as fmt from "./format.js";
 import { clearNotice, everySecond, serverNow, setDataTime, setLoss, startLive } from "./live.js";
@@ -25,6 +32,9 @@ import { createTab as processesTab } from "./tabs/processes.js";
 import { createTab as slowTab } from "./tabs/slow.js";
 
 const FACTORIES = { overview: overviewTab, capacity: capacityTab, processes: processesTab, gc: gcTab, slow: slowTab };
+const CONFIG = JSON.parse(document.getElementById("host-config").textContent);
+const SPECS = CONFIG.tabs; // in nav order
+const BOUNDS = CONFIG.bounds;
 const SHELL_PARAMS = new Set(["tab", "group", "window"]);
 
 const main = document.getElementById("main");
@@ -84,9 +94,11 @@ function query(tab = state.tab) {
  * the shared view with `navigate` and keep their own options in the URL
  * with `param` / `setParam`.
  */
-function makeContext(key) {
+function makeContext(spec) {
+  const key = spec.key;
   return {
     key,
+    spec, // the registry's entry: label, shortcut, params, options with their default and choices
     panel: document.getElementById("panel-" + key),
     hostId,
     state,
@@ -121,9 +133,16 @@ function makeContext(key) {
 }
 
 const tabs = {};
-for (const [key, factory] of Object.entries(FACTORIES)) {
+for (const spec of SPECS) {
+  const key = spec.key;
+  const factory = FACTORIES[key];
+  if (typeof factory !== "function") {
+    console.error("tab " + key + " is registered but host.js has no factory for it");
+    tabs[key] = {};
+    continue;
+  }
   try {
-    tabs[key] = factory(makeContext(key));
+    tabs[key] = factory(makeContext(spec));
   } catch (err) {
     console.error("tab " + key + " failed to start", err);
     tabs[key] = {};
@@ -190,7 +209,7 @@ function setGroups(groups) {
 function pointsWanted() {
   const panel = document.getElementById("panel-" + state.tab);
   const width = panel ? panel.clientWidth : 0;
-  return Math.max(100, Math.min(2000, Math.round(width || main.clientWidth || 600)));
+  return Math.max(BOUNDS.points.page_min, Math.min(BOUNDS.points.max, Math.round(width || main.clientWidth || 600)));
 }
 
 function subscribe() {
@@ -270,15 +289,15 @@ window.addEventListener("popstate", () => {
   const q = new URLSearchParams(window.location.search);
   const windowSeconds = Number(q.get("window"));
   changeView({
-    tab: tabLinks.some((l) => l.dataset.tab === q.get("tab")) ? q.get("tab") : "overview",
+    tab: tabLinks.some((l) => l.dataset.tab === q.get("tab")) ? q.get("tab") : CONFIG.default_tab,
     group: q.get("group") ?? "*",
-    window: Number.isInteger(windowSeconds) && windowSeconds >= 60 ? windowSeconds : 300,
+    window: Number.isInteger(windowSeconds) && windowSeconds >= BOUNDS.window.min ? windowSeconds : BOUNDS.window.default,
   }, false);
   subscribe(); // tab options may have changed too
 });
 
-// Keyboard: 1-5 switch tabs, g / w focus the group and window pickers, ? lists the keys.
-const KEYS = { 1: "overview", 2: "capacity", 3: "processes", 4: "gc", 5: "slow" };
+// Keyboard: each tab's shortcut (1-5) shows it, g / w focus the group and window pickers, ? lists the keys.
+const KEYS = Object.fromEntries(SPECS.map((spec) => [spec.shortcut, spec.key]));
 document.addEventListener("keydown", (event) => {
   if (event.metaKey || event.ctrlKey || event.altKey) return;
   const target = event.target;

@@ -17,3 +17,10 @@ def live_socket_path() -> str:
     uses, so the socket works when the console runs under a path behind a proxy.
     """
     return f"{get_script_prefix()}ws/live/"
+
+
+@register.filter
+def span_label(seconds: int) -> str:
+    """A span in seconds as the toolbars name it: "30 s", "1 min", "5 min" (the choices
+    come from the tab registry, so the label is made, not written next to each value)."""
+    return f"{seconds // 60} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds} s"

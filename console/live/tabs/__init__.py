@@ -1,4 +1,4 @@
-"""The host page's tabs, server side: one module per tab, one registry.
+"""The host page's tabs, server side: one module per tab, listed in ``registry``.
 
 A tab module answers two questions, and only for what its tab shows
 (docs/live-protocol.md, "Tabs"):
@@ -36,13 +36,11 @@ from ingest.model.sample import Sample, dense_counts
 
 from ..health import error_message, faults
 from ..store import StoreUnavailable
-from . import capacity, gc, overview, processes, slow
-from .base import TabRequest
+from .base import DEFAULT_TAB, TabRequest
+from .registry import REGISTRY
 
-TABS: dict[str, ModuleType] = {
-    "overview": overview, "capacity": capacity, "processes": processes, "gc": gc, "slow": slow,
-}
-DEFAULT_TAB = "overview"
+#: The registry's tabs by key, in nav order: what a subscribe may name and what a second feeds.
+TABS: dict[str, ModuleType] = {spec.key: spec.module for spec in REGISTRY}
 SLOT_COUNTS = "request_threads_completed"
 
 
@@ -99,4 +97,4 @@ def live_messages(host: dict[str, Any] | int, samples: Sequence[Sample], second:
     return out
 
 
-__all__ = ["DEFAULT_TAB", "TABS", "TabRequest", "live_messages", "tab_group", "tab_snapshot"]
+__all__ = ["DEFAULT_TAB", "REGISTRY", "TABS", "TabRequest", "live_messages", "tab_group", "tab_snapshot"]

@@ -15,8 +15,16 @@ from ingest.model.sample import slow_request
 #: are strings or numbers, at most this many, each at most MAX_OPTION long.
 MAX_OPTIONS = 16
 MAX_OPTION = 256
+#: The longest option name.
+MAX_OPTION_NAME = 64
+#: The tab a subscribe (or the host page's URL) without a known ``tab`` gets.
+DEFAULT_TAB = "overview"
 #: Window bounds in seconds and the default (the host page's URL uses the same).
 WINDOW_MIN, WINDOW_MAX, DEFAULT_WINDOW = 60, 14 * 86400, 300
+#: Points a snapshot's series may be cut to, and the default; the host page asks for
+#: one per pixel of its panel, but never fewer than PAGE_POINTS_MIN.
+POINTS_MIN, POINTS_MAX, DEFAULT_POINTS = 10, 2000, 300
+PAGE_POINTS_MIN = 100
 #: The longest group name a page may ask for.
 MAX_GROUP = 256
 #: Processes one message describes at most (registry records, heatmap rows, per-process
@@ -35,28 +43,30 @@ LIVE_STATES = frozenset({"running", "stopping"})
 class TabRequest:
     """A page's subscribe message, validated: which tab, group, window and points."""
 
-    tab: str = "overview"
+    tab: str = DEFAULT_TAB
     group: str = "*"
     window: int = DEFAULT_WINDOW
-    points: int = 300
+    points: int = DEFAULT_POINTS
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_message(cls, message: Mapping[str, Any], tabs: Mapping[str, Any]) -> TabRequest:
-        tab = message.get("tab", "overview")
+        """``tabs``: the tabs a page may name (``console.live.tabs.TABS``, from the registry);
+        the bounds are this module's, the same the host page gets (``registry.view_bounds``)."""
+        tab = message.get("tab", DEFAULT_TAB)
         group = message.get("group", "*")
-        window, points = message.get("window", DEFAULT_WINDOW), message.get("points", 300)
+        window, points = message.get("window", DEFAULT_WINDOW), message.get("points", DEFAULT_POINTS)
         raw = message.get("options")
         options = {}
         if isinstance(raw, Mapping):
             for key, value in list(raw.items())[:MAX_OPTIONS]:
-                if isinstance(key, str) and len(key) <= 64 and _option_ok(value):
+                if isinstance(key, str) and len(key) <= MAX_OPTION_NAME and _option_ok(value):
                     options[key] = value
         return cls(
-            tab=tab if isinstance(tab, str) and tab in tabs else "overview",
+            tab=tab if isinstance(tab, str) and tab in tabs else DEFAULT_TAB,
             group=group if isinstance(group, str) and len(group) <= MAX_GROUP else "*",
             window=min(max(int(window), WINDOW_MIN), WINDOW_MAX) if _finite(window) else DEFAULT_WINDOW,
-            points=min(max(int(points), 10), 2000) if _finite(points) else 300,
+            points=min(max(int(points), POINTS_MIN), POINTS_MAX) if _finite(points) else DEFAULT_POINTS,
             options=options,
         )
 
