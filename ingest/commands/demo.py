@@ -1,6 +1,6 @@
 """``python -m ingest demo``: the agent fed by a simulated fleet, live.
 
-Until the console exists this is the product's first screen: a real agent
+The product without its console, in a terminal: a real agent
 bound to a real socket, a simulated mod_wsgi fleet sending real datagrams
 to it, lifecycle and slow-request events printed as they arrive, and a
 per-process table every few seconds.

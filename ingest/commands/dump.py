@@ -1,7 +1,7 @@
 """``python -m ingest dump``: tcpdump for the telemetry socket.
 
 One line per datagram: readable by default, JSON lines with ``--json``
-(the conventions of wire-vectors/vectors.jsonl). ``--input`` reads a
+(the conventions of tests/data/wire-vectors/vectors.jsonl). ``--input`` reads a
 capture file instead of the socket, so captures can be inspected offline.
 
 Every string printed here may come from a request (paths, user agents,

@@ -3,7 +3,7 @@
 The receive thread (``receiver.Receiver``) only moves bytes from the kernel
 into a queue. This module's decode thread takes them off, decodes, updates
 the process table, hands every datagram to the listeners (``dump``'s
-printer now, the console forwarder next) and writes the periodic log line.
+printer, the console forwarder) and writes the periodic log line.
 
 Nothing a datagram does may end the decode thread: each step of handling
 one (decode, process table, every listener) and each housekeeping pass is

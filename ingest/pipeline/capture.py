@@ -1,6 +1,6 @@
 """Capture files: the datagrams a socket received, byte for byte.
 
-The format is the one of ``wire-vectors/raw/*.dgrams.gz``: repeated
+The format is the one of ``tests/data/wire-vectors/raw/*.dgrams.gz``: repeated
 ``u32 little-endian length`` + datagram bytes, optionally gzip-compressed,
 so captures from the field and the project's ground truth read the same.
 """

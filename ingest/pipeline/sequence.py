@@ -2,7 +2,7 @@
 
 mod_wsgi keeps one u32 counter per emitting process, shared by every kind
 of datagram, +1 per datagram and never reset inside a process; over a
-local UNIX socket nothing is reordered. So (wire-protocol.md section 6):
+local UNIX socket nothing is reordered. So (docs/wire-protocol.md, "Sequence numbers"):
 
 - a gap is loss (the receiver was not bound, or the kernel queue was full);
 - a first sighting with seq > 1 is a late join, not loss: the process was

@@ -108,7 +108,7 @@ class Record(NamedTuple):
 
     id: int
     tag: int
-    count: int | None
+    count: int | None  # type: ignore[assignment]  # shadows tuple.count, which nobody calls on a Record
     offset: int
 
 
@@ -137,7 +137,7 @@ def display(value: Any) -> str:
 
 
 def jsonable(value: Any) -> Any:
-    """The JSON convention of wire-vectors: bytes become ``{"hex": ...}``."""
+    """The JSON convention of tests/data/wire-vectors/vectors.jsonl: bytes become ``{"hex": ...}``."""
     if isinstance(value, bytes):
         return {"hex": value.hex()}
     if isinstance(value, array):

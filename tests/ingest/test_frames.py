@@ -1,5 +1,5 @@
 """Frames against the real captures: sums equal the ticks, means are weighted,
-percentiles follow wire-protocol.md section 12, merging is order-free."""
+percentiles follow docs/wire-protocol.md ("Histograms"), merging is order-free."""
 
 from __future__ import annotations
 
@@ -121,7 +121,7 @@ def test_percentiles_of_a_single_3_5_s_request_clamp_to_the_exact_value():
         assert d[f"application_{name}"] == 3.500333
         assert d[f"request_{name}"] == 3.516857
     unclamped = percentile({46: 1}, 0.5)
-    assert unclamped == pytest.approx(3.328)  # 3072 + 0.5 x 512 ms, as section 12 says
+    assert unclamped == pytest.approx(3.328)  # 3072 + 0.5 x 512 ms, as docs/wire-protocol.md works it out
 
 
 def test_percentiles_without_requests_are_none():

@@ -1,7 +1,7 @@
 """The simulated fleet says only what mod_wsgi 6.1.1 says, in its order, with its invariants.
 
 Everything is checked on decoded datagrams (ingest.pipeline.wire.decode), against the rules of
-wire-protocol.md sections 3-12, and once against the reference ingester's own decoder.
+docs/wire-protocol.md, and once against the reference ingester's own decoder.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ingest.pipeline.wire import Datagram, decode
 REFERENCE_PYTHON = Path(__file__).resolve().parents[2] / ".venv-reference" / "bin" / "python"
 START = 1_700_000_000.0
 
-# Wire orders copied from wire-protocol.md section 5.
+# Wire orders as the real captures (tests/data/wire-vectors) send them.
 TICK_HEAD = [1, 2, 3, 4, 5, 6, 7, 10, 11, 12, 13, 20, 21, 22, 30, 31, 32, 40, 41, 50, 51, 52]
 TICK_TAIL = [100, 101, 102, 103, 120, 121, 122, 123, 124, 110, 111, 112, 113, 114]
 IDLE_ORDER = [*TICK_HEAD, 60, 63, 64, 65, 66, 67, 90, 93, 94, 95, 96, 97, *TICK_TAIL]
@@ -43,7 +43,7 @@ def ids(d: Datagram) -> list[int]:
 
 
 def section12_bucket(seconds: float) -> int:
-    """Bucket by the lower edges of the section 12 table (a different route than histogram.bucket_index)."""
+    """Bucket by the lower edges 2^k (1 + s/4) ms (docs/wire-protocol.md), not by histogram.bucket_index."""
     ms = seconds * 1000
     lowers = [0.0] + [2 ** (i // 4) * (1 + (i % 4) / 4) for i in range(1, 64)] + [65536.0]
     return max(i for i, lower in enumerate(lowers) if lower <= ms)
