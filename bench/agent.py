@@ -39,7 +39,7 @@ machine used meanwhile (other jobs make a point noisy; rerun or --repeat).
 
 Results go to bench/results/agent-<UTC>.json and agent-latest.json; a
 Markdown summary is printed (``--report FILE`` prints it again from a
-results file). Targets (design.md section 11) are printed as PASS/FAIL;
+results file). Targets (``targets``) are printed as PASS/FAIL;
 the exit status is 3 when one fails, 1 when a point could not be run.
 
 ``BENCH_PROFILE_DIR=DIR`` runs our agent under cProfile (every thread;

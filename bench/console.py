@@ -9,7 +9,7 @@ Everything runs against a redis-server this script starts on a free port
 (``--save '' --appendonly no``), so FLUSHALL, INFO and MEMORY are ours, and
 against ``daphne console.asgi:application`` workers started with production
 settings (DEBUG=0, SQLite in a temporary directory, REDIS_URL = that Redis).
-Measures, for design.md section 11:
+Measures, against the targets it prints as PASS/FAIL (TARGET_*):
 
 1. **Write throughput of ONE worker.** N load agents (1, 10, 50), each a
    host with its own agent token, speak docs/agent-protocol.md over
@@ -44,8 +44,8 @@ Measures, for design.md section 11:
    ``/ws/live/`` with a user API token record every ``host.frame``. Reported:
    * tick to client: for every kind-2 tick (the request metrics the charts
      show), arrival of the frame of its second minus the time it was sent:
-     how old a datagram is when a browser can first show it (design.md
-     section 11's "datagram to browser"; the target is judged on this);
+     how old a datagram is when a browser can first show it (the
+     "datagram to browser" target, p99 <= 250 ms, is judged on this);
      "any datagram" counts every kind (GC events belong to the second they
      started in, so some look younger);
    * newest tick: per frame, arrival minus the newest tick of that second;
@@ -1102,7 +1102,7 @@ def summarize_pyspy(path: Path, top: int = 25) -> dict[str, Any]:
 
 
 def _short(frame: str) -> str:
-    # "func (path/to/file.py:123)" -> "func (file.py)" ; keep the package for console/ingest code
+    # "func (path/to/file.py:123)" -> "func (file.py)" ; keep the package for console or ingest code
     name, _, where = frame.partition(" (")
     where = where.rstrip(")")
     path = where.rsplit(":", 1)[0]

@@ -19,7 +19,7 @@ samples cost the same per process. The copies are identical but for the
 pid, so with compression on (``--compress``) their raw bytes shrink far
 more than real, different processes would: read the copies=1 rows for
 raw samples and the copies>1 rows for how frames amortise. The design
-target (design.md section 11) is <= 1 KB per process-second at full
+target (as bench/console.py's TARGET_BYTES) is <= 1 KB per process-second at full
 resolution.
 
 Results go to bench/results/redis-bytes-latest.json and are printed.

@@ -2,7 +2,7 @@
 
 HTTP goes to Django. WebSockets go through the URL router to two stacks
 (see console/live/routing.py): agents authenticate with a host token;
-browsers with their session, behind the Origin check; ``top`` with a user
+browsers with their session, behind the Origin check; scripts with a user
 API token.
 """
 

@@ -136,7 +136,7 @@ class AgentToken(Token):
 
 
 class ApiToken(Token):
-    """Lets a user read what they may see in the console (``top``, scripts)."""
+    """Lets a user's scripts read what the user may see, over ``/ws/live/`` (``manage.py createtoken``)."""
 
     PREFIX = "wfu"
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,

@@ -3,7 +3,7 @@
 Browsers always send ``Origin`` on a WebSocket handshake and authenticate
 with their session, so they get Django's origin check against
 ALLOWED_HOSTS (a page on another site must not read the console with the
-user's cookies). Agents and ``top`` are not browsers: they present a
+user's cookies). Agents and scripts are not browsers: they present a
 token in ``Authorization`` and no cookies, so an Origin check would add
 nothing for them.
 """
@@ -59,7 +59,7 @@ class AgentTokenMiddleware:
 
 
 class ApiTokenMiddleware:
-    """``scope["user"]`` from a user API token (for ``top`` and scripts)."""
+    """``scope["user"]`` from a user API token (``manage.py createtoken``), for scripts."""
 
     def __init__(self, app: Any):
         self.app = app

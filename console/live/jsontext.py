@@ -1,4 +1,4 @@
-"""The one JSON encoder of everything sent to pages and ``top``.
+"""The one JSON encoder of everything sent to pages and token clients.
 
 Browsers parse with ``JSON.parse``, which refuses ``NaN`` and ``Infinity``:
 one of them anywhere in a message made the page throw the whole message
@@ -32,7 +32,7 @@ from typing import Any
 
 from .health import error_message, faults
 
-#: The longest text sent to a page or ``top``, in bytes (the text is ASCII).
+#: The longest text sent to a page or token client, in bytes (the text is ASCII).
 MAX_TEXT = 1 << 20
 #: Deeper nesting than any message has is cut (None) rather than recursed into.
 MAX_DEPTH = 64

@@ -11,7 +11,7 @@ every 5 s; a page subscribes once per tab change):
   ``AGENT_MAX_BYTES_PER_SECOND`` bytes, each with one second of burst;
   over either, the connection is closed with ``SLOW_DOWN`` (the agent backs
   off and resends what was not acked);
-- pages and ``top``: ``LIVE_MAX_SUBSCRIBES_PER_SECOND`` messages with a
+- pages and token clients: ``LIVE_MAX_SUBSCRIBES_PER_SECOND`` messages with a
   burst of ``LIVE_SUBSCRIBE_BURST``; one over it is answered with an error
   and not acted on, and a client that goes on (``LIVE_FLOOD_CLOSE`` refused
   messages, refilled at the same rate) is closed with ``SLOW_DOWN``.
@@ -75,7 +75,7 @@ class AgentLimits:
 
 
 class SubscribeLimit:
-    """Messages per second of one page or ``top`` connection."""
+    """Messages per second of one page or token client connection."""
 
     OK, REFUSE, CLOSE = "ok", "refuse", "close"
 

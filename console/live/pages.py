@@ -1,4 +1,4 @@
-"""``/ws/live/``: browsers and ``top``, only for hosts of the user's teams.
+"""``/ws/live/``: browsers and token clients (scripts), only for hosts of the user's teams.
 
 Every text to a page goes through ``jsontext.dumps``; faults are counted
 and logged by ``health``; subscribes have a rate limit (``limits``).
@@ -53,7 +53,7 @@ REJOIN_TIMEOUT = 5.0
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
-    """``/ws/live/``: pages and ``top``; only hosts of the user's teams."""
+    """``/ws/live/``: pages and token clients; only hosts of the user's teams."""
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         """Channels' consumer loop, with a channel-layer receive that survives a Redis outage.

@@ -1,7 +1,7 @@
 """Rolling windows of fleet telemetry: raw samples, per-second frames and tiers.
 
 Plain Python (no Django import), so the agent's tests, benchmarks and
-``top`` can use it without settings; the Django app glue lives elsewhere.
+scripts can use it without settings; the Django app glue lives elsewhere.
 """
 
 from ingest.model.kinds import HOST

@@ -1,4 +1,4 @@
-"""The rolling-window store: the one model every page, ``top``, alert and export reads.
+"""The rolling-window store: the one model the pages, the fleet rows and the benchmarks read.
 
 Two backends share this contract (and one suite of contract tests):
 ``backends.redis`` for production and several console workers, and

@@ -1,5 +1,5 @@
-// mod_wsgi's 65-bucket latency histograms (wire-protocol.md section 12;
-// ingest/model/frames.py holds the same rules for the console): 16 octaves of 4
+// mod_wsgi's 65-bucket latency histograms (docs/wire-protocol.md, "Histograms";
+// ingest/model/histogram.py holds the same rules for the console): 16 octaves of 4
 // linear buckets in milliseconds plus an overflow bucket. Bucket 0 starts at
 // 0, not 1 ms: it also holds every duration below 1 ms.
 
