@@ -67,7 +67,7 @@ class TokenAdmin(admin.ModelAdmin):
     actions = ["revoke"]
 
     def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)
         self.list_display = ["key", self.owner, "created", "last_used", "expires", "revoked", "note"]
         self.fields = ["key", self.owner, "created", "last_used", "expires", "revoked", "note"]
 

@@ -14,7 +14,7 @@ import json
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
 from ..model.fields import Kind
@@ -68,7 +68,7 @@ def _gc(f: dict[str, Any]) -> list[str]:
             f"dropped={f.get('gc_dropped_events', 0)}"]
 
 
-_SUMMARY = {
+_SUMMARY: dict[int, Callable[[dict[str, Any]], list[str]]] = {
     Kind.REQUEST_METRICS: _tick, Kind.SLOW_REQUEST: _slow, Kind.PROCESS_STARTED: _lifecycle,
     Kind.PROCESS_STOPPING: _lifecycle, Kind.PROCESS_STOPPED: _lifecycle,
     Kind.GC_SNAPSHOT: _gc, Kind.GC_EVENT: _gc,
@@ -85,7 +85,7 @@ def format_line(d: wire.Datagram, proc: Process | None = None) -> str:
         head.append(f"group={printable(where)}")
     if interp:
         head.append(f"interp={printable(interp)}")
-    summary = _SUMMARY.get(d.kind)  # type: ignore[call-overload]
+    summary = _SUMMARY.get(d.kind)
     body = summary(d.fields) if summary else [f"{len(d.fields)} fields"]
     unknown = [f"{k}={printable(v)}" for k, v in d.fields.items() if k.startswith("id")]
     return " ".join(head + body + unknown)

@@ -202,8 +202,8 @@ class Fleet:
         period = round(t - p.last, 6) if p.last < t else self.interval
         p.last = t
         if threshold > 0 and not final and len(p.slow) < threads and rng.random() < self.slow_probability:
-            used = {s.thread for s in p.slow}
-            thread = next(n for n in range(1, threads + 1) if n not in used)
+            taken = {s.thread for s in p.slow}
+            thread = next(n for n in range(1, threads + 1) if n not in taken)
             start = round(t - rng.random() * min(period, threshold), 6)
             p.slow.append(_Slow(rng, start, round(start + threshold * (1.05 + rng.expovariate(0.7)), 6),
                                 thread, len(p.slow) + 1 + rng.randrange(3)))
@@ -245,9 +245,9 @@ class Fleet:
             stats = {}
             extremes = {}
             for phase in BUSY_ORDER:
-                v = vals[phase]
-                lo, hi = min(v), max(v)
-                stats[MEAN[phase]] = min(hi, max(lo, sum(map(mul, v, counts)) / total))
+                column = vals[phase]
+                lo, hi = min(column), max(column)
+                stats[MEAN[phase]] = min(hi, max(lo, sum(map(mul, column, counts)) / total))
                 extremes[MIN[phase]], extremes[MAX[phase]] = lo, hi
             stats.update(extremes)
             for phase in HIST_ORDER:
@@ -350,8 +350,9 @@ class Fleet:
             gc.pending.append((round(t - rng.random() * period, 6),
                                round((0.0002, 0.002, 0.02)[gen] * rng.uniform(0.5, 3.0), 6), gen, collected))
         name = {"interpreter_name": gc.name} if gc.name else {}
-        snapshot = {"gc_count0": rng.randrange(700), "gc_count1": gc.young, "gc_count2": gc.middle,
-                    "gc_threshold0": 700, "gc_threshold1": 10, "gc_threshold2": 10}
+        snapshot: dict[str, Any] = {"gc_count0": rng.randrange(700), "gc_count1": gc.young,
+                                    "gc_count2": gc.middle, "gc_threshold0": 700, "gc_threshold1": 10,
+                                    "gc_threshold2": 10}
         for label, values in (("collections", gc.collections), ("collected", gc.collected)):
             snapshot.update((f"gc_{label}{g}", v) for g, v in enumerate(values))
         snapshot.update({"gc_uncollectable0": 0, "gc_uncollectable1": 0, "gc_uncollectable2": 0,

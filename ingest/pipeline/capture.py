@@ -28,6 +28,7 @@ def _open(path: str, mode: str) -> BinaryIO:
             gz = probe.read(2) == _GZIP_MAGIC
     else:
         gz = path.endswith(".gz")
+    # return-value: with a binary mode (callers pass "rb", "wb", "ab") both are binary files
     return gzip.open(path, mode) if gz else open(path, mode)  # type: ignore[return-value]
 
 

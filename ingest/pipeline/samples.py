@@ -24,13 +24,15 @@ def sample_from(d: wire.Datagram, process: Process) -> Sample:
     fields = d.fields
     interpreter = fields.get("interpreter_name", "") if d.kind in _GC_KINDS else None
     return {"k": d.kind, "p": d.pid, "i": process.incarnation, "s": d.seq, "t": d.stamp,
+            # typeddict-item: "n" is str: interpreter_name is a text field, which the decoder
+            # checked is UTF-8 (wire.text gives bytes only for other byte fields)
             "g": process.group, "n": interpreter, "f": fields}  # type: ignore[typeddict-item]
 
 
 def plain(sample: Sample) -> Sample:
     """``sample`` with arrays as lists, for JSON, plain msgpack and comparisons."""
     fields = {name: v.tolist() if isinstance(v, array) else v for name, v in sample["f"].items()}
-    return {**sample, "f": fields}  # type: ignore[typeddict-item]
+    return {**sample, "f": fields}
 
 
 def replay(datagrams: Iterable[bytes]) -> Iterator[Sample]:

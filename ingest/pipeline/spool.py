@@ -27,7 +27,7 @@ import secrets
 import time
 from array import array
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,7 +131,8 @@ def stamp_seconds(data: bytes) -> set[int]:
         samples = msgpack.unpackb(data, raw=False, strict_map_key=False)
     except (ValueError, msgpack.UnpackException):
         return set()
-    stamps = (s.get("t") for s in samples if isinstance(s, dict)) if isinstance(samples, list) else ()
+    stamps: Iterable[Any] = ((s.get("t") for s in samples if isinstance(s, dict))
+                             if isinstance(samples, list) else ())
     return {int(t) for t in stamps if type(t) in (int, float) and 0 <= t < 2**33}
 
 

@@ -20,7 +20,7 @@ import math
 import time
 from array import array
 from collections import OrderedDict, deque
-from typing import Any
+from typing import Any, cast
 
 from ..model.fields import Kind
 from ..model.kinds import GC_EVENT, GC_SNAPSHOT, SLOW, STARTED, STATUS_FIELDS, STOPPED, STOPPING, TICK
@@ -260,12 +260,14 @@ class ProcessTable:
 
     def _stopping(self, proc: Process, d: Datagram) -> None:
         proc.state = "stopping"
-        proc.shutdown_reason = d.fields.get("shutdown_reason", proc.shutdown_reason)
+        # a text field: the decoder checked it is UTF-8 (str)
+        proc.shutdown_reason = cast(str | None, d.fields.get("shutdown_reason", proc.shutdown_reason))
 
     def _stopped(self, proc: Process, d: Datagram) -> None:
         proc.stopped = dict(d.fields)
         self._hold(proc, d.size)
-        proc.shutdown_reason = d.fields.get("shutdown_reason", proc.shutdown_reason)
+        # a text field: the decoder checked it is UTF-8 (str)
+        proc.shutdown_reason = cast(str | None, d.fields.get("shutdown_reason", proc.shutdown_reason))
         proc.state = "stopped"
         self._end(proc, "stopped")
 

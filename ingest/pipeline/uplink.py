@@ -202,11 +202,12 @@ class Uplink:
 
     async def _attempt(self) -> float:
         """One connection, from handshake to close; returns the delay before the next one."""
+        tls: dict[str, Any] = {"ssl": self.ssl} if self.ssl else {}
         try:
             ws = await connect(self.url, additional_headers={"Authorization": f"Bearer {self.token}"},
                                user_agent_header=AGENT, open_timeout=self.open_timeout,
                                close_timeout=CLOSE_TIMEOUT, max_size=1 << 20, compression=self.compression,
-                               **({"ssl": self.ssl} if self.ssl else {}))
+                               **tls)
         except InvalidStatus as exc:
             status = exc.response.status_code
             self.last_error = f"HTTP {status}"
@@ -357,7 +358,8 @@ class Uplink:
         """Send, oldest first, the batches not yet sent on this connection, within the window."""
         while True:
             window = 1 if self._probing() else WINDOW
-            inflight, todo = 0, []
+            inflight = 0
+            todo: list[Batch] = []
             for batch in self.spool:  # the in-flight ones come first, so this stays short
                 if batch.id <= self._sent_upto:
                     inflight += 1

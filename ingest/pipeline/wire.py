@@ -255,6 +255,7 @@ class _Layout:
                 fmt.append(f"3s{_FIXED[tag]}")
             else:
                 head += _U16.pack(rec.count)
+                # operator: count is None only for the fixed tags, handled above
                 size = rec.count if tag == Tag.BYTES else rec.count * _ARRAY[tag][1]  # type: ignore[operator]
                 fmt.append(f"5s{size}s")
             pos = 2 * len(expected)
@@ -328,7 +329,7 @@ def _read_records(data: bytes, records: list[Record], pid: int) -> dict[str, Val
         start = rec.offset + 3
         if tag in _FIXED:
             value: Value = struct.unpack_from("<" + _FIXED[tag], data, start)[0]
-        elif tag == Tag.BYTES:
+        elif tag == Tag.BYTES:  # operator (below): count is None only for the fixed tags
             value = text(data[start + 2:start + 2 + rec.count])  # type: ignore[operator]
         else:
             code, width = _ARRAY[tag]
