@@ -1,7 +1,7 @@
 """A synthetic mod_wsgi 6.1.1 fleet that sends real telemetry datagrams.
 
 Why: the agent, the demo and the benchmarks need traffic shaped exactly like
-mod_wsgi's (wire-protocol.md sections 3-12) without running Apache. Every
+mod_wsgi's (docs/wire-protocol.md) without running Apache. Every
 datagram is built by :func:`ingest.pipeline.wire.encode` from the names in
 :mod:`ingest.model.fields`, so the simulator can only say what the table defines.
 
@@ -36,11 +36,11 @@ from ..pipeline.wire import encode
 IDENTITY = {"mod_wsgi_version": "6.1.1", "python_version": "3.11.2",
             "apache_version": "Apache/2.4.71", "mpm_name": "event"}
 REASONS = ("script_reload", "shutdown_signal", "restart_interval", "graceful_signal")
-MAX_ACTIVE_SLOW = 16  # active slow records per process per tick (section 8)
-GC_RING, GC_DRAIN = 256, 64  # per-interpreter event ring, events drained per tick (section 4)
+MAX_ACTIVE_SLOW = 16  # active slow records per process per tick ("Slow requests")
+GC_RING, GC_DRAIN = 256, 64  # per-interpreter event ring, events drained per tick ("GC")
 POOL, REPS = 2048, 6  # pool size (a power of two: offsets are random bits) and representatives
 MEAN, MIN, MAX, HIST = ([f"{p}_time{s}" for p in PHASES] for s in ("", "_min", "_max", "_buckets"))
-# Wire order (section 5) as indices into PHASES: 0 server, 1 queue, 2 daemon, 3 application,
+# Wire order (of the real captures) as indices into PHASES: 0 server, 1 queue, 2 daemon, 3 application,
 # 4 request, 5 gil_wait, 6 input_read, 7 output_write. Means and min/max pairs use BUSY_ORDER.
 BUSY_ORDER, HIST_ORDER = (0, 3, 4, 5, 6, 7, 1, 2), (0, 3, 1, 2, 4, 5, 6, 7)
 IDLE = {MEAN[i]: 0.0 for i in BUSY_ORDER[:6]} | {HIST[i]: [0] * HISTOGRAM_BUCKETS for i in (0, 3, 4, 5, 6, 7)}
@@ -97,7 +97,7 @@ class Fleet:
 
     The first :meth:`tick` returns only the STARTED datagrams (seq 1); every
     later one, per process: kind 2, completed then active kind 4s, and per
-    interpreter its kind 8 then its kind 9s (section 3), plus STOPPING /
+    interpreter its kind 8 then its kind 9s ("Kinds"), plus STOPPING /
     final tick / STOPPED / the replacement's STARTED when a process restarts.
     Each process ticks at its own phase within the interval, as real ones do.
     """
@@ -169,7 +169,7 @@ class Fleet:
                 out.append((p.phase, self.process_tick(p, t)))
                 continue
             # request_timeout: the shutdown timer fires with requests in flight, which are cut off;
-            # their active records just stop (orphans, section 8.6). Otherwise the process drains.
+            # their active records just stop (orphans, "Slow requests"). Otherwise the process drains.
             cut = reason != "maximum_requests" and any(s.end > t for s in p.slow) and rng.random() < 0.5
             head = {"hostname": self.hostname, "process_group": p.group,
                     "shutdown_reason": "request_timeout" if cut else reason}
@@ -180,7 +180,7 @@ class Fleet:
             batch.append(self._emit(p, Kind.PROCESS_STOPPED, stopped, {
                 **head, "process_uptime": round(stopped - p.started, 6), "lifetime_request_count": p.lifetime,
                 "active_requests_at_exit": len(p.slow), "graceful_drain": 0 if p.slow else 1}))
-            # the replacement's first tick comes one interval after its STARTED (section 7)
+            # the replacement's first tick comes one interval after its STARTED ("Timestamps")
             started_at = stopped + self.interval * rng.uniform(0.005, 0.05)
             self.processes[i], started = self._spawn(p.group, started_at, (started_at - now) % self.interval)
             out.append((p.phase, [*batch, started]))
@@ -257,7 +257,7 @@ class Fleet:
                 stats[HIST[phase]] = h
             p.lifetime += total
         for s in (*done, *p.slow):
-            if s.thread <= slots:  # thread ids above 128 have no slot (section 4)
+            if s.thread <= slots:  # thread ids above 128 have no slot ("Fields")
                 j = s.thread - 1
                 busy_time[j] += max(0.0, min(s.end, t) - max(s.start, t - period))
                 if s in done:
@@ -304,7 +304,7 @@ class Fleet:
         return out
 
     def _slow_fields(self, s: _Slow, t: float, completed: bool) -> dict[str, Any]:
-        """One kind-4 record in section 5's order; I/O, CPU and status stay 0 while active."""
+        """One kind-4 record in the captures' order; I/O, CPU and status stay 0 while active."""
         dur = round((s.end if completed else t) - s.start, 6)
         app, c = round(dur - sum(s.pre), 6), int(completed)
         fields: dict[str, Any] = {
@@ -359,7 +359,7 @@ class Fleet:
                          "gc_is_enabled": 1, "gc_freeze_count": 0, "gc_dropped_events": gc.dropped, **name})
         stamp = t + 0.00005
         out = [self._emit(p, Kind.GC_SNAPSHOT, stamp, snapshot)]
-        gc.dropped = 0  # a per-tick count, not a running total (section 4)
+        gc.dropped = 0  # a per-tick count, not a running total ("GC")
         events, gc.pending = gc.pending[:GC_DRAIN], gc.pending[GC_DRAIN:]
         for start, duration, gen, collected in events:
             out.append(self._emit(p, Kind.GC_EVENT, stamp, {
