@@ -122,9 +122,9 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.store = window_store()
         self.groups_seen: set[str] = set()
         #: samples written since the publisher's last second, for the tabs' live data
-        self.recent: list[dict] = []
+        self.recent: list[dict[str, Any]] = []
         self.open_seconds = publish.OpenSeconds()
-        self.publisher: asyncio.Task | None = None
+        self.publisher: asyncio.Task[None] | None = None
         self.limits = AgentLimits()
         #: set when the connection is refused: what was queued behind is never acted on
         self.refused = False
@@ -134,10 +134,11 @@ class AgentConsumer(AsyncWebsocketConsumer):
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
-        if getattr(self, "publisher", None) is not None:
-            self.publisher.cancel()
+        publisher: asyncio.Task[None] | None = getattr(self, "publisher", None)  # None: before connect
+        if publisher is not None:
+            publisher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self.publisher
+                await publisher
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.refused:
@@ -187,15 +188,15 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.clock.shift = self.counters.get(SHIFT_MS, 0) / 1000
         return self.counters
 
-    async def on_hello(self, message: dict) -> None:
-        protocol.validate_hello(message)
-        self.instance = message["instance"]
-        acked = await self.store.aacked(self.host['id'], self.instance)
+    async def on_hello(self, message: dict[str, Any]) -> None:
+        hello = protocol.validate_hello(message)
+        self.instance = instance = hello["instance"]
+        acked = await self.store.aacked(self.host['id'], instance)
         if self.counters is None:
             await self.resume()
         # The first agents come at the console's start: its log says then what Redis keeps.
         await durability.store_state(self.store)
-        await queries.record_hello(self.host['id'], str(message.get("agent", ""))[:100])
+        await queries.record_hello(self.host['id'], str(hello.get("agent", ""))[:100])
         await self.send(bytes_data=protocol.pack({
             "t": "welcome", "protocol": protocol.PROTOCOL, "host": self.host["name"],
             "max_message": settings.WSGI_FLEET["AGENT_MAX_MESSAGE"], "acked": acked,
@@ -212,7 +213,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
             self.publisher = asyncio.create_task(publish.run(self.host, self.store, self.groups_seen,
                                                              self.recent))
 
-    async def on_batch(self, message: dict) -> None:
+    async def on_batch(self, message: dict[str, Any]) -> None:
         instance, batch_id, samples = protocol.validate_batch(message)
         if self.instance is None or instance != self.instance:
             raise ProtocolError("batch before hello, or from another agent instance")
@@ -228,7 +229,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
             await publish.publish_increments(self.host, self.open_seconds, result.increments)
             self.ensure_publisher()
 
-    async def on_heartbeat(self, message: dict) -> None:
+    async def on_heartbeat(self, message: dict[str, Any]) -> None:
         """Store the agent's counters. A heartbeat that cannot be taken is counted and
         skipped, never a 4400: the agent blames a 4400 on its oldest batch in flight, and
         would drop good data for counters the next heartbeat brings again."""
@@ -237,7 +238,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         except (ProtocolError, InvalidSample) as exc:
             faults.refuse("heartbeat not taken", str(exc)[:200], host=self.host)
 
-    async def take_heartbeat(self, message: dict) -> None:
+    async def take_heartbeat(self, message: dict[str, Any]) -> None:
         counters = protocol.validate_heartbeat(message)
         now = time.time()
         agent_time = protocol.heartbeat_time(message)

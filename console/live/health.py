@@ -121,16 +121,15 @@ def with_decoding(previous: dict[str, int], counters: dict[str, int], now: float
     out = {k: v for k, v in counters.items() if not k.startswith(CONSOLE_PREFIX)}
     received, decoded = out.get("received"), out.get("decoded")
     before_r, before_d = previous.get("received"), previous.get("decoded")
-    stalled = (received is not None and decoded is not None and before_r is not None and before_d is not None
-               and received > before_r and decoded == before_d)
-    if stalled and previous.get(_BEATS, 0) > 0:
-        beats = previous[_BEATS] + 1
-        start = (previous.get(_FROM_RECEIVED, before_r), previous.get(_FROM_DECODED, before_d),
-                 previous.get(_SINCE, int(now)))
-    elif stalled:
-        beats, start = 1, (before_r, before_d, previous.get(_AT, int(now)))
-    else:
-        beats, start = 0, (0, 0, 0)
+    beats, start = 0, (0, 0, 0)
+    if (received is not None and decoded is not None and before_r is not None and before_d is not None
+            and received > before_r and decoded == before_d):  # stalled
+        if previous.get(_BEATS, 0) > 0:
+            beats = previous[_BEATS] + 1
+            start = (previous.get(_FROM_RECEIVED, before_r), previous.get(_FROM_DECODED, before_d),
+                     previous.get(_SINCE, int(now)))
+        else:
+            beats, start = 1, (before_r, before_d, previous.get(_AT, int(now)))
     out.update({_BEATS: beats, _FROM_RECEIVED: start[0], _FROM_DECODED: start[1], _SINCE: start[2],
                 _AT: int(now)})
     return out

@@ -83,9 +83,10 @@ def _encode(message: Any) -> str:
 
 
 def _shrinkable(message: Mapping[str, Any]) -> str | None:
-    kind, tab = message.get("type"), message.get("tab")
+    kind: Any = message.get("type")  # anything a builder put there
+    tab: Any = message.get("tab")
     key = SHRINK.get(kind) if kind in SHRINK else SHRINK.get(tab) if kind in TAB_TYPES else None
-    return key if isinstance(message.get(key), list) else None
+    return key if key is not None and isinstance(message.get(key), list) else None
 
 
 def dumps(message: Mapping[str, Any]) -> str:

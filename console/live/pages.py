@@ -33,6 +33,7 @@ from . import publish, queries, tabs
 from .health import error_message, faults
 from .jsontext import dumps
 from .limits import SLOW_DOWN, SubscribeLimit
+from .messages import FleetSnapshot, PageHello, Status
 from .store import StoreUnavailable, store_kind, window_store
 
 log = logging.getLogger("console.live")
@@ -55,7 +56,7 @@ REJOIN_TIMEOUT = 5.0
 class LiveConsumer(AsyncJsonWebsocketConsumer):
     """``/ws/live/``: pages and token clients; only hosts of the user's teams."""
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """Channels' consumer loop, with a channel-layer receive that survives a Redis outage.
 
         The stock loop lets the layer's connection error end the consumer
@@ -68,11 +69,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.base_send = send
         self.layer_ok = True
         #: what the page was last told: store up (and layer) and what the store's Redis keeps
-        self.told: tuple[bool, dict[str, Any] | None] = (True, None)
+        self.told: tuple[bool, durability.StoreStateMessage | None] = (True, None)
         with contextlib.suppress(StopConsumer):
             await await_many_dispatch([receive, self.layer_receive], self.dispatch)
 
-    async def layer_receive(self) -> dict:
+    async def layer_receive(self) -> dict[str, Any]:
         while True:
             try:
                 message = await self.channel_layer.receive(self.channel_name)
@@ -94,7 +95,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         """A ``status``: the store up or down and, when it could be read, what its Redis keeps."""
         if not ok and reason is None:
             reason = "window store unavailable; agents are spooling"
-        message = {"type": "status", "store_ok": ok, "now": time.time(), "reason": reason}
+        message: Status = {"type": "status", "store_ok": ok, "now": time.time(), "reason": reason}
         self.told = (ok, self.told[1] if state is None else state.message())
         if state is not None:
             message.update(state.message())
@@ -118,9 +119,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         known = durability.known_state(self.store)
         self.told = (True, known.message() if known is not None else None)
-        await self.send_json({"type": "hello", "user": user.get_username(), "store": store_kind(),
-                              "single_process": store_kind() == "memory", "now": time.time(),
-                              **(self.told[1] or {})})
+        hello: PageHello = {"type": "hello", "user": user.get_username(), "store": store_kind(),
+                            "single_process": store_kind() == "memory", "now": time.time()}
+        if self.told[1] is not None:
+            hello.update(self.told[1])
+        await self.send_json(hello)
         self.watcher = asyncio.create_task(self.watch_store())
 
     async def disconnect(self, code: int) -> None:
@@ -240,9 +243,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         hosts = await queries.visible_hosts(self.user)
         await self.join(publish.fleet_groups(self.user, hosts))
         entries = await publish.fleet_entries(self.store, hosts, time.time())
-        await self.send_json({"type": "fleet.snapshot", "now": time.time(), "hosts": entries})
+        snapshot: FleetSnapshot = {"type": "fleet.snapshot", "now": time.time(), "hosts": entries}
+        await self.send_json(snapshot)
 
-    async def subscribe_host(self, content: dict) -> None:
+    async def subscribe_host(self, content: dict[str, Any]) -> None:
         host = await queries.visible_host(self.user, content.get("host"))
         if host is None:
             await self.send_json({"type": "error", "reason": "no such host"})
@@ -253,7 +257,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(await publish.host_snapshot(self.store, host, request, now))
         await self.send_json(await tabs.tab_snapshot(self.store, host, request, now))
 
-    async def live_text(self, event: dict) -> None:
+    async def live_text(self, event: dict[str, Any]) -> None:
         """Frames built once by the publisher, sent as they are to every subscriber.
 
         A frame can reach a connection the server has just closed (the page went

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import math
 import zlib
-from typing import Any
+from typing import Any, Literal, cast, overload
 
 import msgpack
 from django.conf import settings
 
 from console.windows import checks
 from console.windows.checks import CheckedSamples
+
+from .messages import AgentHello, ToAgent
 
 PROTOCOL = 1
 #: What ``welcome`` offers for batches: the agent may send ``zsamples`` (ingest/pipeline/batchwire.py).
@@ -50,14 +52,18 @@ def unpack(data: bytes) -> dict[str, Any]:
     return message
 
 
-def _int(message: dict, key: str) -> int:
+def _int(message: dict[str, Any], key: str) -> int:
     value = message.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         raise ProtocolError(f"{key!r} must be a non-negative integer")
     return value
 
 
-def _str(message: dict, key: str, *, optional: bool = False) -> str | None:
+@overload
+def _str(message: dict[str, Any], key: str) -> str: ...
+@overload
+def _str(message: dict[str, Any], key: str, *, optional: Literal[True]) -> str | None: ...
+def _str(message: dict[str, Any], key: str, *, optional: bool = False) -> str | None:
     value = message.get(key)
     if value is None and optional:
         return None
@@ -66,16 +72,16 @@ def _str(message: dict, key: str, *, optional: bool = False) -> str | None:
     return value
 
 
-def validate_hello(message: dict) -> dict:
+def validate_hello(message: dict[str, Any]) -> AgentHello:
     if message.get("protocol") != PROTOCOL:
         raise ProtocolError(
             f"unsupported protocol {message.get('protocol')!r}; this console speaks {PROTOCOL}")
     _str(message, "instance")
     _str(message, "agent")
-    return message
+    return cast(AgentHello, message)  # "t" is "hello" (the handler was chosen by it), the rest checked
 
 
-def validate_sample(sample: Any) -> dict:
+def validate_sample(sample: Any) -> dict[str, Any]:
     """A sample that keeps to its envelope and the field table (``console.windows.checks``).
 
     Raises ProtocolError saying why otherwise. A batch does not: its bad
@@ -87,7 +93,7 @@ def validate_sample(sample: Any) -> dict:
     return sample
 
 
-def validate_batch(message: dict) -> tuple[str, int, CheckedSamples]:
+def validate_batch(message: dict[str, Any]) -> tuple[str, int, CheckedSamples]:
     """Instance, id and the samples that pass the checks (with the reasons of those dropped).
 
     The message itself must be right (4400 otherwise); a sample that is not
@@ -120,7 +126,7 @@ def _inflated(packed: Any) -> Any:
     return _unpackb(data, "'zsamples'")
 
 
-def validate_heartbeat(message: dict) -> dict[str, int]:
+def validate_heartbeat(message: dict[str, Any]) -> dict[str, int]:
     """The agent's counters as ints the host's database columns and the store can hold.
 
     A counter is clamped into 0 .. 2**63 - 1 (a BigIntegerField): a value
@@ -142,17 +148,18 @@ def validate_heartbeat(message: dict) -> dict[str, int]:
     return out
 
 
-def heartbeat_time(message: dict) -> float | None:
+def heartbeat_time(message: dict[str, Any]) -> float | None:
     """The agent's clock at the heartbeat (epoch s), or None when it is missing or no clock.
 
     Never a refusal: an agent without ``time`` (or with nonsense there) is
     only an agent whose clock the console cannot compare with its own.
     """
-    value = message.get("time")
+    value: Any = message.get("time")  # anything the agent sent; checked here
     if type(value) not in (int, float) or not math.isfinite(value) or not 0 < value < checks.MAX_STAMP:
         return None
     return float(value)
 
 
-def pack(message: dict) -> bytes:
-    return msgpack.packb(message, use_bin_type=True)
+def pack(message: ToAgent) -> bytes:
+    packed: bytes = msgpack.packb(message, use_bin_type=True)
+    return packed

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 
 from console.windows.batch import Tier
-from console.windows.store import StoreUnavailable, get_store
+from console.windows.store import BaseWindowStore, StoreUnavailable, get_store
 
 __all__ = ["StoreUnavailable", "store_kind", "window_store"]
 
@@ -18,7 +18,7 @@ def store_kind() -> str:
 
 
 @functools.cache
-def window_store() -> Any:
+def window_store() -> BaseWindowStore:
     conf = settings.WSGI_FLEET
     tiers = (Tier(1, conf["RETENTION_1S"], 900.0), Tier(10, conf["RETENTION_10S"], 21600.0),
              Tier(60, conf["RETENTION_1M"], float("inf")))

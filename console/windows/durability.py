@@ -34,10 +34,13 @@ import time
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
+
+if TYPE_CHECKING:
+    from .store import BaseWindowStore
 
 log = logging.getLogger("console.windows.durability")
 
@@ -54,6 +57,22 @@ FIX = ("in redis.conf: appendonly yes, appendfsync everysec (or always), maxmemo
 DURABLE, AT_RISK, UNKNOWN = "durable", "at risk", "unknown"
 
 
+class DurabilityMessage(TypedDict):
+    """``durability`` in the live protocol's ``hello`` and ``status`` (docs/live-protocol.md)."""
+
+    state: str
+    text: str
+    fix: str
+
+
+class StoreStateMessage(TypedDict):
+    """What ``hello`` and ``status`` carry of a store's state (``StoreState.message``)."""
+
+    durability: DurabilityMessage
+    data_since: float | None
+    history_lost_at: float | None
+
+
 @dataclass(frozen=True)
 class Durability:
     """A verdict on Redis's configuration: ``state`` one of DURABLE, AT_RISK, UNKNOWN;
@@ -63,7 +82,7 @@ class Durability:
     text: str
     fix: str = ""
 
-    def message(self) -> dict[str, str]:
+    def message(self) -> DurabilityMessage:
         return {"state": self.state, "text": self.text, "fix": self.fix}
 
 
@@ -118,7 +137,7 @@ class StoreState:
     data_since: float | None = None
     lost_at: float | None = None
 
-    def message(self) -> dict[str, Any]:
+    def message(self) -> StoreStateMessage:
         return {"durability": self.durability.message(), "data_since": self.data_since,
                 "history_lost_at": self.lost_at}
 
@@ -141,8 +160,8 @@ async def read_config(redis: Any) -> tuple[dict[str, str] | None, bool | None]:
 class Watch:
     """One store's state, read at most every CHECK_EVERY seconds whoever asks."""
 
-    def __init__(self, store: Any) -> None:
-        self.redis = store.redis
+    def __init__(self, store: BaseWindowStore, redis: Redis) -> None:
+        self.redis = redis
         self.marker = f"{getattr(store, 'prefix', 'wf:')}since"
         self.marker_ttl = max(1, math.ceil(getattr(store, "longest", 86400.0) * 1000))
         self.state: StoreState | None = None
@@ -183,22 +202,23 @@ class Watch:
         return StoreState(durability, run_id, since, lost_at)
 
 
-_watches: weakref.WeakKeyDictionary[Any, Watch] = weakref.WeakKeyDictionary()
+_watches: weakref.WeakKeyDictionary[BaseWindowStore, Watch] = weakref.WeakKeyDictionary()
 
 
-def known_state(store: Any) -> StoreState | None:
+def known_state(store: BaseWindowStore) -> StoreState | None:
     """The store's last state read by anybody, without asking Redis (None: never read)."""
     watch = _watches.get(store) if getattr(store, "redis", None) is not None else None
     return watch.state if watch is not None else None
 
 
-async def store_state(store: Any, now: float | None = None) -> StoreState | None:
+async def store_state(store: BaseWindowStore, now: float | None = None) -> StoreState | None:
     """The store's state for the pages; None for a store without Redis, or while it is down."""
-    if getattr(store, "redis", None) is None:
+    redis: Redis | None = getattr(store, "redis", None)
+    if redis is None:
         return None
     watch = _watches.get(store)
     if watch is None:
-        watch = _watches[store] = Watch(store)
+        watch = _watches[store] = Watch(store, redis)
     return await watch.check(time.time() if now is None else now)
 
 
