@@ -26,7 +26,7 @@ import asyncio
 import importlib
 import math
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
@@ -340,7 +340,7 @@ class BaseWindowStore(abc.ABC):
         """The groups with frames at or after ``since`` ("*" too when it holds loss)."""
 
     @abc.abstractmethod
-    def _araw_newest_first(self, host_id: int, since: float, until: float) -> Any:
+    def _araw_newest_first(self, host_id: int, since: float, until: float) -> AsyncIterator[bytes]:
         """Async iterator of chunks of packed samples (one or more ``pack_sample`` blobs,
         concatenated) that arrived in [since, until], newest chunk first."""
 
