@@ -30,6 +30,7 @@ from console.windows import durability
 from console.windows.batch import InvalidSample
 from console.windows.checks import MAX_STAMP, CheckedSamples
 from ingest.model.fields import FIELDS
+from ingest.model.sample import Sample
 
 from . import health, protocol, publish, queries
 from .health import faults
@@ -54,9 +55,9 @@ def _moved(stamp: float, shift: float) -> float:
     return min(max(stamp - shift, 0.0), MAX_STAMP - 1.0)
 
 
-def shifted(sample: dict[str, Any], shift: float) -> dict[str, Any]:
+def shifted(sample: Sample, shift: float) -> Sample:
     """``sample`` with its instants moved by ``-shift`` seconds (a new dict; fields shared)."""
-    out = {**sample, "t": _moved(sample["t"], shift)}
+    out: Sample = {**sample, "t": _moved(sample["t"], shift)}
     fields = sample.get("f")
     if isinstance(fields, dict):
         epochs = EPOCH_FIELDS.intersection(fields)
@@ -122,7 +123,7 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.store = window_store()
         self.groups_seen: set[str] = set()
         #: samples written since the publisher's last second, for the tabs' live data
-        self.recent: list[dict[str, Any]] = []
+        self.recent: list[Sample] = []
         self.open_seconds = publish.OpenSeconds()
         self.publisher: asyncio.Task[None] | None = None
         self.limits = AgentLimits()

@@ -27,6 +27,7 @@ from typing import Any, Final
 from ingest.model import contract
 from ingest.model.fields import BY_ID, BY_NAME, MAX_UNKNOWN_FIELDS, STAMP_LIMIT
 from ingest.model.kinds import HOST
+from ingest.model.sample import Sample
 
 #: Process group and interpreter name: text of at most this many characters.
 MAX_TEXT: Final = 256
@@ -48,11 +49,11 @@ _MAX_LAYOUTS: Final = 512
 _layouts: dict[tuple[Any, ...], tuple[str | None, tuple[str, ...]]] = {}
 
 
-class CheckedSamples(list[dict[str, Any]]):
+class CheckedSamples(list[Sample]):
     """The samples of a batch that passed, in batch order; ``dropped`` holds
     ``(index in the batch, reason)`` of those that did not."""
 
-    def __init__(self, good: Iterable[dict[str, Any]] = (), dropped: Iterable[tuple[int, str]] = ()):
+    def __init__(self, good: Iterable[Sample] = (), dropped: Iterable[tuple[int, str]] = ()):
         super().__init__(good)
         self.dropped: list[tuple[int, str]] = list(dropped)
 
@@ -173,7 +174,8 @@ def check_samples(samples: Iterable[Any]) -> CheckedSamples:
     :class:`CheckedSamples` is returned as it is (it was checked when made)."""
     if isinstance(samples, CheckedSamples):
         return samples
-    good, dropped = [], []
+    good: list[Sample] = []  # a sample without a problem has a Sample's envelope and fields
+    dropped: list[tuple[int, str]] = []
     for index, sample in enumerate(samples):
         problem = sample_problem(sample)
         if problem is None:
