@@ -5,9 +5,13 @@ migrate`` and a small ``manage.py shell -c`` for the fleet's rows, the
 console as ``daphne console.asgi:application``, each agent as ``python -m
 ingest serve --console ...`` and each simulated fleet as ``python -m ingest
 simulate``. Clients are plain ``websockets`` connections with a user API
-token (the ``top`` path of docs/live-protocol.md), each on its own thread,
+token (the token-client path of docs/live-protocol.md), each on its own thread,
 so tests stay synchronous and every message received is kept with its
 arrival time.
+
+The processes are the stack launcher's (stack/: Console, Worker, Agent,
+Simulator, RedisServer), which the benchmarks and the demo use too; what is
+here is how the tests use them (prefixes, ports, tokens, defaults).
 
 Isolation: the shared Redis is used under per-run key and channel
 prefixes (``cleanup_redis`` deletes them), every console has its own SQLite
@@ -22,28 +26,19 @@ import contextlib
 import json
 import os
 import secrets
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from support.modwsgi import pick_port, port_is_free, wait_until
+from stack import AGENT_MAX_MESSAGE, Agent, Console, Worker, console_env, pick_port, wait_until
+from stack import Simulator as _Simulator
+from stack import tail as tail  # re-exported: the tests show agent and console logs with it
 from support.redis_server import OwnRedis
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = ROOT / ".venv" / "bin"
-PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
-DAPHNE = str(VENV_BIN / "daphne")
 SHARED_REDIS = "redis://127.0.0.1:6379/0"
-#: The console's agent message limit (console/settings.py's default for
-#: WSGI_FLEET_AGENT_MAX_MESSAGE): set in every test console's environment, and
-#: daphne's message and frame limits set to the same, as the README's command does.
-AGENT_MAX_MESSAGE = 4 << 20
 PG_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
 T0 = time.monotonic()
 
@@ -54,45 +49,6 @@ def note(msg: str) -> None:
 
 def unique(tag: str = "") -> str:
     return f"e2e{tag}{os.getpid()}x{secrets.token_hex(3)}"
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"({path} unreadable)"
-    return f"--- {path.name}, last lines ---\n" + "\n".join(text.splitlines()[-lines:])
-
-
-def _stop_process(proc: subprocess.Popen, sig: int, timeout: float) -> int:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(sig)
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-        raise
-
-
-class Child:
-    """A server process a test starts, stops (SIGTERM, as an operator does) or kills (a crash)."""
-
-    proc: subprocess.Popen | None = None
-
-    def kill(self) -> None:
-        """SIGKILL: no close frames, no cleanup, like a crashed process."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(10)
-            self.proc = None
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):  # killed by _stop_process then
-                _stop_process(self.proc, signal.SIGTERM, 10)
-            self.proc = None
 
 
 # -- databases and Redis ------------------------------------------------------------
@@ -143,67 +99,38 @@ class RedisServer(OwnRedis):
         directory.mkdir(exist_ok=True)
         super().__init__(directory, **({"appendonly": "yes", "appendfsync": "always"} if persistent else {}))
 
-    def start(self) -> RedisServer:  # type: ignore[override]
-        super().start()
-        return self
-
-    def kill(self) -> None:
-        self.stop()
-
-
 
 # -- the console --------------------------------------------------------------------
 
-SETUP_SCRIPT = """
-import json, os
-from django.contrib.auth.models import User
-from console.fleet.models import AgentToken, ApiToken, Host, Team
-spec = json.loads(os.environ["WF_E2E_SPEC"])
-out = {"hosts": {}, "users": {}}
-for team_name, team_spec in spec.items():
-    team = Team.objects.create(name=team_name)
-    for name in team_spec.get("hosts", []):
-        host = Host.objects.create(name=name, team=team)
-        _, token = AgentToken.issue(host=host, note="e2e")
-        out["hosts"][name] = {"id": host.pk, "token": token, "team": team_name}
-    for name in team_spec.get("users", []):
-        user = User.objects.create_user(name)
-        team.members.add(user)
-        _, token = ApiToken.issue(user=user, note="e2e")
-        out["users"][name] = {"id": user.pk, "token": token, "team": team_name}
-print("WF_E2E_RESULT " + json.dumps(out))
-"""
 
-
-class ConsoleSite(Child):
-    """One console deployment: environment, database, Redis prefixes and its daphne."""
+class ConsoleSite(Console):
+    """One console deployment: environment, database, Redis prefixes and its one daphne
+    (stack.Console), on a port kept across restarts (below the ephemeral range)."""
 
     def __init__(self, work: Path, *, redis_url: str = SHARED_REDIS, database_url: str | None = None,
                  max_frame: int | None = AGENT_MAX_MESSAGE, env: dict[str, str] | None = None):
         """``max_frame=None`` leaves daphne's default frame limit (1 MiB), below the message limit;
         ``env`` adds settings."""
-        self.work = work
         self.max_frame = max_frame
         self.redis_url = redis_url
         self.tag = unique()
         self.key_prefix = f"{self.tag}:"
         self.channel_prefix = f"{self.tag}c"
-        self.env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8",
-            "DJANGO_SETTINGS_MODULE": "console.settings", "DEBUG": "0", "SECURE_SSL_REDIRECT": "0",
-            "DJANGO_SECRET_KEY": "e2e-tests-only-" + secrets.token_hex(16),
-            "ALLOWED_HOSTS": "127.0.0.1,localhost", "SQLITE_PATH": str(work / "console.sqlite3"),
-            "REDIS_URL": redis_url, "WSGI_FLEET_KEY_PREFIX": self.key_prefix,
-            "WSGI_FLEET_CHANNEL_PREFIX": self.channel_prefix, "LOG_LEVEL": "INFO",
-            "WSGI_FLEET_AGENT_MAX_MESSAGE": str(AGENT_MAX_MESSAGE),
-            "PYTHONUNBUFFERED": "1", **(env or {}),
-        }
+        settings = console_env(work, redis_url=redis_url, key_prefix=self.key_prefix,
+                               channel_prefix=self.channel_prefix,
+                               secret="e2e-tests-only-" + secrets.token_hex(16),
+                               LOG_LEVEL="INFO", WSGI_FLEET_AGENT_MAX_MESSAGE=str(AGENT_MAX_MESSAGE))
+        super().__init__(work, {**settings, **(env or {})})
         if database_url:
             self.env["DATABASE_URL"] = database_url
         self.port = pick_port()
-        self.proc: subprocess.Popen | None = None
         self.log = work / "daphne.log"
         self.starts: list[float] = []
+        self.daphne: Worker | None = None
+
+    @property
+    def proc(self) -> subprocess.Popen | None:
+        return self.daphne.proc if self.daphne is not None else None
 
     @property
     def url(self) -> str:
@@ -213,64 +140,32 @@ class ConsoleSite(Child):
     def live_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/live/"
 
-    def manage(self, *args: str, extra_env: dict[str, str] | None = None,
-               timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env={**self.env, **(extra_env or {})},
-                                capture_output=True, text=True, timeout=timeout, check=False)
-        if result.returncode != 0:
-            raise RuntimeError(f"manage.py {' '.join(args[:1])} failed ({result.returncode}):\n"
-                               f"{result.stdout}\n{result.stderr}")
-        return result
-
-    def setup(self, spec: dict[str, dict[str, list[str]]]) -> dict[str, Any]:
+    def setup(self, spec: dict[str, dict[str, list[str]]]) -> dict[str, Any]:  # type: ignore[override]
         """migrate, then create teams, hosts (with agent tokens) and users (with API tokens).
 
         ``spec``: {team name: {"hosts": [...], "users": [...]}}. Returns
         {"hosts": {name: {id, token, team}}, "users": {name: {id, token, team}}}.
         """
-        self.manage("migrate", "--no-input", "-v", "0")
-        result = self.manage("shell", "-c", SETUP_SCRIPT, extra_env={"WF_E2E_SPEC": json.dumps(spec)})
-        for line in result.stdout.splitlines():
-            if line.startswith("WF_E2E_RESULT "):
-                return json.loads(line.split(" ", 1)[1])
-        raise RuntimeError(f"setup printed no result:\n{result.stdout}\n{result.stderr}")
-
-    def write_token(self, token: str, name: str) -> Path:
-        path = self.work / f"{name}.token"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(token + "\n")
-        return path
+        return super().setup(spec, note="e2e")
 
     def start(self, timeout: float = 30.0) -> ConsoleSite:
         """Start daphne on ``self.port`` (the same one after a kill) and wait until it accepts."""
-        if self.proc is not None and self.proc.poll() is None:
-            raise RuntimeError("daphne already running")
-        if not wait_until(lambda: port_is_free(self.port), 10, step=0.05):
-            raise RuntimeError(f"port {self.port} still busy")
-        t0 = time.monotonic()
-        with open(self.log, "ab") as log:
-            log.write(f"==== start on port {self.port} ====\n".encode())
-            log.flush()
-            limits = ["--websocket-max-message-size", str(AGENT_MAX_MESSAGE)]
-            if self.max_frame is not None:
-                limits += ["--websocket-max-frame-size", str(self.max_frame)]
-            self.proc = subprocess.Popen(
-                [DAPHNE, "-b", "127.0.0.1", "-p", str(self.port), *limits, "console.asgi:application"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        if not wait_until(lambda: self.proc.poll() is not None or self._accepts(), timeout, step=0.05) \
-                or self.proc.poll() is not None:
-            raise RuntimeError(f"daphne did not start on {self.port}\n{tail(self.log)}")
-        self.starts.append(time.monotonic() - t0)
+        if self.daphne is None:
+            self.daphne = Worker(self.env, self.port, self.log, max_frame=self.max_frame)
+        self.daphne.env = dict(self.env)
+        self.daphne.start(timeout)
+        self.starts.append(self.daphne.starts[-1])
         return self
 
-    def _accepts(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.3):
-                return True
-        except OSError:
-            return False
+    def stop(self) -> None:
+        """SIGTERM, as an operator does (SIGKILL after 10 s)."""
+        if self.daphne is not None:
+            self.daphne.stop(10)
 
+    def kill(self) -> None:
+        """SIGKILL: no close frames, no cleanup, like a crashed process."""
+        if self.daphne is not None:
+            self.daphne.kill()
 
     def cleanup_redis(self) -> int:
         try:
@@ -304,86 +199,31 @@ def stored_samples(site: ConsoleSite, host_id: int, since: float) -> list[dict[s
 # -- agents and simulated fleets ------------------------------------------------------
 
 
-class AgentProcess:
-    """``python -m ingest serve --console ...`` with a spool directory and a stats file."""
+class AgentProcess(Agent):
+    """stack.Agent as the end-to-end tests run it: a spool directory, a stats file, INFO logs,
+    a socket anyone may send to."""
 
     def __init__(self, work: Path, name: str, *, console_url: str, token_file: Path,
                  hostname: str | None = None, sock: Path | None = None, spool: bool = True,
                  env: dict[str, str] | None = None):
-        self.work, self.name = work, name
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.sock = sock or work / f"{name}.sock"
-        self.stats_file = work / f"{name}.stats.json"
-        self.log = work / f"{name}.agent.log"
-        self.spool_dir = work / f"{name}.spool" if spool else None
-        self.cmd = [PYTHON, "-m", "ingest", "--log-level", "INFO", "serve", "--socket", str(self.sock),
-                    "--socket-mode", "0666", "--console", console_url, "--token-file", str(token_file),
-                    "--hostname", hostname or name, "--stats-file", str(self.stats_file),
-                    "--log-interval", "0"]
-        if self.spool_dir is not None:
-            self.cmd += ["--spool-dir", str(self.spool_dir)]
-        self.proc: subprocess.Popen | None = None
-        self.returncode: int | None = None
+        super().__init__(work, name, console_url=console_url, token_file=token_file, hostname=hostname,
+                         sock=sock, spool=spool, stats=True, socket_mode="0666", log_level="INFO", env=env)
 
     def start(self, timeout: float = 15.0) -> AgentProcess:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                         env=self.env)
-        if not wait_until(lambda: self.sock.exists() or self.proc.poll() is not None, timeout):
-            raise RuntimeError(f"agent {self.name} did not bind {self.sock}\n{tail(self.log)}")
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"agent {self.name} exited {self.proc.returncode}\n{tail(self.log)}")
+        super().start(timeout)
         return self
 
-    def log_text(self) -> str:
-        try:
-            return self.log.read_text(errors="replace")
-        except OSError:
-            return ""
 
-    def connections(self) -> int:
-        return self.log_text().count("connected to the console as host")
-
-    def stop(self, timeout: float = 40.0) -> dict[str, Any]:
-        """SIGTERM (the agent drains to the console for up to 10 s) and read the stats file."""
-        if self.proc is not None:
-            self.returncode = _stop_process(self.proc, signal.SIGTERM, timeout)
-            self.proc = None
-        return json.loads(self.stats_file.read_text())
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.proc = None
-
-
-class Simulator:
+class Simulator(_Simulator):
     """``python -m ingest simulate`` in real time; SIGTERM ends it with its JSON summary."""
 
     def __init__(self, sock: Path, *, processes: int = 2, groups: int = 2, seed: int = 0,
                  extra: tuple[str, ...] = (), env: dict[str, str] | None = None):
-        self.env = {**os.environ, **(env or {})}
-        self.cmd = [PYTHON, "-m", "ingest", "simulate", "--socket", str(sock), "--processes", str(processes),
-                    "--groups", str(groups), "--seed", str(seed), *extra]
-        self.proc: subprocess.Popen | None = None
-        self.summary: dict[str, Any] | None = None
+        super().__init__(sock, processes=processes, groups=groups, seed=seed, extra=extra, env=env)
 
     def start(self) -> Simulator:
-        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env=self.env)
+        super().start()
         return self
-
-    def stop(self) -> dict[str, Any]:
-        if self.proc is not None:
-            if self.proc.poll() is None:
-                # SIGTERM, not SIGINT: a run started in the background inherits an ignored SIGINT
-                self.proc.send_signal(signal.SIGTERM)
-            out, err = self.proc.communicate(timeout=15)
-            self.proc = None
-            lines = [line for line in out.splitlines() if line.startswith("{")]
-            self.summary = json.loads(lines[-1]) if lines else {"error": err[-2000:]}
-        return self.summary or {}
 
 
 # -- live clients ----------------------------------------------------------------------

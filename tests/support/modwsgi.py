@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import random
 import shutil
 import signal
 import socket
@@ -39,13 +38,14 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
+from stack import pick_port, wait_until
 from support.required import missing
 
 VENV = Path("/srv/mod-wsgi-venv")
@@ -90,17 +90,6 @@ def work_dir(prefix: str = "wf-mw-") -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, step: float = 0.02) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` seconds have passed."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(step)
-
-
 def pid_alive(pid: int) -> bool:
     """True while ``pid`` runs; a zombie counts as gone (it holds no port).
 
@@ -112,26 +101,6 @@ def pid_alive(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
     except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as Apache does
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def pick_port(low: int = 20000, high: int = 32000) -> int:
-    """A free port below the usual ephemeral range (32768+), so that our own
-    outgoing connections cannot take it between the check and Apache's bind."""
-    for _ in range(200):
-        port = random.randrange(low, high)
-        if port_is_free(port):
-            return port
-    raise ApacheError(f"no free TCP port found in {low}-{high}")
 
 
 class ModWsgiServer:

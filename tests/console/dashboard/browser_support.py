@@ -6,6 +6,8 @@ console.asgi:application`` (DEBUG off, the in-process store), and per host
 ``python -m ingest serve --console ...`` fed by ``python -m ingest
 simulate``. The browser is Debian's chromium (/usr/bin/chromium, installed by
 scripts/setup) driven by Playwright; ``playwright install`` is never used.
+The processes are started by the stack launcher (stack/), as in the
+end-to-end tests, the benchmarks and the demo.
 
 Every test fails on a JavaScript error: an uncaught exception (``pageerror``)
 or an error on the browser console. Only the console-restart test tolerates
@@ -17,27 +19,35 @@ the network errors an outage causes, and only while the console is down.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-ROOT = Path(__file__).resolve().parents[3]
-PYTHON = str(ROOT / ".venv" / "bin" / "python")
-DAPHNE = str(ROOT / ".venv" / "bin" / "daphne")
-# the console's agent message limit (console/settings.py's default), for messages and frames alike
-DAPHNE_LIMITS = ["--websocket-max-message-size", str(4 << 20), "--websocket-max-frame-size", str(4 << 20)]
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage"]
+from stack import CHROMIUM as CHROMIUM  # re-exported, as PYTHON and FLAGS: the tests import them here
+from stack import (
+    CHROMIUM_FLAGS,
+    ROOT,
+    Agent,
+    Simulator,
+    Worker,
+    console_env,
+    free_port,
+    spawn,
+    stop_process,
+    tail,
+    wait_until,
+)
+from stack import PYTHON as PYTHON
+from stack import Console as StackConsole
+
+FLAGS = CHROMIUM_FLAGS
+
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 PASSWORD = "correct horse battery staple"
 XSS = "<img src=x onerror=alert(1)>"
@@ -90,81 +100,46 @@ OUTAGE_NOISE = re.compile(r"WebSocket connection to .* failed"
                           r"|Failed to load resource: net::ERR_CONNECTION_REFUSED")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def port_open(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-        return True
-    return False
-
-
 def wait_for(predicate, timeout: float, what: str, step: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(step)
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    with contextlib.suppress(OSError):
-        return f"--- {path.name} ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    return f"({path} unreadable)"
+    if not wait_until(predicate, timeout, step):
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 class Console:
-    """The console's daphne plus one agent and one simulator per host that has a shape."""
+    """The console's daphne plus one agent and one simulator per host that has a shape
+    (stack's Console, Worker, Agent and Simulator)."""
 
     def __init__(self, work: Path):
         self.work = work
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8", "HOME": str(work),
-            "PYTHONPATH": str(ROOT), "DJANGO_SETTINGS_MODULE": "console.settings",
-            "DEBUG": "0", "SECURE_SSL_REDIRECT": "0", "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "DJANGO_SECRET_KEY": "browser-tests-only-" + secrets.token_hex(16),
-            "SQLITE_PATH": str(work / "console.sqlite3"),  # no REDIS_URL: the in-process store
-            "WF_BROWSER_FLEET": json.dumps(FLEET), "WF_BROWSER_PASSWORD": PASSWORD,
-        }
-        self.daphne: subprocess.Popen | None = None
+        # no REDIS_URL: the in-process store
+        self.env = console_env(work, secret="browser-tests-only-" + secrets.token_hex(16),
+                               HOME=str(work), PYTHONPATH=str(ROOT), WF_BROWSER_PASSWORD=PASSWORD)
+        self.site = StackConsole(work, self.env)
+        self.daphne: Worker | None = None
         self.children: list[subprocess.Popen] = []
         self.fed_since = time.monotonic()  # when the simulators started sending
 
     def spawn(self, command: list[str], log: str) -> subprocess.Popen:
-        with open(self.work / log, "ab") as out:
-            return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=self.env)
+        return spawn(command, self.work / log, env=self.env)
 
     def prepare(self) -> dict[str, str]:
         """Migrate and create the teams, users, hosts and agent tokens; returns the tokens."""
-        done = subprocess.run([PYTHON, "manage.py", "shell", "-c", SETUP], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=60, check=False)
-        assert done.returncode == 0, done.stdout + done.stderr
-        line = next(line for line in done.stdout.splitlines() if line.startswith("WF_TOKENS "))
-        return json.loads(line.split(" ", 1)[1])
+        self.site.env = dict(self.env)
+        teams = {team: {"users": members, "hosts": {name: labels for name, (labels, _) in hosts.items()}}
+                 for team, (members, hosts) in FLEET.items()}
+        made = self.site.setup(teams, password=PASSWORD, api_tokens=False, note="browser tests")
+        return {name: host["token"] for name, host in made["hosts"].items()}
 
     def start_console(self) -> None:
-        self.daphne = self.spawn([DAPHNE, "-b", "127.0.0.1", "-p", str(self.port), *DAPHNE_LIMITS,
-                                  "console.asgi:application"], "daphne.log")
-        deadline = time.monotonic() + 20
-        while not port_open(self.port):
-            if self.daphne.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("the console did not start\n" + tail(self.work / "daphne.log"))
-            time.sleep(0.05)
+        self.daphne = Worker(self.env, self.port, self.work / "daphne.log")
+        self.daphne.start(timeout=20)
 
     def stop_console(self) -> None:
         """SIGTERM, as an operator's restart does."""
-        if self.daphne is not None and self.daphne.poll() is None:
-            self.daphne.send_signal(signal.SIGTERM)
-            try:
-                self.daphne.wait(15)
-            except subprocess.TimeoutExpired:
-                self.daphne.kill()
-                self.daphne.wait(5)
+        if self.daphne is not None:
+            self.daphne.stop(15)
         self.daphne = None
 
     def start_agents(self, tokens: dict[str, str]) -> None:
@@ -173,23 +148,19 @@ class Console:
             shape = next(hosts[name][1] for _, hosts in FLEET.values() if name in hosts)
             if shape is None:
                 continue
-            token_file = self.work / f"h{i}.token"
-            token_file.write_text(token + "\n")
-            token_file.chmod(0o600)
-            sock = self.work / f"h{i}.sock"
-            self.children.append(self.spawn(
-                [PYTHON, "-m", "ingest", "serve", "--socket", str(sock), "--socket-mode", "0600",
-                 "--console", self.url + "/", "--token-file", str(token_file), "--hostname", name,
-                 "--log-interval", "0"], f"h{i}-agent.log"))
-            wait_for(sock.exists, 10, f"the agent of {name} to bind its socket")
-            self.children.append(self.spawn(
-                [PYTHON, "-m", "ingest", "simulate", "--socket", str(sock), *shape], f"h{i}-simulate.log"))
+            agent = Agent(self.work, f"h{i}", console_url=self.url + "/", hostname=name,
+                          token_file=self.site.write_token(token, f"h{i}"), socket_mode="0600",
+                          log=self.work / f"h{i}-agent.log", base_env=self.env).start(10)
+            self.children.append(agent.proc)
+            simulator = Simulator(agent.sock, processes=None, groups=None, seed=None, extra=shape,
+                                  log=self.work / f"h{i}-simulate.log", base_env=self.env).start()
+            self.children.append(simulator.proc)
 
     def check_alive(self) -> None:
-        for child in [self.daphne, *self.children]:
+        for child in [self.daphne.proc if self.daphne else None, *self.children]:
             if child is not None and child.poll() is not None:
                 raise AssertionError(f"{' '.join(child.args[:5])} exited with {child.returncode}\n"
-                                     + "\n".join(tail(log) for log in sorted(self.work.glob("*.log"))))
+                                     + "\n".join(tail(log, 30) for log in sorted(self.work.glob("*.log"))))
 
     def stop(self) -> None:
         # Simulators first, then agents (they deliver what they hold), then the console.
@@ -197,11 +168,7 @@ class Console:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
         for child in reversed(self.children):
-            try:
-                child.wait(15)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(5)
+            stop_process(child, signal.SIGTERM, 15)
         self.stop_console()
 
 

@@ -4,21 +4,23 @@ Creates (or reuses) a demo team, a demo user and three demo hosts, issues
 fresh agent tokens, then runs daphne and, per host, a real agent
 (``python -m ingest serve --console ...``) fed by ``python -m ingest
 simulate``: the same path a production host takes, only the mod_wsgi
-processes are simulated.
+processes are simulated. The processes are started by the repository's
+stack launcher (stack/, shared with the tests and the benchmarks), imported
+when the command runs: scripts/demo runs it from a checkout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -26,6 +28,9 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 from console.fleet.models import AgentToken, Host, Team
+
+if TYPE_CHECKING:
+    from stack import Agent, Simulator
 
 DEMO_HOSTS = (
     ("demo-web-1", {"env": "demo", "role": "web"}, ["--groups", "2", "--processes", "3", "--threads", "4"]),
@@ -48,6 +53,9 @@ class Command(BaseCommand):
         parser.add_argument("--password", help="demo user's password (default: a new random one)")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # stack (the repository's launcher, not part of the installed console) runs the processes
+        from stack import Worker, stop_process
+
         call_command("migrate", interactive=False, verbosity=0)
         password = options["password"] or secrets.token_urlsafe(9)
         team, _ = Team.objects.get_or_create(name="demo")
@@ -57,13 +65,15 @@ class Command(BaseCommand):
         team.members.add(user)
         workdir = Path(tempfile.mkdtemp(prefix="wsgi-fleet-demo-"))
         url = f"http://{options['bind']}:{options['port']}/"
-        children: list[subprocess.Popen] = []
+        daphne = Worker(os.environ, options["port"], workdir / "daphne.log", bind=options["bind"],
+                        max_frame=MAX_MESSAGE)
+        children: list[Agent | Simulator] = []
         try:
-            children.append(self.spawn(["daphne", "-b", options["bind"], "-p", str(options["port"]),
-                                        "--websocket-max-message-size", str(MAX_MESSAGE),
-                                        "--websocket-max-frame-size", str(MAX_MESSAGE),
-                                        "console.asgi:application"], workdir / "daphne.log"))
-            self.wait_for_port(options["bind"], options["port"], children[0])
+            try:
+                daphne.start(timeout=20)
+            except RuntimeError:
+                raise SystemExit(f"demo: the console could not start on {options['bind']}:{options['port']} "
+                                 "(port in use?); see daphne.log, or pass --port") from None
             for name, labels, shape in DEMO_HOSTS:
                 children += self.start_host(name, labels, shape, team, workdir, url)
             store = "Redis at " + settings.WSGI_FLEET["REDIS_URL"] if settings.WSGI_FLEET["REDIS_URL"] else \
@@ -72,67 +82,43 @@ class Command(BaseCommand):
             self.stdout.write(f"login: demo / {password}")
             self.stdout.write(f"hosts: {', '.join(h[0] for h in DEMO_HOSTS)}; store: {store}")
             self.stdout.write(f"logs: {workdir}; Ctrl-C stops the console and the demo agents\n")
-            self.supervise(children)
+            self.supervise([daphne.proc, *(child.proc for child in children)])
         except KeyboardInterrupt:
             pass
         finally:
-            for child in reversed(children):
-                if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
-            for child in children:
-                try:
-                    child.wait(15)
-                except subprocess.TimeoutExpired:
-                    child.kill()
-
-    def spawn(self, command: list[str], log: Path) -> subprocess.Popen:
-        if command[0] == "daphne":
-            command = [str(Path(sys.executable).with_name("daphne")), *command[1:]]
-        with open(log, "ab") as out:
-            return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=settings.BASE_DIR,
-                                    env=os.environ.copy())
+            procs = [child.proc for child in children if child.proc is not None]
+            for proc in reversed(procs):  # simulators and agents (which drain to the console), then it
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                stop_process(proc, signal.SIGTERM, 15)
+            daphne.stop(15)
 
     def start_host(self, name: str, labels: dict[str, str], shape: list[str], team: Team, workdir: Path,
-                   url: str) -> list[subprocess.Popen]:
+                   url: str) -> list[Agent | Simulator]:
+        """The host's row and a fresh agent token; its agent, then the simulator feeding it."""
+        from stack import Agent, Simulator
+
         host, _ = Host.objects.get_or_create(name=name, defaults={"team": team, "labels": labels})
         host.agent_tokens.active().update(revoked=host.created)  # the old demo run's token
         _, token = AgentToken.issue(host=host, note="demo")
         token_file = workdir / f"{name}.token"
         token_file.write_text(token + "\n")
         token_file.chmod(0o600)
-        sock = workdir / f"{name}.sock"
-        python = sys.executable
-        agent = self.spawn([python, "-m", "ingest", "serve", "--socket", str(sock), "--socket-mode", "0600",
-                            "--console", url, "--token-file", str(token_file), "--hostname", name,
-                            "--log-interval", "30"], workdir / f"{name}-agent.log")
-        for _ in range(100):
-            if sock.exists():
-                break
-            time.sleep(0.05)
-        simulator = self.spawn([python, "-m", "ingest", "simulate", "--socket", str(sock), *shape,
-                                "--seed", str(zlib.crc32(name.encode()) % 1000)],
-                               workdir / f"{name}-simulate.log")
+        agent = Agent(workdir, name, console_url=url, token_file=token_file, socket_mode="0600",
+                      log_interval=30, log=workdir / f"{name}-agent.log", base_env=os.environ)
+        with contextlib.suppress(RuntimeError):  # not bound yet: supervise() stops the demo if it died
+            agent.start(timeout=5)
+        simulator = Simulator(agent.sock, processes=None, groups=None,
+                              seed=zlib.crc32(name.encode()) % 1000, extra=shape,
+                              log=workdir / f"{name}-simulate.log", base_env=os.environ).start()
         return [agent, simulator]
 
-    @staticmethod
-    def wait_for_port(host: str, port: int, daphne: subprocess.Popen, timeout: float = 20.0) -> None:
-        import socket
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if daphne.poll() is not None:
-                raise SystemExit(f"demo: the console could not start on {host}:{port} (port in use?); "
-                                 "see daphne.log, or pass --port")
-            try:
-                socket.create_connection((host, port), 0.5).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise SystemExit(f"demo: the console did not start on {host}:{port}; see its log")
-
-    def supervise(self, children: list[subprocess.Popen]) -> None:
+    def supervise(self, children: list[subprocess.Popen[Any] | None]) -> None:
         while True:
             for child in children:
-                if child.poll() is not None:
-                    raise SystemExit(f"demo: {' '.join(child.args[:4])} exited with {child.returncode}")
+                if child is not None and child.poll() is not None:
+                    args = child.args
+                    shown = " ".join(map(str, args[:4])) if isinstance(args, list) else str(args)
+                    raise SystemExit(f"demo: {shown} exited with {child.returncode}")
             time.sleep(1)
