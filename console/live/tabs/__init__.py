@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
+from console.windows.store import BaseWindowStore
 from ingest.model.kinds import TICK
 from ingest.model.sample import Sample, dense_counts
 
@@ -49,7 +50,8 @@ def tab_group(host_id: int, tab: str) -> str:
     return f"host.{host_id}.{tab}"
 
 
-async def tab_snapshot(store: Any, host: dict[str, Any], request: TabRequest, now: float) -> dict[str, Any]:
+async def tab_snapshot(store: BaseWindowStore, host: dict[str, Any], request: TabRequest,
+                       now: float) -> dict[str, Any]:
     """The tab's first data, or an ``error`` about this host and tab when building it failed."""
     try:
         body = await TABS[request.tab].snapshot(store, host, request, now)

@@ -85,7 +85,7 @@ def first_processes(records: Sequence[Mapping[str, Any]], limit: int = MAX_PROCE
         return list(records)
 
     def rank(i: int) -> tuple[bool, float]:
-        seen = records[i].get("last_seen")
+        seen: Any = records[i].get("last_seen")  # a stored record's: checked by _finite
         return records[i].get("state") not in LIVE_STATES, -(seen if _finite(seen) else 0.0)
 
     return [records[i] for i in sorted(heapq.nsmallest(limit, range(len(records)), key=rank))]

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from console.windows.store import BaseWindowStore
 from ingest.model.fields import PHASES
 from ingest.model.frames import Frame, frame_add, histogram
 from ingest.model.kinds import TICK
@@ -43,7 +44,8 @@ def sparse_histogram(frame: Mapping[str, float], phase: str) -> dict[str, float]
     return {str(b): c for b, c in sorted(histogram(frame, f"h{PHASES.index(phase)}").items()) if c}
 
 
-async def snapshot(store: Any, host: dict[str, Any], request: TabRequest, now: float) -> dict[str, Any]:
+async def snapshot(store: BaseWindowStore, host: dict[str, Any], request: TabRequest,
+                   now: float) -> dict[str, Any]:
     phase = phase_of(request)
     series = await store.aframes(host["id"], request.group, now - request.window, now,
                                  min(request.points, MAX_POINTS), now=now)

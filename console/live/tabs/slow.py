@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from console.windows.store import BaseWindowStore
 from ingest.model.kinds import SLOW
 from ingest.model.sample import Sample
 
@@ -69,7 +70,8 @@ def _in_window(record: Mapping[str, Any], since: float) -> bool:
     return record["state"] == "active" or (isinstance(stamp, int | float) and stamp >= since)
 
 
-async def snapshot(store: Any, host: dict[str, Any], request: TabRequest, now: float) -> dict[str, Any]:
+async def snapshot(store: BaseWindowStore, host: dict[str, Any], request: TabRequest,
+                   now: float) -> dict[str, Any]:
     """The window's slow requests of the requested group, newest first (active ones first)."""
     views = await store.aslow(host["id"], limit=STORE_LIMIT, now=now)
     since = now - request.window
