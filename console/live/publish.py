@@ -31,6 +31,7 @@ from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
 from ingest.model.frames import merge, merge_into
+from ingest.model.kinds import STATUS_CLASSES
 
 from .health import error_message, faults
 from .jsontext import dumps
@@ -57,6 +58,8 @@ __all__ = ["AGENT_KEYS", "ONLINE_WITHIN", "PUBLISH_DELAY", "OpenSeconds", "fleet
 
 #: Seconds between process lists in host frames (a page keeps its table current).
 PROCESSES_EVERY = 5
+#: The window's totals in a host snapshot: requests, and requests by status class.
+TOTALS = ("requests", *(f"status_{name}" for name in STATUS_CLASSES))
 
 
 def host_group(host_id: int) -> str:
@@ -122,7 +125,7 @@ async def _host_snapshot(store: Any, host: dict[str, Any], request: TabRequest,
         "type": "host.snapshot", "host": host["id"], "group": request.group, "tab": request.tab, "now": now,
         "step": series.step, "groups": ["*", *groups[:MAX_GROUPS]], "groups_total": len(groups),
         "series": columns,
-        "totals": {"requests": total["requests"] if total else 0, "status": total["status"] if total else {}},
+        "totals": {name: total[name] if total else 0 for name in TOTALS},
         "agent": counters, "agent_state": agent_state(status, now),
         "bad_reasons": await bad_reasons(store, host) if counters["bad_samples"] else [],
         **process_list(processes),

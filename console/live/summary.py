@@ -13,6 +13,7 @@ import asyncio
 import math
 from typing import Any
 
+from ingest.model import metrics as metric_table
 from ingest.model.frames import derive, merge
 
 from .health import faults, not_decoding
@@ -23,20 +24,19 @@ ONLINE_WITHIN = 15.0
 #: The Overview's chart columns. ``loss`` (datagrams lost by sequence gaps, at the second
 #: the heartbeat reporting them arrived) and ``ticks`` (0: no process reported, a hole) let
 #: the charts mark the seconds where data is missing instead of drawing a line across them.
-SERIES_KEYS = ("throughput", "rate_1xx", "rate_2xx", "rate_3xx", "rate_4xx", "rate_5xx",
-               "capacity", "cpu", "rss", "p50", "p95", "p99", "loss", "ticks")
+SERIES_KEYS = metric_table.SERIES
 AGENT_KEYS = ("received", "decoded", "lost", "malformed", "spooled", "dropped", "bad_samples", "queue_drops",
               "dropped_samples", "dropped_seconds", "refused_samples")
-FLEET_METRICS = ("throughput", "capacity", "p95", "rate_4xx", "rate_5xx", "slow_active", "restarts",
-                 "processes")
+FLEET_METRICS = metric_table.FLEET
 #: Seconds a frame waits for late samples before it is published.
 PUBLISH_DELAY = 2
 #: Seconds the fleet view's rates and percentiles are taken over: a wall
 #: screen wants a steady reading, not one second's noise.
 FLEET_SPAN = 10
-#: Restarts are counted over this long, re-read at most every RESTARTS_EVERY seconds.
-RESTARTS_SPAN, RESTARTS_EVERY = 3600, 30
-_restarts: dict[int, tuple[float, int]] = {}
+#: A fleet row's ``started`` (processes started) is counted over this long, not FLEET_SPAN,
+#: re-read at most every STARTED_EVERY seconds.
+STARTED_SPAN, STARTED_EVERY = 3600, 30
+_started: dict[int, tuple[float, int]] = {}
 
 # -- the agent's clock against the console's ---------------------------------------------
 #: The console's entries in a host's stored agent counters (ints, like every counter there):
@@ -52,18 +52,8 @@ CORRECT_SKEW = 2.0
 
 
 def metrics(frame: dict[str, float], span: float) -> dict[str, Any]:
-    """The live protocol's metrics of one frame (docs/live-protocol.md)."""
-    d = derive(frame, span)
-    out: dict[str, Any] = {
-        "throughput": d["throughput"], "capacity": d["capacity"], "cpu": d["cpu"], "rss": d["rss"],
-        "p50": d["request_p50"], "p95": d["request_p95"], "p99": d["request_p99"],
-        "requests": d["requests"], "processes": d["processes"], "slow_active": d["slow_active"],
-        "restarts": d["started"], "status": {}, "loss": d["loss"], "ticks": d["ticks"],
-    }
-    for name in ("1xx", "2xx", "3xx", "4xx", "5xx"):
-        out[f"rate_{name}"] = d[f"status_{name}_rate"]
-        out["status"][name] = d[f"status_{name}"]
-    return out
+    """The metrics a host frame carries per group, by the table's names (docs/metrics.md)."""
+    return derive(frame, span, metric_table.HOST_FRAME)
 
 
 def agent_counters(status: dict[str, Any]) -> dict[str, int]:
@@ -124,21 +114,27 @@ def broken_entry(host: dict[str, Any], status: dict[str, Any], now: float) -> di
     return entry
 
 
+#: The fleet row's metrics taken from its newest second (the table's ``seconds`` fold is
+#: ``last``: how many processes report now, not an average); the others from the merged span.
+_FLEET_LAST = tuple(name for name in FLEET_METRICS if metric_table.BY_NAME[name].seconds == "last")
+_FLEET_MERGED = tuple(name for name in FLEET_METRICS if name not in _FLEET_LAST and name != "started")
+
+
 async def fleet_metrics(store: Any, host_id: int, second: int, now: float) -> dict[str, Any] | None:
-    """A host's fleet-row metrics: the last FLEET_SPAN closed seconds, restarts in the last hour."""
+    """A host's fleet-row metrics: the last FLEET_SPAN closed seconds, ``started`` over the
+    last STARTED_SPAN (a restart loop shows there long after it stopped)."""
     series = await store.aframes(host_id, "*", second - FLEET_SPAN + 1, second + 1, FLEET_SPAN, now=now)
     if not series:
         return None
-    # Rates over the seconds that hold data (an agent that just started has fewer than
-    # FLEET_SPAN); how many processes report: the newest second's count, not an average.
-    out = metrics(merge(frame for _, frame in series), float(len(series)))
-    out["processes"] = metrics(series[-1][1], 1.0)["processes"]
-    cached = _restarts.get(host_id)
-    if cached is None or now - cached[0] >= RESTARTS_EVERY:
-        hour = await store.aframes(host_id, "*", now - RESTARTS_SPAN, now, 1, now=now)
-        cached = (now, int(hour[0][1].get("up", 0)) if hour else 0)
-        _restarts[host_id] = cached
-    out["restarts"] = cached[1]
+    # Rates over the seconds that hold data (an agent that just started has fewer than FLEET_SPAN).
+    out: dict[str, Any] = derive(merge(frame for _, frame in series), float(len(series)), _FLEET_MERGED)
+    out.update(derive(series[-1][1], 1.0, _FLEET_LAST))
+    cached = _started.get(host_id)
+    if cached is None or now - cached[0] >= STARTED_EVERY:
+        hour = await store.aframes(host_id, "*", now - STARTED_SPAN, now, 1, now=now)
+        cached = (now, int(derive(hour[0][1], STARTED_SPAN, ("started",))["started"] or 0) if hour else 0)
+        _started[host_id] = cached
+    out["started"] = cached[1]
     return out
 
 

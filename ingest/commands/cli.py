@@ -1,4 +1,4 @@
-"""``python -m ingest serve|dump|simulate|fields``."""
+"""``python -m ingest serve|dump|simulate|fields|metrics``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import __version__
-from ..model import fields
+from ..model import fields, metrics
 from ..pipeline.agent import Agent, AgentConfig, failure_line
 from ..pipeline.faults import QUARANTINE_BYTES, QUARANTINE_NAME, QuarantineError
 from ..pipeline.receiver import DEFAULT_QUEUE, DEFAULT_QUEUE_BYTES, DEFAULT_RCVBUF, SocketSetupError
@@ -187,6 +187,11 @@ def cmd_fields(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    sys.stdout.write(metrics.js_module() if args.js else metrics.markdown_table())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m ingest", description=__doc__)
     parser.add_argument("--version", action="version", version=f"wsgi-fleet agent {__version__}")
@@ -244,6 +249,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fields", help="print the field table as Markdown")
     f.set_defaults(func=cmd_fields)
+
+    m = sub.add_parser("metrics", help="print the metric table as Markdown (docs/metrics.md)")
+    m.add_argument("--js", action="store_true",
+                   help="as the pages' ES module instead (static/console/metrics.js)")
+    m.set_defaults(func=cmd_metrics)
     return parser
 
 

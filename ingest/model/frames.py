@@ -45,14 +45,14 @@ from typing import Any
 
 import msgpack
 
+from . import metrics
 from .fields import DAEMON_PHASES, HISTOGRAM_BUCKETS, PHASES
-from .histogram import PERCENTILES, bucket_index, percentile
+from .histogram import bucket_index
 from .kinds import (
     GC_EVENT,
     GC_SNAPSHOT,
     SLOW,
     STARTED,
-    STATUS_CLASSES,
     STATUS_FIELDS,
     STOPPED,
     STOPPING,
@@ -242,64 +242,16 @@ def load(data: bytes) -> Frame:
 
 # -- display metrics -----------------------------------------------------------------
 
-def _ratio(num: float, den: float) -> float | None:
-    return num / den if den else None
-
-
-def derive(frame: Mapping[str, float], span: float) -> dict[str, float | None]:
-    """Display metrics of a frame covering ``span`` seconds (flat, for charts and alerts).
+def derive(frame: Mapping[str, float], span: float,
+           names: tuple[str, ...] | None = None) -> dict[str, float | None]:
+    """Display metrics of a frame covering ``span`` seconds, named and computed by the
+    metric table (``metrics.METRICS``, docs/metrics.md): one name from here to the page.
 
     Rates are per second of the span; gauges (RSS, CPU) are exact
     time-weighted averages. A 1-second frame can hold two ticks of one
     process when its tick drifts across a second boundary, so per-process
     values (``*_per_process``) are the steadier read at that resolution.
     Metrics without data (no requests, no threads) are None, never 0.
+    ``names`` computes only those (a host frame needs a few of them).
     """
-    if span <= 0:
-        raise ValueError(f"span must be positive, got {span!r}")
-    g = frame.get
-    requests, period, ticks = g("req", 0), g("per", 0.0), g("n", 0)
-    out: dict[str, float | None] = {
-        "span": span, "requests": requests, "throughput": requests / span,
-        "processes": period / span, "ticks": ticks,
-        "capacity": _ratio(g("busy", 0.0), g("avail", 0.0)),
-        # no tick in the frame (only lifecycle or slow records): no CPU or RSS reading, not zero
-        "cpu": g("cpu", 0.0) / span if period else None,
-        "cpu_user": g("cpuu", 0.0) / span if period else None,
-        "cpu_system": g("cpus", 0.0) / span if period else None,
-        "cpu_per_process": _ratio(g("cpu", 0.0), period),
-        "rss": g("rss", 0.0) / span if period else None, "rss_per_process": _ratio(g("rss", 0.0), period),
-        "input_bytes_rate": g("inb", 0) / span, "output_bytes_rate": g("outb", 0) / span,
-    }
-    for c, name in enumerate(STATUS_CLASSES, 1):
-        out[f"status_{name}"] = g(f"s{c}", 0)
-        out[f"status_{name}_rate"] = g(f"s{c}", 0) / span
-    out["pct_4xx"] = _ratio(100.0 * g("s4", 0), requests)
-    out["pct_5xx"] = _ratio(100.0 * g("s5", 0), requests)
-    for i, phase in enumerate(PHASES):
-        weight = requests - g(f"u{i}", 0)
-        low, high = g(f"<{i}"), g(f">{i}")
-        out[f"{phase}_mean"] = _ratio(g(f"m{i}", 0.0), weight) if weight > 0 else None
-        out[f"{phase}_min"], out[f"{phase}_max"] = low, high
-        counts = histogram(frame, f"h{i}")
-        for name, p in PERCENTILES:
-            out[f"{phase}_{name}"] = percentile(counts, p, low, high)
-    collections = g("g0", 0) + g("g1", 0) + g("g2", 0)
-    out.update({
-        "gc_collections": collections, "gc_collections_rate": collections / span,
-        "gc_gen0_rate": g("g0", 0) / span, "gc_gen1_rate": g("g1", 0) / span,
-        "gc_gen2_rate": g("g2", 0) / span,
-        "gc_pause_total": g("gp", 0.0), "gc_pause_max": g(">gp"),
-        "gc_pause_fraction": _ratio(g("gp", 0.0), period),
-        "gc_pause_p99": percentile(histogram(frame, "gh"), 0.99, None, g(">gp")),
-        "gc_dropped": g("gd", 0),
-        "slow_completed": g("sc", 0), "slow_duration_max": g(">sd"),
-        "slow_duration_mean": _ratio(g("sd", 0.0), g("sc", 0)),
-        # Active records repeat once per process-tick: their count per tick,
-        # times the average number of reporting processes, is the number of
-        # slow requests in flight (the latest count on a 1 s frame).
-        "slow_active": g("sa", 0) / ticks * (period / span) if ticks else float(g("sa", 0)),
-        "started": g("up", 0), "stopping": g("stg", 0), "stopped": g("dn", 0),
-        "non_graceful": g("ng", 0), "loss": g("loss", 0),
-    })
-    return out
+    return metrics.derive(frame, span, names)

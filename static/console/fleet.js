@@ -1,9 +1,10 @@
 // Fleet page: the server-rendered table, kept live by fleet.snapshot /
-// fleet.update, with filter and sort kept in the URL (?q=...&sort=-p95).
+// fleet.update, with filter and sort kept in the URL (?q=...&sort=-request_p95).
 
 import * as fmt from "./format.js";
 import * as loss from "./loss.js";
 import { everySecond, serverNow, setDataTime, setLoss, setTotals, startLive } from "./live.js";
+import { FLEET, metric } from "./metrics.js";
 
 const table = document.getElementById("fleet");
 const tbody = table.tBodies[0];
@@ -11,12 +12,21 @@ const empty = document.getElementById("fleet-empty");
 const filterInput = document.getElementById("fleet-filter");
 const shown = document.getElementById("fleet-shown");
 
-// Column order of the template; `num` columns are right-aligned numbers.
+// Column order of the template; `num` columns are right-aligned numbers. The metric columns
+// are the fleet row's metrics (metrics.js FLEET), by the metric table's names.
 const COLUMNS = [
-  ["name"], ["team"], ["labels"], ["online"], ["throughput", "num"], ["capacity", "num"],
-  ["p95", "num"], ["rate_4xx", "num"], ["rate_5xx", "num"], ["slow_active", "num"],
-  ["restarts", "num"], ["processes", "num"], ["lost", "num"], ["age"],
+  ["name"], ["team"], ["labels"], ["online"], ...FLEET.map((name) => [name, "num"]), ["lost", "num"], ["age"],
 ];
+// A metric cell's text, by the metric's unit (docs/metrics.md).
+const BY_UNIT = { "req/s": fmt.number, ratio: fmt.percent, s: fmt.duration, requests: fmt.count, processes: fmt.count };
+const formatted = (name, value) => (BY_UNIT[metric(name).unit] || fmt.number)(value);
+// How a metric's cell is marked ("warn", "bad", "" for neither); unmarked metrics have none.
+const MARKS = {
+  capacity: (v) => (v >= 0.9 ? "bad" : v >= 0.7 ? "warn" : ""),
+  status_4xx_rate: (v) => (v > 0 ? "warn" : ""),
+  status_5xx_rate: (v) => (v > 0 ? "bad" : ""),
+  slow_active: (v) => (v > 0 ? "warn" : ""),
+};
 
 const hosts = new Map(); // id -> latest host entry from the console
 const params = new URLSearchParams(window.location.search);
@@ -111,20 +121,17 @@ function renderRow(tr, entry) {
   tr.classList.toggle("stalled", state.kind === "stalled");
   renderClock(tr, entry.clock);
 
-  setCell(tr, "throughput", fmt.number(m.throughput));
-  setCell(tr, "capacity", fmt.percent(m.capacity), m.capacity >= 0.9 ? "bad" : m.capacity >= 0.7 ? "warn" : "");
-  setCell(tr, "p95", fmt.duration(m.p95));
-  setCell(tr, "rate_4xx", fmt.number(m.rate_4xx), m.rate_4xx > 0 ? "warn" : "");
-  setCell(tr, "rate_5xx", fmt.number(m.rate_5xx), m.rate_5xx > 0 ? "bad" : "");
-  setCell(tr, "slow_active", fmt.count(m.slow_active), m.slow_active > 0 ? "warn" : "");
-  setCell(tr, "restarts", fmt.count(m.restarts));
-  setCell(tr, "processes", fmt.count(m.processes));
+  for (const name of FLEET) setCell(tr, name, formatted(name, m[name]), markOf(name, m[name]));
   // Every kind of loss in one number (loss.js); the tooltip says each kind, why and the fix.
   const lost = loss.breakdown(agent);
   setCell(tr, "lost", fmt.count(lost.total), lost.total > 0 ? "bad" : "");
   tr.querySelector('[data-field="lost"]').title = loss.summaryText(lost, { causes: true })
     + `\n(received ${fmt.count(agent.received)} · spooled ${fmt.count(agent.spooled)})`;
   renderAge(tr, entry);
+}
+
+function markOf(name, value) {
+  return MARKS[name] ? MARKS[name](value) : undefined;
 }
 
 /** The agent's clock under the state, in words, when it is off past the console's threshold. */
@@ -222,7 +229,7 @@ function renderTotals() {
     if (entry.online) online += 1;
     if (entry.state === "not decoding") stalled += 1;
     if (typeof m.throughput === "number") throughput += m.throughput;
-    if (typeof m.rate_5xx === "number") errors += m.rate_5xx;
+    if (typeof m.status_5xx_rate === "number") errors += m.status_5xx_rate;
     if (typeof entry.last_seen === "number" && (newest === null || entry.last_seen > newest)) newest = entry.last_seen;
   }
   const n = hosts.size;
@@ -286,6 +293,8 @@ filterInput.addEventListener("input", () => {
   saveState();
 });
 for (const button of table.querySelectorAll("th button[data-sort]")) {
+  // A metric column's header says what the metric is (the metric table's description).
+  if (FLEET.includes(button.dataset.sort)) button.title = metric(button.dataset.sort).description;
   button.addEventListener("click", () => {
     const key = button.dataset.sort;
     // First click: names ascending, numbers descending (the worst first).

@@ -115,7 +115,7 @@ def frame_requests(complete: dict[int, dict[str, Any]]) -> tuple[int, Counter[st
     for metrics in complete.values():
         requests += int(metrics.get("requests") or 0)
         for name in STATUS:
-            status[name] += int((metrics.get("status") or {}).get(name) or 0)
+            status[name] += int(metrics.get(f"status_{name}") or 0)
     return requests, status
 
 

@@ -124,7 +124,7 @@ class Verdict:
             totals = reader.ask(clean_id, "overview", 600).get("totals") or {}
             stored.clear()
             stored.update(requests=totals.get("requests"),
-                          status={k: int((totals.get("status") or {}).get(k) or 0) for k in STATUS})
+                          status={k: int(totals.get(f"status_{k}") or 0) for k in STATUS})
             return stored == sent
 
         wait_until(store_has_all, 20, step=1.0)

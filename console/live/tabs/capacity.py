@@ -50,8 +50,10 @@ SLACK: Final = 2.0
 #: largest duration or age believed (s); anything beyond is clamped, not sent as is
 LONGEST: Final = 1e7
 
-#: Column keys: scalars, then slot arrays (docs/live-protocol.md, "Capacity").
-SCALARS: Final = ("t", "period", "capacity", "cpu", "queue", "daemon", "requests", "gil", "application")
+#: Column keys: scalars, then slot arrays (docs/live-protocol.md, "Capacity"). The scalars
+#: past ``period`` are metrics of the table (docs/metrics.md), of the one tick the column is.
+SCALARS: Final = ("t", "period", "capacity", "cpu", "queue_mean", "daemon_mean", "requests", "gil_wait_mean",
+                  "application_mean")
 ARRAYS: Final = ("busy", "slot_cpu", "completed", "elapsed", "longest")
 COLUMN_KEYS: Final = SCALARS + ARRAYS
 #: live ticks also say whose they are and what the process is configured with
@@ -178,9 +180,11 @@ def merge_columns(cols: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {
         "t": cols[-1]["t"], "period": sum(c["period"] or 0 for c in cols) or None,
         "capacity": _weighted(cols, "capacity", "period"), "cpu": _weighted(cols, "cpu", "period"),
-        "queue": _weighted(cols, "queue", "requests"), "daemon": _weighted(cols, "daemon", "requests"),
+        "queue_mean": _weighted(cols, "queue_mean", "requests"),
+        "daemon_mean": _weighted(cols, "daemon_mean", "requests"),
         "requests": sum(c["requests"] for c in cols),
-        "gil": _weighted(cols, "gil", "requests"), "application": _weighted(cols, "application", "requests"),
+        "gil_wait_mean": _weighted(cols, "gil_wait_mean", "requests"),
+        "application_mean": _weighted(cols, "application_mean", "requests"),
         "busy": _fold_slots(cols, "busy", sum), "slot_cpu": _fold_slots(cols, "slot_cpu", sum),
         "completed": _fold_slots(cols, "completed", sum),
         "elapsed": cols[-1]["elapsed"], "longest": _fold_slots(cols, "longest", max),
@@ -194,8 +198,8 @@ def _rounded(value: Any, digits: int) -> Any:
 
 
 #: snapshot precision per key: 1 µs for times, 0.1 ‰ for utilisations, 1 ms for slot seconds
-_DIGITS: Final = {"period": 6, "capacity": 4, "cpu": 4, "queue": 6, "daemon": 6, "gil": 6,
-                  "application": 6, "busy": 3, "slot_cpu": 3, "elapsed": 3, "longest": 3}
+_DIGITS: Final = {"period": 6, "capacity": 4, "cpu": 4, "queue_mean": 6, "daemon_mean": 6, "gil_wait_mean": 6,
+                  "application_mean": 6, "busy": 3, "slot_cpu": 3, "elapsed": 3, "longest": 3}
 
 
 def _columnar(cols: Iterable[dict[str, Any]]) -> dict[str, list[Any]]:

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ingest.model import frames
-from ingest.model.histogram import PERCENTILES, bucket_index, percentile
+from ingest.model.histogram import PERCENTILES, bucket_index
 from ingest.model.kinds import GC_EVENT, GC_SNAPSHOT
 from ingest.model.sample import Sample
 
@@ -219,18 +219,17 @@ class Selection:
         series["last"] = rec
 
 
+#: The whole-window totals, by the metric table's names (docs/metrics.md).
+WINDOW_TOTALS = ("gc_collections", "gc_pause_total", "gc_pause_max", "gc_dropped",
+                 *(f"gc_pause_{name}" for name, _ in PERCENTILES))
+
+
 async def _window_totals(store: Any, host_id: int, request: TabRequest, now: float) -> dict[str, Any] | None:
     """The whole (long) page window from the stored frames: every GC event of the group."""
     series = await store.aframes(host_id, request.group, now - request.window, now, 1, now=now)
     frame = frames.merge(frame for _, frame in series)
-    counts = [frame.get(f"g{g}", 0) for g in GENERATIONS]
-    hist = frames.histogram(frame, "gh")
-    top = frame.get(">gp")
-    out: dict[str, Any] = {"span": request.window, "collections": counts, "events": sum(counts),
-                           "pause": frame.get("gp", 0.0), "max": top, "dropped": frame.get("gd", 0)}
-    for name, p in PERCENTILES:
-        out[name] = percentile(hist, p, None, top)
-    return out
+    return {"span": request.window, "collections": [frame.get(f"g{g}", 0) for g in GENERATIONS],
+            **frames.derive(frame, float(request.window), WINDOW_TOTALS)}
 
 
 async def snapshot(store: Any, host: dict[str, Any], request: TabRequest, now: float) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ingest.model.kinds import STARTED, STOPPED, STOPPING, TICK
+from ingest.model.metrics import TICK_FIELDS
 from ingest.model.sample import Sample
 
 from .base import MAX_PROCESSES, TabRequest, display
@@ -41,8 +42,9 @@ CATEGORY_NAMES = ("planned", "tuning", "unplanned")
 #: Widths of the restart-rate buckets; the first that cuts the window into at most MAX_BUCKETS.
 BUCKET_WIDTHS = (10, 30, 60, 300, 900, 3600, 10800, 21600, 86400)
 MAX_BUCKETS = 48
-#: The table's columns from each live process's newest tick.
-METRICS = ("capacity", "cpu", "rss", "rps")
+#: The table's columns from each live process's newest tick: metrics of the table
+#: (docs/metrics.md), each read from the tick field that holds one process's value.
+METRICS = tuple(name for name, _ in TICK_FIELDS)
 #: Latest tick of each live process, for the table: look back this many of its intervals.
 TICK_INTERVALS = 3
 
@@ -173,7 +175,8 @@ def build_rows(records: Iterable[Mapping[str, Any]], events: Sequence[Mapping[st
 
 
 def restarts(rows: Sequence[Mapping[str, Any]], since: float, window: float) -> dict[str, Any]:
-    """Processes that stopped in the window (STOPPING, else STOPPED), by category and by bucket."""
+    """The ``restarts`` metric (docs/metrics.md): processes that stopped in the window (STOPPING,
+    else STOPPED), by category and by bucket. Not ``started``, which the fleet row counts."""
     width = bucket_width(window)
     per_category = dict.fromkeys(CATEGORY_NAMES, 0)
     buckets: dict[int, list[int]] = {}
@@ -207,9 +210,10 @@ def tick(sample: Mapping[str, Any]) -> dict[str, Any] | None:
     pid, inc, stamp, f = sample.get("p"), sample.get("i"), _num(sample.get("t")), sample.get("f")
     if type(pid) is not int or type(inc) is not int or stamp is None or not isinstance(f, Mapping):
         return None
-    return {"pid": pid, "inc": inc, "t": stamp, "capacity": _round(f.get("capacity_utilization")),
-            "cpu": _round(f.get("cpu_utilization")), "rss": _num(f.get("memory_rss")),
-            "rps": _round(f.get("request_throughput"))}
+    out: dict[str, Any] = {"pid": pid, "inc": inc, "t": stamp}
+    for name, field in TICK_FIELDS:
+        out[name] = _round(f.get(field))
+    return out
 
 
 def _round(value: Any) -> float | int | None:
@@ -254,7 +258,7 @@ async def snapshot(store: Any, host: dict[str, Any], request: TabRequest, now: f
 
 def live(samples: Sequence[Sample], second: int) -> dict[str, Any] | None:
     """The second's lifecycle events, and each process's newest tick for the table as
-    ``[pid, incarnation, capacity, cpu, rss, rps]`` (the page knows the rest of the row).
+    ``[pid, incarnation, *METRICS]`` (the page knows the rest of the row).
 
     At most MAX_EVENTS events (the newest) and the ticks of MAX_PROCESSES processes (the
     lowest pids, the same every second); what is left out is counted in ``omitted``: a

@@ -22,11 +22,11 @@ export function rowStats(row, t0, t1) {
     s.cpu += (c.cpu[i] ?? 0) * p;
     s.busyPeak = peak(s.busyPeak, c.capacity[i]);
     s.cpuPeak = peak(s.cpuPeak, c.cpu[i]);
-    if (c.queue[i] !== null && req) { s.queue += c.queue[i] * req; s.queueN += req; }
-    if (c.daemon[i] !== null && req) { s.daemon += c.daemon[i] * req; s.daemonN += req; }
-    if (req) { s.queuePeak = peak(s.queuePeak, c.queue[i]); s.daemonPeak = peak(s.daemonPeak, c.daemon[i]); }
-    s.gil += (c.gil[i] ?? 0) * req;
-    s.app += (c.application[i] ?? 0) * req;
+    if (c.queue_mean[i] !== null && req) { s.queue += c.queue_mean[i] * req; s.queueN += req; }
+    if (c.daemon_mean[i] !== null && req) { s.daemon += c.daemon_mean[i] * req; s.daemonN += req; }
+    if (req) { s.queuePeak = peak(s.queuePeak, c.queue_mean[i]); s.daemonPeak = peak(s.daemonPeak, c.daemon_mean[i]); }
+    s.gil += (c.gil_wait_mean[i] ?? 0) * req;
+    s.app += (c.application_mean[i] ?? 0) * req;
     for (let j = 0; j < row.slots; j += 1) {
       s.slotBusy += at(c.busy[i], j);
       s.slotCpu += at(c.slot_cpu[i], j);

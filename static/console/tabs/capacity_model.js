@@ -4,8 +4,8 @@
 // module uses. Separate so that run detection, drawing, tooltips and cards
 // share one idea of a row without depending on the tab's state.
 
-export const KEYS = ["t", "period", "capacity", "cpu", "queue", "daemon", "requests", "gil", "application",
-  "busy", "slot_cpu", "completed", "elapsed", "longest"];
+export const KEYS = ["t", "period", "capacity", "cpu", "queue_mean", "daemon_mean", "requests", "gil_wait_mean",
+  "application_mean", "busy", "slot_cpu", "completed", "elapsed", "longest"];
 const ARRAY_KEYS = new Set(["busy", "slot_cpu", "completed", "elapsed", "longest"]);
 export const IDLE = 0.02; // busy fractions below this draw nothing
 

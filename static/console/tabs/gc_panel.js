@@ -95,9 +95,10 @@ export function renderNotes($, data, windowSeconds) {
   if (t) {
     const c = triple(t.collections);
     line.textContent = `Whole ${fmt.age(num(t.span))} window (all processes of the group): `
-      + `${fmt.count(num(t.events))} collections (gen 0 · 1 · 2: ${c.map(fmt.count).join(" · ")}), `
-      + `paused ${fmt.duration(num(t.pause))}, p50 ${fmt.duration(t.p50)}, p95 ${fmt.duration(t.p95)}, `
-      + `p99 ${fmt.duration(t.p99)}, max ${fmt.duration(t.max)}, dropped events ${fmt.count(num(t.dropped))}.`;
+      + `${fmt.count(num(t.gc_collections))} collections (gen 0 · 1 · 2: ${c.map(fmt.count).join(" · ")}), `
+      + `paused ${fmt.duration(num(t.gc_pause_total))}, p50 ${fmt.duration(t.gc_pause_p50)}, `
+      + `p95 ${fmt.duration(t.gc_pause_p95)}, p99 ${fmt.duration(t.gc_pause_p99)}, `
+      + `max ${fmt.duration(t.gc_pause_max)}, dropped events ${fmt.count(num(t.gc_dropped))}.`;
   }
 }
 

@@ -3,23 +3,24 @@
 
 import { ChartGroup, TimeChart } from "../charts.js";
 import * as fmt from "../format.js";
+import { metric, SERIES } from "../metrics.js";
 import { PhasePanels } from "./overview_phases.js";
 
-const KEYS = ["throughput", "rate_2xx", "rate_3xx", "rate_4xx", "rate_5xx",
-  "capacity", "cpu", "rss", "p50", "p95", "p99", "ticks"];
+// The series the charts draw, by the metric table's names (docs/metrics.md), without 1xx.
+const KEYS = SERIES.filter((name) => name !== "loss" && name !== "status_1xx_rate");
 // Kept beside KEYS, not folded from the group's metrics: loss is the host's ("*"), counted
 // at the second its heartbeat arrived; a group's view marks it too.
 const COLUMNS = [...KEYS, "loss"];
-// How per-second frames fold into one point when the snapshot's step is
-// longer than a second: rates and utilisations average, RSS keeps the last
-// value, percentiles keep the worst second (percentiles cannot be averaged;
-// the worst second is the honest upper bound).
-const FOLD = { rss: "last", p50: "max", p95: "max", p99: "max", ticks: "sum" };
+// How per-second frames fold into one point when the snapshot's step is longer than a
+// second: the table's `seconds` fold (rates and utilisations average, RSS keeps the last
+// value, percentiles keep the worst second: they cannot be averaged, and the worst second
+// is the honest upper bound).
+const FOLD = Object.fromEntries(KEYS.map((name) => [name, metric(name).seconds]));
 
 const perSecond = (v) => (v === null || v === undefined ? fmt.DASH : fmt.number(v) + "/s");
 const CHARTS = {
   throughput: {
-    columns: ["throughput", "rate_2xx", "rate_3xx", "rate_4xx", "rate_5xx"],
+    columns: ["throughput", "status_2xx_rate", "status_3xx_rate", "status_4xx_rate", "status_5xx_rate"],
     series: [
       { label: "all", color: "#8a8f98", width: 1, dash: [4, 3] },
       { label: "2xx", color: "#3fb950" },
@@ -28,10 +29,10 @@ const CHARTS = {
       { label: "5xx", color: "#f85149" },
     ],
     format: perSecond,
-    readout: (p) => `${perSecond(p.throughput)} · 4xx ${perSecond(p.rate_4xx)} · 5xx ${perSecond(p.rate_5xx)}`,
+    readout: (p) => `${perSecond(p.throughput)} · 4xx ${perSecond(p.status_4xx_rate)} · 5xx ${perSecond(p.status_5xx_rate)}`,
   },
   latency: {
-    columns: ["p50", "p95", "p99"],
+    columns: ["request_p50", "request_p95", "request_p99"],
     series: [
       { label: "p50", color: "#3fb950" },
       { label: "p95", color: "#d29922" },
@@ -39,7 +40,7 @@ const CHARTS = {
     ],
     format: fmt.duration,
     axisFormat: (v) => (v === 0 ? "0" : fmt.duration(v)),
-    readout: (p) => `p50 ${fmt.duration(p.p50)} · p95 ${fmt.duration(p.p95)} · p99 ${fmt.duration(p.p99)}`,
+    readout: (p) => `p50 ${fmt.duration(p.request_p50)} · p95 ${fmt.duration(p.request_p95)} · p99 ${fmt.duration(p.request_p99)}`,
   },
   capacity: {
     columns: ["capacity"], series: [{ label: "capacity", color: "#58a6ff" }],
@@ -50,8 +51,8 @@ const CHARTS = {
     format: fmt.cores, axisFormat: (v) => (Number.isInteger(v) ? String(v) : v.toFixed(2)), readout: (p) => fmt.cores(p.cpu),
   },
   rss: {
-    columns: ["rss"], series: [{ label: "RSS", color: "#bc8cff" }],
-    format: fmt.bytes, readout: (p) => fmt.bytes(p.rss),
+    columns: ["memory_rss"], series: [{ label: "RSS", color: "#bc8cff" }],
+    format: fmt.bytes, readout: (p) => fmt.bytes(p.memory_rss),
   },
 };
 
@@ -61,7 +62,7 @@ function num(value) {
 
 /** A point's value of `name` from the metrics of the seconds it covers (see FOLD). */
 function fold(name, seconds) {
-  const how = FOLD[name] || "mean";
+  const how = FOLD[name];
   let sum = 0;
   let n = 0;
   let out = null;
@@ -237,8 +238,8 @@ export function createTab(ctx) {
     const select = document.getElementById("window");
     const windowLabel = select && select.selectedOptions[0] ? select.selectedOptions[0].textContent : "";
     el.textContent = `≈ ${fmt.count(sum("throughput"))} requests in the last ${windowLabel}: `
-      + `2xx ${fmt.count(sum("rate_2xx"))} · 3xx ${fmt.count(sum("rate_3xx"))} · `
-      + `4xx ${fmt.count(sum("rate_4xx"))} · 5xx ${fmt.count(sum("rate_5xx"))}`;
+      + `2xx ${fmt.count(sum("status_2xx_rate"))} · 3xx ${fmt.count(sum("status_3xx_rate"))} · `
+      + `4xx ${fmt.count(sum("status_4xx_rate"))} · 5xx ${fmt.count(sum("status_5xx_rate"))}`;
   }
 
   return {

@@ -131,7 +131,8 @@ export function createLists(view) {
     const live = row.state === "running" || row.state === "stopping";
     const values = [row.started != null ? fmt.clock(row.started) : fmt.DASH,
       live ? fmt.percent(num(row.capacity)) : fmt.DASH, live ? fmt.cores(num(row.cpu)) : fmt.DASH,
-      live ? fmt.bytes(num(row.rss)) : fmt.DASH, live && num(row.rps) !== null ? fmt.number(row.rps) + "/s" : fmt.DASH];
+      live ? fmt.bytes(num(row.memory_rss)) : fmt.DASH,
+      live && num(row.throughput) !== null ? fmt.number(row.throughput) + "/s" : fmt.DASH];
     values.forEach((value, i) => {
       const cell = tr.cells[4 + i];
       if (cell.textContent !== value) cell.textContent = value;

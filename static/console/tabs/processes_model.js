@@ -4,6 +4,8 @@
 // Separate because it is plain data with no DOM or canvas: the bars, the restart
 // chart, the log and the table all read the same model.
 
+import { TICK_COLUMNS } from "../metrics.js";
+
 export const CATEGORIES = ["planned", "tuning", "unplanned"];
 export const MAX_EVENTS = 2000; // what the console sends at most; older events leave first
 const KINDS = new Set(["started", "stopping", "stopped"]);
@@ -189,7 +191,8 @@ export function applyFrame(model, message, inGroup) {
   for (const tick of Array.isArray(message.ticks) ? message.ticks : []) {
     const row = Array.isArray(tick) ? model.rows.get(keyOf(tick[0], tick[1])) : null;
     if (!row) continue; // not in this group, or not yet known: the registry brings it
-    [row.capacity, row.cpu, row.rss, row.rps] = [num(tick[2]), num(tick[3]), num(tick[4]), num(tick[5])];
+    // [pid, incarnation, ...TICK_COLUMNS]: capacity, cpu, memory_rss, throughput (docs/metrics.md)
+    TICK_COLUMNS.forEach((name, j) => { row[name] = num(tick[2 + j]); });
     if (num(message.t) !== null) row.last_seen = Math.max(row.last_seen ?? 0, message.t);
   }
 }

@@ -52,18 +52,18 @@ def test_a_message_deeper_than_any_real_one_is_cut_not_recursed():
 
 
 def test_common_messages_are_encoded_compact_and_unchanged():
-    message = {"type": "host.frame", "t": 5, "groups": {"*": {"p95": 0.25, "status": {"2xx": 3}}}}
+    message = {"type": "host.frame", "t": 5, "groups": {"*": {"request_p95": 0.25, "status": {"2xx": 3}}}}
     assert jsontext.dumps(message) == json.dumps(message, separators=(",", ":"))
 
 
 def test_a_host_message_too_long_loses_processes_not_its_metrics():
     processes = [{"pid": n, "incarnation": 1, "identity": {"hostname": "h" * 2000}} for n in range(1000)]
-    message = {"type": "host.frame", "host": 3, "t": 9, "groups": {"*": {"p95": 0.1}}, "processes": processes,
-               "processes_total": 1000}
+    message = {"type": "host.frame", "host": 3, "t": 9, "groups": {"*": {"request_p95": 0.1}},
+               "processes": processes, "processes_total": 1000}
     text = jsontext.dumps(message)
     assert len(text) <= jsontext.MAX_TEXT
     out = strict(text)
-    assert out["groups"] == {"*": {"p95": 0.1}} and out["processes_total"] == 1000
+    assert out["groups"] == {"*": {"request_p95": 0.1}} and out["processes_total"] == 1000
     assert 0 < len(out["processes"]) < 1000 and out["processes"][0]["pid"] == 0
 
 

@@ -90,9 +90,9 @@ async def test_snapshot_has_a_row_per_live_process_with_its_columns(store):
     assert cols["longest"][cols["t"].index(T0 + 94)] == [0.2, 3.5, 0.0, 0.0]
     assert cols["elapsed"][cols["t"].index(T0 + 50)] == []  # an idle array costs nothing
     scalars = {key: cols[key][i] for key in capacity.SCALARS}
-    assert scalars == {"t": T0 + 93, "period": 1.0, "capacity": 0.375, "cpu": 0.35, "queue": 0.002,
-                       "daemon": 0.001, "requests": 4, "gil": 0.01, "application": 0.2}
-    assert set(second["columns"]["queue"]) == {None}  # not measured, not zero
+    assert scalars == {"t": T0 + 93, "period": 1.0, "capacity": 0.375, "cpu": 0.35, "queue_mean": 0.002,
+                       "daemon_mean": 0.001, "requests": 4, "gil_wait_mean": 0.01, "application_mean": 0.2}
+    assert set(second["columns"]["queue_mean"]) == {None}  # not measured, not zero
     assert second["columns"]["capacity"][-1] == 0.75
 
 
@@ -165,7 +165,7 @@ def test_merged_columns_add_seconds_and_weigh_means():
     assert merged["t"] == T0 + 1 and merged["period"] == 4.0
     assert merged["busy"] == [2.0, 1.0, 0.0, 0.0]
     assert merged["capacity"] == pytest.approx((0.375 * 1 + 0.125 * 3) / 4)
-    assert merged["queue"] == 0.002  # the idle tick has no queue time: it does not pull the mean down
+    assert merged["queue_mean"] == 0.002  # the idle tick has no queue time: it does not pull the mean down
     assert merged["requests"] == 4 and merged["completed"] == [6, 2, 0, 0]
     assert merged["longest"] == [0.2, 0.9, 0.0, 0.0]
 

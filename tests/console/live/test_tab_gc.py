@@ -186,11 +186,13 @@ async def test_window_is_cut_by_time_and_long_windows_are_capped(backend):
         hour = strict_json(await gc.snapshot(store, HOST, request(window=3600), now))
         assert hour["capped"] and hour["span"] == gc.RAW_SPAN and 303 not in hour["pids"]
         totals = hour["window_totals"]
-        assert totals["span"] == 3600 and totals["events"] == 11 and totals["collections"] == [9, 0, 2]
-        assert totals["pause"] == pytest.approx(0.018 + 0.040 + 0.5) and totals["max"] == pytest.approx(0.5)
-        assert totals["dropped"] == 4
-        for name in ("p50", "p95", "p99"):
-            assert 0 <= totals[name] <= totals["max"]  # never outside the exact range
+        assert totals["span"] == 3600 and totals["gc_collections"] == 11
+        assert totals["collections"] == [9, 0, 2]
+        assert totals["gc_pause_total"] == pytest.approx(0.018 + 0.040 + 0.5)
+        assert totals["gc_pause_max"] == pytest.approx(0.5)
+        assert totals["gc_dropped"] == 4
+        for name in ("gc_pause_p50", "gc_pause_p95", "gc_pause_p99"):
+            assert 0 <= totals[name] <= totals["gc_pause_max"]  # never outside the exact range
         # a process filter cannot be answered from the group's frames: no whole-window totals
         assert (await gc.snapshot(store, HOST, request(window=3600, pid=101), now))["window_totals"] is None
 
@@ -213,7 +215,7 @@ async def test_empty_host_snapshot(backend):
         snap = strict_json(await gc.snapshot(store, HOST, request(window=900), T0))
         assert snap["series"] == [] and snap["events"] == [] and snap["pids"] == []
         assert snap["buckets"]["t"] == [] and snap["capped"]
-        assert snap["window_totals"]["events"] == 0 and snap["window_totals"]["p99"] is None
+        assert snap["window_totals"]["gc_collections"] == 0 and snap["window_totals"]["gc_pause_p99"] is None
 
 
 @pytest.mark.asyncio

@@ -71,7 +71,8 @@ async def test_snapshot_rows_events_and_restarts(store):
     assert killed["drain"] is False and killed["at_exit"] == 1
     # the table's columns come from each live process's newest tick
     assert rows["200:1"]["state"] == "running" and rows["200:1"]["capacity"] == 0.75
-    assert rows["200:1"]["rps"] == 5.0 and rows["200:1"]["rss"] == 50 << 20 and "started" not in rows["200:1"]
+    assert rows["200:1"]["throughput"] == 5.0 and rows["200:1"]["memory_rss"] == 50 << 20
+    assert "started" not in rows["200:1"]
     assert rows["101:1"]["cpu"] == 0.5 and "capacity" not in old
     # events: oldest first, STOPPING / STOPPED carry reason, category and in-flight counts
     assert [(e["kind"], e["pid"]) for e in body["events"]] == [
