@@ -6,16 +6,13 @@
 // keeping its arrays; the arrays are trimmed to the window by the caller, so
 // memory stays flat however long a wall screen runs.
 
+import { readColors } from "./util.js";
+
 const uPlot = window.uPlot;
 const HEIGHT = 190;
+const PALETTE = { axis: ["--muted", "#888"], grid: ["--grid", "rgba(128,128,128,.2)"], bad: ["--bad", "#f85149"] };
 
-let colors = readColors();
-
-function readColors() {
-  const style = getComputedStyle(document.documentElement);
-  const get = (name, fallback) => style.getPropertyValue(name).trim() || fallback;
-  return { axis: get("--muted", "#888"), grid: get("--grid", "rgba(128,128,128,.2)"), bad: get("--bad", "#f85149") };
-}
+let colors = readColors(PALETTE);
 
 // -- marks: seconds with loss, seconds without data ---------------------------------
 // `marks` = {holes: [[from, to], ...], loss: [[t, count, step], ...]} in epoch seconds.
@@ -96,7 +93,7 @@ function marksAt(u, marks, t, left) {
 }
 
 document.addEventListener("themechange", () => {
-  colors = readColors();
+  colors = readColors(PALETTE);
   hatch = null;
 });
 

@@ -14,6 +14,7 @@
 
 import * as fmt from "./format.js";
 import { serverNow } from "./live.js";
+import { el, num } from "./util.js";
 
 const PHASES = [
   ["server", "slow_server_time", "Apache before hand-off"],
@@ -33,19 +34,8 @@ let dialog = null;
 let current = null; // { record, note, threads, onClose, anchor }
 let timer = null; // advances an active request's elapsed time between its records
 
-function num(value) {
-  return typeof value === "number" && Number.isFinite(value) ? value : null;
-}
-
 function text(value) {
   return value === null || value === undefined || value === "" ? fmt.DASH : String(value);
-}
-
-function el(tag, className, content) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (content !== undefined) node.textContent = content;
-  return node;
 }
 
 /** Epoch seconds as local wall-clock time with milliseconds; the title gives UTC. */

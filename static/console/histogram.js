@@ -5,6 +5,7 @@
 
 import * as fmt from "./format.js";
 import { BUCKETS, bounds, edgeLabel } from "./hdr.js";
+import { readColors } from "./util.js";
 
 const HEIGHT = 200;
 const PAD = { left: 44, right: 12, top: 18, bottom: 34 };
@@ -14,9 +15,8 @@ export const MARKERS = [
   { key: "p99", color: "#bc8cff" },
 ];
 
-function cssVar(name, fallback) {
-  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
-}
+const PALETTE = { muted: ["--muted", "#888"], grid: ["--grid", "rgba(128,128,128,.2)"],
+  accent: ["--accent", "#58a6ff"], fg: ["--fg", "#ddd"] };
 
 export class HistogramChart {
   constructor(container) {
@@ -73,9 +73,7 @@ export class HistogramChart {
     const ctx = this.canvas.getContext("2d");
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
     ctx.clearRect(0, 0, width, HEIGHT);
-    const muted = cssVar("--muted", "#888");
-    const grid = cssVar("--grid", "rgba(128,128,128,.2)");
-    const accent = cssVar("--accent", "#58a6ff");
+    const { muted, grid, accent, fg } = readColors(PALETTE);
     const plotH = HEIGHT - PAD.top - PAD.bottom;
     let max = 0;
     for (let i = first; i <= last; i += 1) max = Math.max(max, this.dense[i]);
@@ -94,7 +92,7 @@ export class HistogramChart {
       const x = PAD.left + (i - first) * barW;
       if (c > 0 && max > 0) {
         const h = Math.max(1, (c / max) * plotH);
-        ctx.fillStyle = this.hover === i ? cssVar("--fg", "#ddd") : accent;
+        ctx.fillStyle = this.hover === i ? fg : accent;
         ctx.fillRect(x + 1, PAD.top + plotH - h, Math.max(1, barW - 2), h);
       }
     }

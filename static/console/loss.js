@@ -10,11 +10,9 @@
 // the larger of the two counts, never their sum.
 
 import * as fmt from "./format.js";
+import { el, num } from "./util.js";
 
-const n = (agent, key) => {
-  const v = agent ? agent[key] : 0;
-  return typeof v === "number" && Number.isFinite(v) && v > 0 ? v : 0;
-};
+const n = (agent, key) => Math.max(0, num(agent ? agent[key] : 0) ?? 0);
 
 const plural = (count, one, many) => `${fmt.count(count)} ${count === 1 ? one : many}`;
 
@@ -120,13 +118,6 @@ export function summaryText(result, { causes = false } = {}) {
   if (!result.kinds.length) return "No loss: every datagram the agent was sent reached the console.";
   return result.kinds.map((kind) => kindLine(kind)
     + (causes ? `\n  why: ${kind.cause}\n  fix: ${kind.fix}` : "")).join("\n");
-}
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
 }
 
 /**

@@ -15,10 +15,11 @@
 
 import { openKey, openRequest, updateRequest } from "../drilldown.js";
 import * as fmt from "../format.js";
+import { num, readColors } from "../util.js";
 import { renderCards } from "./capacity_cards.js";
 import { classify, rowStats } from "./capacity_classify.js";
-import { KEYS, clamp, dropBefore, newRow, num, pushColumn, recordEnd, seconds } from "./capacity_model.js";
-import { AXIS, GUTTER, RIGHT, laneHeight, paint, readColors } from "./capacity_paint.js";
+import { KEYS, clamp, dropBefore, newRow, pushColumn, recordEnd, seconds } from "./capacity_model.js";
+import { AXIS, GUTTER, PALETTE, RIGHT, laneHeight, paint } from "./capacity_paint.js";
 import { detectRuns, matchRecord } from "./capacity_runs.js";
 import { cellRecord, hit, missingNote, showTip } from "./capacity_tip.js";
 
@@ -49,7 +50,7 @@ export function createTab(ctx) {
   let span = spanParam();
   let pausedAt = null;
   let frozen = null; // while paused: copies of what was shown (rows, records, process states)
-  let colors = readColors();
+  let colors = readColors(PALETTE);
   let ladderFloor = null;
   let layout = null; // what the last draw put where, for hover and click
   let pointer = null; // last mouse position over the canvas
@@ -358,7 +359,7 @@ export function createTab(ctx) {
       ctx.scheduleDraw();
     },
     theme() {
-      colors = readColors();
+      colors = readColors(PALETTE);
     },
   };
 }

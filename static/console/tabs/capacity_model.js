@@ -4,14 +4,12 @@
 // module uses. Separate so that run detection, drawing, tooltips and cards
 // share one idea of a row without depending on the tab's state.
 
+import { num } from "../util.js";
+
 export const KEYS = ["t", "period", "capacity", "cpu", "queue_mean", "daemon_mean", "requests", "gil_wait_mean",
   "application_mean", "busy", "slot_cpu", "completed", "elapsed", "longest"];
 const ARRAY_KEYS = new Set(["busy", "slot_cpu", "completed", "elapsed", "longest"]);
 export const IDLE = 0.02; // busy fractions below this draw nothing
-
-export function num(value) {
-  return typeof value === "number" && Number.isFinite(value) ? value : null;
-}
 
 /** Slot `j` of a (trailing-zero trimmed) slot array, 0 when absent. */
 export function at(values, j) {

@@ -27,15 +27,11 @@ function heatColor(v) {
   return `rgba(${c[0]}, ${c[1]}, ${c[2]}, ${(aa + (ab - aa) * f).toFixed(3)})`;
 }
 
-export function readColors() {
-  const style = getComputedStyle(document.documentElement);
-  const get = (name, fallback) => style.getPropertyValue(name).trim() || fallback;
-  return {
-    fg: get("--fg", "#222"), muted: get("--muted", "#888"), grid: get("--grid", "rgba(128,128,128,.2)"),
-    border: get("--border", "#ccc"), bad: get("--bad", "#d00"), panel: get("--panel", "#fff"),
-    chip: get("--chip", "#eee"),
-  };
-}
+/** The theme colours paint() reads (util.js readColors). */
+export const PALETTE = {
+  fg: ["--fg", "#222"], muted: ["--muted", "#888"], grid: ["--grid", "rgba(128,128,128,.2)"],
+  border: ["--border", "#ccc"], bad: ["--bad", "#d00"], panel: ["--panel", "#fff"], chip: ["--chip", "#eee"],
+};
 
 /** Height of one slot's lane: fewer slots, taller lanes. */
 export function laneHeight(slots) {

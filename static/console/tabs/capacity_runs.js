@@ -3,7 +3,8 @@
 // from the tab because it is pure: the threshold is a view option, so runs
 // are found again here whenever it changes, without the console.
 
-import { at, num, recordEnd } from "./capacity_model.js";
+import { num } from "../util.js";
+import { at, recordEnd } from "./capacity_model.js";
 
 /**
  * Runs of one row at `threshold`: pass 1 follows a slot's running request

@@ -5,7 +5,8 @@
 // the pointer and wires the mouse events (capacity.js).
 
 import * as fmt from "../format.js";
-import { IDLE, at, clamp, cut, num, recordEnd } from "./capacity_model.js";
+import { num } from "../util.js";
+import { IDLE, at, clamp, cut, recordEnd } from "./capacity_model.js";
 
 const RECENT = 3; // s: a run this fresh may still be waiting for its record
 

@@ -13,18 +13,15 @@
 
 import { ChartGroup, TimeChart } from "../charts.js";
 import * as fmt from "../format.js";
+import { readColors } from "../util.js";
 import { createHistogram, createTimeline } from "./gc_canvas.js";
 import { GEN_COLORS, GENS, MAIN, addFrame, computeView, emptyData, interpName, loadSnapshot, summarize, trim } from "./gc_model.js";
 import { renderConfig, renderEmpty, renderNotes, renderSelectors, renderTable } from "./gc_panel.js";
 
 const rate = (v) => fmt.number(v, 2) + "/s";
 
-function readColors() {
-  const style = getComputedStyle(document.documentElement);
-  const get = (name, fallback) => style.getPropertyValue(name).trim() || fallback;
-  return { fg: get("--fg", "#222"), muted: get("--muted", "#888"), grid: get("--grid", "rgba(128,128,128,.2)"),
-    ok: get("--ok", "#3fb950"), warn: get("--warn", "#d29922"), accent: get("--accent", "#58a6ff") };
-}
+const PALETTE = { fg: ["--fg", "#222"], muted: ["--muted", "#888"], grid: ["--grid", "rgba(128,128,128,.2)"],
+  ok: ["--ok", "#3fb950"], warn: ["--warn", "#d29922"], accent: ["--accent", "#58a6ff"] };
 
 export function createTab(ctx) {
   const { panel, state } = ctx;
@@ -37,7 +34,7 @@ export function createTab(ctx) {
   let paused = null; // {since, events} while paused
   let zoom = null;
   let lastFrameAt = 0;
-  let colors = readColors();
+  let colors = readColors(PALETTE);
 
   const selection = () => {
     const pid = Number(ctx.param("pid"));
@@ -196,7 +193,7 @@ export function createTab(ctx) {
       for (const chart of [timeline, histogram]) if (chart.last) chart.paint(...chart.last);
     },
     theme() {
-      colors = readColors();
+      colors = readColors(PALETTE);
       collections.redraw();
       pauses.redraw();
       for (const chart of [timeline, histogram]) if (chart.last) chart.paint(...chart.last);

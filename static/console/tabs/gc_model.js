@@ -10,6 +10,7 @@
 // checkpoints, and a bucket's pause histogram is sparse ({bucket: count}).
 
 import { BUCKETS, addInto } from "../hdr.js";
+import { num } from "../util.js";
 
 export const MAX_EVENTS = 2000; // as the console sends at most (console/live/tabs/gc.py)
 const CHECKPOINT = 10; // seconds between a series' kept counter readings
@@ -18,18 +19,14 @@ export const MAIN = "(main)"; // the interp option's name for the main interpret
 export const GEN_COLORS = ["#3b82f6", "#e8912d", "#d63b3b"];
 export const GENS = [0, 1, 2];
 
-// -- helpers ------------------------------------------------------------------------------
-
-export function num(value) {
-  return typeof value === "number" && Number.isFinite(value) ? value : 0;
-}
+// -- helpers (what is not a finite number reads 0: counters, times, ids) --------------------
 
 export function text(value) {
   return typeof value === "string" ? value : "";
 }
 
 export function triple(value) {
-  return Array.isArray(value) ? GENS.map((g) => num(value[g])) : [0, 0, 0];
+  return Array.isArray(value) ? GENS.map((g) => num(value[g]) ?? 0) : [0, 0, 0];
 }
 
 export const interpName = (n) => (n === "" ? MAIN : n);
@@ -50,8 +47,8 @@ function newBucket(t) {
 function parseRecord(r) {
   if (!r || typeof r !== "object") return null;
   return {
-    p: num(r.p), i: num(r.i), s: num(r.s), t: num(r.t), g: text(r.g), n: text(r.n),
-    on: r.on ? 1 : 0, fz: num(r.fz), dr: num(r.dr),
+    p: num(r.p) ?? 0, i: num(r.i) ?? 0, s: num(r.s) ?? 0, t: num(r.t) ?? 0, g: text(r.g), n: text(r.n),
+    on: r.on ? 1 : 0, fz: num(r.fz) ?? 0, dr: num(r.dr) ?? 0,
     th: triple(r.th), cnt: triple(r.cnt), col: triple(r.col), cd: triple(r.cd), un: triple(r.un),
   };
 }
@@ -59,8 +56,9 @@ function parseRecord(r) {
 function parseEvent(e) {
   if (!Array.isArray(e) || e.length < 10) return null;
   return {
-    t: num(e[0]), d: Math.max(0, num(e[1])), gen: Math.min(2, Math.max(0, num(e[2]))),
-    cd: num(e[3]), un: num(e[4]), p: num(e[5]), i: num(e[6]), n: text(e[7]), g: text(e[8]), s: num(e[9]),
+    t: num(e[0]) ?? 0, d: Math.max(0, num(e[1]) ?? 0), gen: Math.min(2, Math.max(0, num(e[2]) ?? 0)),
+    cd: num(e[3]) ?? 0, un: num(e[4]) ?? 0, p: num(e[5]) ?? 0, i: num(e[6]) ?? 0, n: text(e[7]), g: text(e[8]),
+    s: num(e[9]) ?? 0,
   };
 }
 
@@ -154,30 +152,30 @@ export function loadSnapshot(msg, now) {
   d.omitted = Math.max(0, (typeof msg.series_total === "number" ? msg.series_total : listed) - listed);
   d.totals = msg.window_totals && typeof msg.window_totals === "object" ? msg.window_totals : null;
   const seen = num(msg.now) || now;
-  for (const p of Array.isArray(msg.pids) ? msg.pids : []) d.pids.set(num(p), seen);
+  for (const p of Array.isArray(msg.pids) ? msg.pids : []) d.pids.set(num(p) ?? 0, seen);
   for (const n of Array.isArray(msg.interps) ? msg.interps : []) d.interps.set(text(n), seen);
-  if (msg.seqs && typeof msg.seqs === "object") for (const [k, v] of Object.entries(msg.seqs)) d.seqs.set(k, num(v));
+  if (msg.seqs && typeof msg.seqs === "object") for (const [k, v] of Object.entries(msg.seqs)) d.seqs.set(k, num(v) ?? 0);
   const cols = msg.buckets && typeof msg.buckets === "object" ? msg.buckets : {};
   const col = (name, i) => (Array.isArray(cols[name]) ? cols[name][i] : null);
   for (let i = 0; i < (Array.isArray(cols.t) ? cols.t.length : 0); i += 1) {
-    const b = newBucket(num(col("t", i)));
-    b.c = GENS.map((g) => num(col("c" + g, i)));
-    b.cd = num(col("cd", i));
-    b.un = num(col("un", i));
-    b.dr = num(col("dr", i));
-    b.n = num(col("n", i));
-    b.pause = num(col("pause", i));
+    const b = newBucket(num(col("t", i)) ?? 0);
+    b.c = GENS.map((g) => num(col("c" + g, i)) ?? 0);
+    b.cd = num(col("cd", i)) ?? 0;
+    b.un = num(col("un", i)) ?? 0;
+    b.dr = num(col("dr", i)) ?? 0;
+    b.n = num(col("n", i)) ?? 0;
+    b.pause = num(col("pause", i)) ?? 0;
     b.pmin = typeof col("pmin", i) === "number" ? col("pmin", i) : null;
     b.pmax = typeof col("pmax", i) === "number" ? col("pmax", i) : null;
     const h = col("h", i);
-    if (h && typeof h === "object") for (const [k, v] of Object.entries(h)) b.h[Number(k)] = num(v);
+    if (h && typeof h === "object") for (const [k, v] of Object.entries(h)) b.h[Number(k)] = num(v) ?? 0;
     d.buckets.set(b.t, b);
   }
   for (const entry of Array.isArray(msg.series) ? msg.series : []) {
     const first = parseRecord(entry && entry.first);
     const last = parseRecord(entry && entry.last);
     if (!first || !last) continue;
-    const acc = { dr: num(entry.dropped), pause: num(entry.pause), n: num(entry.events) };
+    const acc = { dr: num(entry.dropped) ?? 0, pause: num(entry.pause) ?? 0, n: num(entry.events) ?? 0 };
     const cps = [checkpoint(first, { dr: 0, pause: 0, n: 0 })];
     if (last.t > first.t) cps.push(checkpoint(last, acc));
     const key = seriesKey(last);

@@ -5,7 +5,8 @@
 // no live data handling. Each function takes `$`, the panel's querySelector.
 
 import * as fmt from "../format.js";
-import { CURRENT, GEN_COLORS, GENS, interpName, num, triple } from "./gc_model.js";
+import { num } from "../util.js";
+import { CURRENT, GEN_COLORS, GENS, interpName, triple } from "./gc_model.js";
 
 // -- selectors and empty state ---------------------------------------------------------------
 
@@ -94,11 +95,11 @@ export function renderNotes($, data, windowSeconds) {
   line.hidden = !t;
   if (t) {
     const c = triple(t.collections);
-    line.textContent = `Whole ${fmt.age(num(t.span))} window (all processes of the group): `
-      + `${fmt.count(num(t.gc_collections))} collections (gen 0 · 1 · 2: ${c.map(fmt.count).join(" · ")}), `
-      + `paused ${fmt.duration(num(t.gc_pause_total))}, p50 ${fmt.duration(t.gc_pause_p50)}, `
+    line.textContent = `Whole ${fmt.age(num(t.span) ?? 0)} window (all processes of the group): `
+      + `${fmt.count(num(t.gc_collections) ?? 0)} collections (gen 0 · 1 · 2: ${c.map(fmt.count).join(" · ")}), `
+      + `paused ${fmt.duration(num(t.gc_pause_total) ?? 0)}, p50 ${fmt.duration(t.gc_pause_p50)}, `
       + `p95 ${fmt.duration(t.gc_pause_p95)}, p99 ${fmt.duration(t.gc_pause_p99)}, `
-      + `max ${fmt.duration(t.gc_pause_max)}, dropped events ${fmt.count(num(t.gc_dropped))}.`;
+      + `max ${fmt.duration(t.gc_pause_max)}, dropped events ${fmt.count(num(t.gc_dropped) ?? 0)}.`;
   }
 }
 

@@ -4,6 +4,7 @@
 import { ChartGroup, TimeChart } from "../charts.js";
 import * as fmt from "../format.js";
 import { metric, SERIES } from "../metrics.js";
+import { num } from "../util.js";
 import { PhasePanels } from "./overview_phases.js";
 
 // The series the charts draw, by the metric table's names (docs/metrics.md), without 1xx.
@@ -55,10 +56,6 @@ const CHARTS = {
     format: fmt.bytes, readout: (p) => fmt.bytes(p.memory_rss),
   },
 };
-
-function num(value) {
-  return typeof value === "number" && Number.isFinite(value) ? value : null;
-}
 
 /** A point's value of `name` from the metrics of the seconds it covers (see FOLD). */
 function fold(name, seconds) {

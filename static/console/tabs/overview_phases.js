@@ -8,6 +8,7 @@ import { TimeChart } from "../charts.js";
 import * as fmt from "../format.js";
 import { BUCKETS, addInto, percentile } from "../hdr.js";
 import { HistogramChart } from "../histogram.js";
+import { num } from "../util.js";
 
 const LABELS = {
   server: "server", queue: "queue", daemon: "daemon", application: "application", request: "request (total)",
@@ -20,10 +21,6 @@ const COLORS = {
 // The request's path through mod_wsgi, in order: these add up to the request time.
 const STACKED = ["server", "queue", "daemon", "application"];
 const CHARTED = ["server", "queue", "daemon", "application", "gil_wait"];
-
-function num(v) {
-  return typeof v === "number" && Number.isFinite(v) ? v : null;
-}
 
 /** Add [sum, weight, min, max] rows of one source into an accumulator (in place). */
 function addSums(into, rows) {

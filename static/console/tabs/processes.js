@@ -17,11 +17,12 @@
 //   processes_lists.js  the event log and table   processes_ui.js     shared DOM/canvas helpers
 
 import * as fmt from "../format.js";
+import { readColors } from "../util.js";
 import { createGantt } from "./processes_gantt.js";
 import { createLists } from "./processes_lists.js";
 import { CATEGORIES, applyFrame, createModel, mergeRecord, modelFromSnapshot, text, trim } from "./processes_model.js";
 import { createRate } from "./processes_rate.js";
-import { readColors } from "./processes_ui.js";
+import { PALETTE } from "./processes_ui.js";
 
 const FLASH_MS = 2500;
 
@@ -35,7 +36,7 @@ export function createTab(ctx) {
   const view = {
     ctx, state, $,
     model: createModel(),
-    colors: readColors(panel),
+    colors: readColors(PALETTE, panel),
     pausedAt: null,
     selected: ctx.param("pid") || null,
     hidden: new Set(String(ctx.param("hide") || "").split(",").filter((c) => CATEGORIES.includes(c))),
@@ -122,7 +123,7 @@ export function createTab(ctx) {
       if (ctx.visible()) ctx.scheduleDraw(); // time moves: the bars slide even without news
     },
     theme() {
-      view.colors = readColors(panel);
+      view.colors = readColors(PALETTE, panel);
     },
     resize() {
       ctx.scheduleDraw();

@@ -7,8 +7,9 @@
 // `view` is the tab's shared state (see processes.js), read at render time.
 
 import * as fmt from "../format.js";
-import { MAX_EVENTS, byGroupStartPid, keyOf, num, rowEnd, text } from "./processes_model.js";
-import { clockMs, el, windowLabel } from "./processes_ui.js";
+import { el, num } from "../util.js";
+import { MAX_EVENTS, byGroupStartPid, keyOf, rowEnd, text } from "./processes_model.js";
+import { clockMs, windowLabel } from "./processes_ui.js";
 
 export function createLists(view) {
   const { state, $ } = view;
@@ -54,17 +55,17 @@ export function createLists(view) {
     tr.dataset.key = key;
     tr.dataset.kind = e.kind;
     const kind = el("td");
-    const chip = el("span", e.kind, "chip kind");
+    const chip = el("span", "chip kind", e.kind);
     chip.dataset.kind = e.kind;
     kind.append(chip);
-    const reason = el("td", e.kind === "started" ? "" : (e.reason || "none given"), "reason");
+    const reason = el("td", "reason", e.kind === "started" ? "" : (e.reason || "none given"));
     if (e.kind !== "started") reason.dataset.category = e.category || "unplanned";
     const drained = e.kind !== "stopped" ? "" : e.drain === true ? "yes" : e.drain === false ? "no" : fmt.DASH;
-    tr.append(el("td", clockMs(e.t)), kind, el("td", String(e.pid), "num"),
-      el("td", String(e.parent ?? row?.parent ?? fmt.DASH), "num"), el("td", fmt.groupName(text(e.group))), reason,
-      el("td", e.kind === "stopped" ? fmt.age(e.uptime) : "", "num"),
-      el("td", e.kind === "stopped" ? fmt.count(e.requests) : "", "num"),
-      el("td", e.kind === "started" ? "" : fmt.count(e.in_flight), "num"), el("td", drained));
+    tr.append(el("td", "", clockMs(e.t)), kind, el("td", "num", String(e.pid)),
+      el("td", "num", String(e.parent ?? row?.parent ?? fmt.DASH)), el("td", "", fmt.groupName(text(e.group))), reason,
+      el("td", "num", e.kind === "stopped" ? fmt.age(e.uptime) : ""),
+      el("td", "num", e.kind === "stopped" ? fmt.count(e.requests) : ""),
+      el("td", "num", e.kind === "started" ? "" : fmt.count(e.in_flight)), el("td", "", drained));
     return tr;
   }
 
@@ -114,12 +115,12 @@ export function createLists(view) {
   function tableRow(row) {
     const tr = el("tr");
     tr.dataset.key = row.key;
-    const chip = el("span", "", "chip state");
+    const chip = el("span", "chip state", "");
     const stateCell = el("td");
     stateCell.append(chip);
-    tr.append(el("td", String(row.pid), "num"), el("td", fmt.groupName(text(row.group))), stateCell,
-      el("td", fmt.count(row.inc), "num"), el("td"), el("td", "", "num"), el("td", "", "num"),
-      el("td", "", "num"), el("td", "", "num"));
+    tr.append(el("td", "num", String(row.pid)), el("td", "", fmt.groupName(text(row.group))), stateCell,
+      el("td", "num", fmt.count(row.inc)), el("td"), el("td", "num", ""), el("td", "num", ""),
+      el("td", "num", ""), el("td", "num", ""));
     return tr;
   }
 

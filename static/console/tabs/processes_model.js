@@ -5,6 +5,7 @@
 // chart, the log and the table all read the same model.
 
 import { TICK_COLUMNS } from "../metrics.js";
+import { num } from "../util.js";
 
 export const CATEGORIES = ["planned", "tuning", "unplanned"];
 export const MAX_EVENTS = 2000; // what the console sends at most; older events leave first
@@ -13,10 +14,6 @@ const MAX_ROWS = 1000;
 const STATES = new Set(["running", "stopping", "stopped", "gone"]);
 
 // -- small helpers ------------------------------------------------------------------------
-
-export function num(value) {
-  return typeof value === "number" && Number.isFinite(value) ? value : null;
-}
 
 export function text(value) {
   return typeof value === "string" ? value : "";

@@ -1,10 +1,10 @@
 // Processes tab, small DOM and canvas helpers shared by its parts: the lifecycle bars
 // (processes_gantt.js), restarts per hour (processes_rate.js) and the log and table
-// (processes_lists.js). Separate so those parts use one copy: element building,
-// tooltips, canvas sizing, time ticks, the theme's colours and time labels.
+// (processes_lists.js). Separate so those parts use one copy: tooltips, canvas
+// sizing, time ticks, the theme's colours (PALETTE) and time labels.
 
 import * as fmt from "../format.js";
-import { num } from "./processes_model.js";
+import { el, num } from "../util.js";
 
 const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
   43200, 86400, 172800];
@@ -21,15 +21,8 @@ export function windowLabel(seconds) {
   return Math.round(seconds / 86400) + " d";
 }
 
-export function el(tag, textContent, className) {
-  const node = document.createElement(tag);
-  if (textContent !== undefined && textContent !== null) node.textContent = textContent;
-  if (className) node.className = className;
-  return node;
-}
-
 export function lines(box, items) {
-  box.replaceChildren(...items.filter(Boolean).map((item, i) => el("div", item, i === 0 ? "proc-tip-head" : "")));
+  box.replaceChildren(...items.filter(Boolean).map((item, i) => el("div", i === 0 ? "proc-tip-head" : "", item)));
 }
 
 export function placeTooltip(box, wrap, x, y) {
@@ -83,14 +76,11 @@ export function timeTicks(t0, t1, most) {
   return ticks.map((t) => ({ t, label: label(t) }));
 }
 
-export function readColors(panel) {
-  const style = getComputedStyle(panel);
-  const get = (name, fallback) => style.getPropertyValue(name).trim() || fallback;
-  return {
-    fg: get("--fg", "#222"), muted: get("--muted", "#888"), grid: get("--grid", "rgba(128,128,128,.2)"),
-    panel: get("--panel", "#fff"), stripe: get("--proc-stripe", "rgba(128,128,128,.08)"),
-    accent: get("--accent", "#0969da"), running: get("--proc-running", "#64748b"),
-    gone: get("--proc-gone", "#888"), planned: get("--proc-planned", "#1a7f37"),
-    tuning: get("--proc-tuning", "#9a6700"), unplanned: get("--proc-unplanned", "#cf222e"),
-  };
-}
+/** The theme colours the parts draw with (util.js readColors, read from the tab's panel). */
+export const PALETTE = {
+  fg: ["--fg", "#222"], muted: ["--muted", "#888"], grid: ["--grid", "rgba(128,128,128,.2)"],
+  panel: ["--panel", "#fff"], stripe: ["--proc-stripe", "rgba(128,128,128,.08)"],
+  accent: ["--accent", "#0969da"], running: ["--proc-running", "#64748b"],
+  gone: ["--proc-gone", "#888"], planned: ["--proc-planned", "#1a7f37"],
+  tuning: ["--proc-tuning", "#9a6700"], unplanned: ["--proc-unplanned", "#cf222e"],
+};

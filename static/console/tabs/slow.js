@@ -9,6 +9,7 @@
 
 import { openKey, openRequest, updateRequest } from "../drilldown.js";
 import * as fmt from "../format.js";
+import { num } from "../util.js";
 
 const STATES = ["all", "active", "completed", "expired"];
 const PER_URL = ["1", "3", "10"];
@@ -21,10 +22,6 @@ const MAX_HELD = 2000;
 // the rule the console's store applies (ingest.model.sample.SILENT_INTERVALS).
 const SILENT_INTERVALS = 3;
 const STATE_ORDER = { active: 0, expired: 1, completed: 2 };
-
-function num(value) {
-  return typeof value === "number" && Number.isFinite(value) ? value : null;
-}
 
 function str(value) {
   return value === null || value === undefined ? "" : String(value);
