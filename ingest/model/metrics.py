@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, overload
 
 from .fields import PHASES
 from .histogram import PERCENTILES, percentile
@@ -49,6 +49,10 @@ class Sums:
         self.requests, self.period, self.ticks = frame.get("req", 0), frame.get("per", 0.0), frame.get("n", 0)
         self._hist: dict[str, dict[int, float]] = {}
 
+    @overload
+    def get(self, key: str, default: float = 0) -> float: ...
+    @overload
+    def get(self, key: str, default: None) -> float | None: ...
     def get(self, key: str, default: float | None = 0) -> float | None:
         return self.frame.get(key, default)
 
@@ -87,7 +91,7 @@ class Metric:
 FOLDS: Final = frozenset({"sum", "mean", "max", "min", "last", "derive"})
 
 
-def _ratio(num: float | None, den: float | None) -> float | None:
+def _ratio(num: float, den: float | None) -> float | None:
     return num / den if den else None
 
 
@@ -264,6 +268,8 @@ def derive(frame: Mapping[str, float], span: float,
     sums = Sums(frame, span)
     if names is None:
         return {name: compute(sums) for name, compute in _COMPUTED}
+    # misc: compute is None for the few metrics not made of frame sums; naming one here
+    # raises TypeError
     return {name: BY_NAME[name].compute(sums) for name in names}  # type: ignore[misc]
 
 
