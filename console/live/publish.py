@@ -30,8 +30,10 @@ from typing import Any
 from channels.layers import get_channel_layer
 from redis.exceptions import RedisError
 
+from console.windows.store import BaseWindowStore
 from ingest.model.frames import merge, merge_into
 from ingest.model.kinds import STATUS_CLASSES
+from ingest.model.sample import Sample
 
 from .health import error_message, faults
 from .jsontext import dumps
@@ -84,7 +86,7 @@ def process_list(processes: list[dict[str, Any]]) -> dict[str, Any]:
     return {"processes": first_processes(processes), "processes_total": len(processes)}
 
 
-async def host_snapshot(store: Any, host: dict[str, Any], request: TabRequest,
+async def host_snapshot(store: BaseWindowStore, host: dict[str, Any], request: TabRequest,
                         now: float) -> dict[str, Any]:
     """What every tab's top bar needs (groups, processes, window totals, the agent's state),
     and the Overview's chart series when that is the tab asked for; or an ``error`` about
@@ -99,7 +101,7 @@ async def host_snapshot(store: Any, host: dict[str, Any], request: TabRequest,
                              host=host["id"], about="host.snapshot")
 
 
-async def _host_snapshot(store: Any, host: dict[str, Any], request: TabRequest,
+async def _host_snapshot(store: BaseWindowStore, host: dict[str, Any], request: TabRequest,
                          now: float) -> dict[str, Any]:
     since = now - request.window
     points = request.points if request.tab == "overview" else 1
@@ -137,7 +139,7 @@ async def _host_snapshot(store: Any, host: dict[str, Any], request: TabRequest,
 BAD_REASONS_SHOWN = 3
 
 
-async def bad_reasons(store: Any, host: dict[str, Any]) -> list[dict[str, Any]]:
+async def bad_reasons(store: BaseWindowStore, host: dict[str, Any]) -> list[dict[str, Any]]:
     """The latest reasons, newest first, as ``{"t", "reason"}``; [] when they cannot be read
     (counted): the snapshot is worth more than its explanation of bad samples."""
     try:
@@ -155,7 +157,7 @@ async def _send(group: str, message: dict[str, Any]) -> None:
     await get_channel_layer().group_send(group, {"type": "live.text", "text": dumps(message)})
 
 
-async def publish_second(store: Any, host: dict[str, Any], groups: set[str], second: int) -> None:
+async def publish_second(store: BaseWindowStore, host: dict[str, Any], groups: set[str], second: int) -> None:
     """The stored second, complete, to the host's pages; its fleet row to its team and staff.
 
     The two are built and sent apart: a fleet row that fails does not cost
@@ -184,7 +186,7 @@ async def publish_second(store: Any, host: dict[str, Any], groups: set[str], sec
         await get_channel_layer().group_send(group, {"type": "live.text", "text": text})
 
 
-async def host_frame(store: Any, host: dict[str, Any], groups: set[str], second: int,
+async def host_frame(store: BaseWindowStore, host: dict[str, Any], groups: set[str], second: int,
                      status: dict[str, Any], now: float) -> dict[str, Any]:
     per_group: dict[str, Any] = {}
     for group in ["*", *sorted(groups)[:MAX_GROUPS]]:
@@ -256,7 +258,7 @@ async def publish_increments(host: dict[str, Any], open_seconds: OpenSeconds, in
         faults.caught("partial host frame", host, exc)
 
 
-async def publish_tabs(host: dict[str, Any], recent: list[dict[str, Any]]) -> None:
+async def publish_tabs(host: dict[str, Any], recent: list[Sample]) -> None:
     """The tabs' live data from the samples written since the last second; a tab whose
     message cannot be sent is that tab's loss for that second (``live_messages`` guards
     the building)."""
@@ -286,8 +288,8 @@ def due_seconds(last: int | None, now: float) -> list[int]:
     return list(range(last + 1, newest + 1))
 
 
-async def publish_once(host: dict[str, Any], store: Any, groups: set[str],
-                       recent: list[dict[str, Any]], seconds: list[int]) -> None:
+async def publish_once(host: dict[str, Any], store: BaseWindowStore, groups: set[str],
+                       recent: list[Sample], seconds: list[int]) -> None:
     """One wake: the tabs' live data, then each stored second due; each part guarded on its own."""
     try:
         await publish_tabs(host, recent)
@@ -304,7 +306,8 @@ async def publish_once(host: dict[str, Any], store: Any, groups: set[str],
             return
 
 
-async def run(host: dict[str, Any], store: Any, groups: set[str], recent: list[dict[str, Any]]) -> None:
+async def run(host: dict[str, Any], store: BaseWindowStore, groups: set[str],
+              recent: list[Sample]) -> None:
     """Publish every second until cancelled (when the agent disconnects).
 
     Nothing but cancellation ends this loop: a second whose frames fail is

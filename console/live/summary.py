@@ -13,6 +13,7 @@ import asyncio
 import math
 from typing import Any
 
+from console.windows.store import BaseWindowStore
 from ingest.model import metrics as metric_table
 from ingest.model.frames import derive, merge
 
@@ -120,7 +121,8 @@ _FLEET_LAST = tuple(name for name in FLEET_METRICS if metric_table.BY_NAME[name]
 _FLEET_MERGED = tuple(name for name in FLEET_METRICS if name not in _FLEET_LAST and name != "started")
 
 
-async def fleet_metrics(store: Any, host_id: int, second: int, now: float) -> dict[str, Any] | None:
+async def fleet_metrics(store: BaseWindowStore, host_id: int, second: int,
+                        now: float) -> dict[str, Any] | None:
     """A host's fleet-row metrics: the last FLEET_SPAN closed seconds, ``started`` over the
     last STARTED_SPAN (a restart loop shows there long after it stopped)."""
     series = await store.aframes(host_id, "*", second - FLEET_SPAN + 1, second + 1, FLEET_SPAN, now=now)
@@ -138,7 +140,7 @@ async def fleet_metrics(store: Any, host_id: int, second: int, now: float) -> di
     return out
 
 
-async def fleet_row(store: Any, host: dict[str, Any], status: dict[str, Any], second: int,
+async def fleet_row(store: BaseWindowStore, host: dict[str, Any], status: dict[str, Any], second: int,
                     now: float) -> dict[str, Any]:
     """One host's row; an unexpected error is this row's, never the fleet's."""
     try:
@@ -150,7 +152,7 @@ async def fleet_row(store: Any, host: dict[str, Any], status: dict[str, Any], se
         return broken_entry(host, status, now)
 
 
-async def host_status(store: Any, host: dict[str, Any]) -> dict[str, Any]:
+async def host_status(store: BaseWindowStore, host: dict[str, Any]) -> dict[str, Any]:
     """One host's agent status; {} (counted) when reading it fails for another reason than
     the store being down: the host's messages then say "offline" rather than nothing."""
     try:
@@ -162,7 +164,8 @@ async def host_status(store: Any, host: dict[str, Any]) -> dict[str, Any]:
         return {}
 
 
-async def fleet_entries(store: Any, hosts: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+async def fleet_entries(store: BaseWindowStore, hosts: list[dict[str, Any]],
+                        now: float) -> list[dict[str, Any]]:
     """Every host's row; a host whose data breaks its row is a row with an ``error``."""
     try:
         statuses = await store.ahost_status([h["id"] for h in hosts])

@@ -26,6 +26,7 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
+from console.windows.store import BaseWindowStore
 from ingest.model.fields import MAX_SLOTS
 from ingest.model.kinds import SLOW, STOPPED, TICK
 from ingest.model.sample import Sample
@@ -230,7 +231,8 @@ def _overlaps(record: dict[str, Any], since: float) -> bool:
     return start + (duration or 0.0) >= since - SLACK
 
 
-async def snapshot(store: Any, host: dict[str, Any], request: TabRequest, now: float) -> dict[str, Any]:
+async def snapshot(store: BaseWindowStore, host: dict[str, Any], request: TabRequest,
+                   now: float) -> dict[str, Any]:
     span = min(span_of(request), request.window)
     since = now - span
     alive = {(p["pid"], p["incarnation"]): p for p in await store.aprocesses(host["id"], now=now)

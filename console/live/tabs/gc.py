@@ -25,6 +25,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from console.windows.store import BaseWindowStore
 from ingest.model import frames
 from ingest.model.histogram import PERCENTILES, bucket_index
 from ingest.model.kinds import GC_EVENT, GC_SNAPSHOT
@@ -224,7 +225,8 @@ WINDOW_TOTALS = ("gc_collections", "gc_pause_total", "gc_pause_max", "gc_dropped
                  *(f"gc_pause_{name}" for name, _ in PERCENTILES))
 
 
-async def _window_totals(store: Any, host_id: int, request: TabRequest, now: float) -> dict[str, Any] | None:
+async def _window_totals(store: BaseWindowStore, host_id: int, request: TabRequest,
+                         now: float) -> dict[str, Any] | None:
     """The whole (long) page window from the stored frames: every GC event of the group."""
     series = await store.aframes(host_id, request.group, now - request.window, now, 1, now=now)
     frame = frames.merge(frame for _, frame in series)
@@ -232,7 +234,8 @@ async def _window_totals(store: Any, host_id: int, request: TabRequest, now: flo
             **frames.derive(frame, float(request.window), WINDOW_TOTALS)}
 
 
-async def snapshot(store: Any, host: dict[str, Any], request: TabRequest, now: float) -> dict[str, Any]:
+async def snapshot(store: BaseWindowStore, host: dict[str, Any], request: TabRequest,
+                   now: float) -> dict[str, Any]:
     span = min(request.window, RAW_SPAN)
     since = now - span
     samples = await store.araw(host["id"], since, now + 5.0, kinds=[GC_SNAPSHOT, GC_EVENT], limit=RAW_LIMIT)

@@ -20,6 +20,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from console.windows.store import BaseWindowStore
 from ingest.model.kinds import STARTED, STOPPED, STOPPING, TICK
 from ingest.model.metrics import TICK_FIELDS
 from ingest.model.sample import Sample
@@ -158,8 +159,8 @@ def build_rows(records: Iterable[Mapping[str, Any]], events: Sequence[Mapping[st
     """
     rows = {}
     for record in records:
-        row = _row_of_record(record)
-        rows[row["key"]] = row
+        made = _row_of_record(record)
+        rows[made["key"]] = made
     for e in events:
         key = f"{e['pid']}:{e['inc']}"
         row = rows.get(key)
@@ -231,7 +232,8 @@ def _cut_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in rows if id(r) in keep]
 
 
-async def snapshot(store: Any, host: dict[str, Any], request: TabRequest, now: float) -> dict[str, Any]:
+async def snapshot(store: BaseWindowStore, host: dict[str, Any], request: TabRequest,
+                   now: float) -> dict[str, Any]:
     since = now - request.window
     records = [r for r in await store.aprocesses(host["id"], now=now) if request.wants(r.get("group"))]
     events = [e for e in map(event, await store.alifecycle(host["id"], since))
