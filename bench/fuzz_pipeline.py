@@ -20,7 +20,7 @@ re-encoded with every wrong wire type and every forbidden or extreme value
 arrive exactly. The sender is paced by the agent's status lines, so the
 agent's queue never overflows and every datagram must be counted.
 
-    python3 bench/fuzz_pipeline.py --count 1000000 --seed 1 [--redis]
+    python3 -m bench.fuzz_pipeline --count 1000000 --seed 1 [--redis]
 
 Writes bench/results/fuzz-pipeline.json (``--results``) and prints it; exits 1
 when a property failed (the ``problems`` list says which). The mutations are
@@ -48,11 +48,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-for path in (ROOT, ROOT / "tests", ROOT / "bench"):
+for path in (ROOT, ROOT / "tests"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-import fuzz_wire  # noqa: E402 - bench/fuzz_wire.py: the decoder fuzz's mutation set
 from support import hostile  # noqa: E402
 from support.console import AgentProcess, ConsoleSite, RedisServer  # noqa: E402
 from support.fuzz_rig import (  # noqa: E402
@@ -65,6 +64,7 @@ from support.fuzz_rig import (  # noqa: E402
 from support.fuzz_verdict import CLEAN, HOSTILE, Verdict  # noqa: E402
 from support.modwsgi import wait_until  # noqa: E402
 
+from bench import fuzz_wire  # noqa: E402 - the decoder fuzz's mutation set
 from ingest.pipeline import capture  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"

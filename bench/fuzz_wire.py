@@ -8,7 +8,7 @@ datagrams, inserted or removed bytes, u16 lengths set to extremes, a record's id
 changed in place, header bytes changed) and decodes the result. A DecodeError is a
 rejection; any other exception is a crash. The first few crashing inputs are saved as hex.
 
-    python3 bench/fuzz_wire.py --count 1000000 --seed 1 --jobs 2
+    python3 -m bench.fuzz_wire --count 1000000 --seed 1 --jobs 2
 
 Writes bench/results/fuzz-wire.json and bench/results/fuzz-crashes.jsonl; exits 1 on
 any crash. The run is reproducible: the same --seed and --count give the same cases for
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as `python3 bench/fuzz_wire.py` from anywhere
+if str(ROOT) not in sys.path:  # runnable from anywhere, as well as `python3 -m bench.fuzz_wire`
     sys.path.insert(0, str(ROOT))
 
 from ingest.pipeline import wire  # noqa: E402 - needs the repo root on sys.path

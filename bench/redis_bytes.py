@@ -1,6 +1,6 @@
 """Redis bytes per process-second held by the window store for the newest minute.
 
-    python bench/redis_bytes.py [--url redis://127.0.0.1:6379/0] [--window 60]
+    python -m bench.redis_bytes [--url redis://127.0.0.1:6379/0] [--window 60]
                                 [--copies 1,20] [--scenarios A,B,C,D,E] [--no-save]
 
 Replays the real captures (tests/data/wire-vectors/raw) as the agent would
@@ -19,7 +19,7 @@ samples cost the same per process. The copies are identical but for the
 pid, so with compression on (``--compress``) their raw bytes shrink far
 more than real, different processes would: read the copies=1 rows for
 raw samples and the copies>1 rows for how frames amortise. The design
-target (as bench/console.py's TARGET_BYTES) is <= 1 KB per process-second at full
+target (as bench.console_load's TARGET_BYTES) is <= 1 KB per process-second at full
 resolution.
 
 Results go to bench/results/redis-bytes-latest.json and are printed.

@@ -1,4 +1,4 @@
-"""Run only the ingest half of the reference ingester, for bench/agent.py.
+"""Run only the ingest half of the reference ingester, for bench/agent/ (``python -m bench.agent``).
 
 Run with the reference venv's interpreter::
 

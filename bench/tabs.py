@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What one second's live data of each tab costs for a 1,000-process host.
 
-    python3 bench/tabs.py [--rounds 7] [--no-save]
+    python3 -m bench.tabs [--rounds 7] [--no-save]
 
 The publisher builds every tab's live message once a second from that
 second's samples (``console.live.tabs.<tab>.live``), on the same event loop

@@ -15,11 +15,9 @@ No assertion is on wall or CPU time: a busy machine only makes the run slower.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,24 +29,12 @@ from support.fuzz_rig import tracebacks
 from support.hostile import VALUE_OF_TAG
 from support.required import missing
 
+from bench import fuzz_pipeline as fp
 from ingest.model.fields import FIELDS
 
-ROOT = Path(__file__).resolve().parents[2]
 RUNS = {"memory": {"count": 20_000, "seed": 7, "redis": False},
         "redis": {"count": 5_000, "seed": 8, "redis": True}}
 WINDOWS = (300, 1_209_600)
-
-
-def _load_bench() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_fuzz_pipeline", ROOT / "bench" / "fuzz_pipeline.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-fp = _load_bench()
 
 
 @pytest.fixture(scope="module", params=sorted(RUNS))

@@ -1,4 +1,4 @@
-"""bench/fuzz_wire.py runs as a script and finds no crash in a short run."""
+"""bench/fuzz_wire.py runs as ``python -m bench.fuzz_wire`` and finds no crash in a short run."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_a_short_fuzz_run_exits_0_with_no_crash(tmp_path: Path) -> None:
     run = subprocess.run(
-        [sys.executable, "bench/fuzz_wire.py", "--count", "2000", "--jobs", "1", "--results", str(tmp_path)],
+        [sys.executable, "-m", "bench.fuzz_wire", "--count", "2000", "--jobs", "1",
+         "--results", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert run.returncode == 0, run.stdout + run.stderr

@@ -28,7 +28,7 @@ PAGE_POINTS_MIN = 100
 #: The longest group name a page may ask for.
 MAX_GROUP = 256
 #: Processes one message describes at most (registry records, heatmap rows, per-process
-#: ticks, GC series...): the largest host the console is benchmarked with (bench/console.py).
+#: ticks, GC series...): the largest host the console is benchmarked with (bench/console_load/).
 #: A flood of datagrams from fake pids made host frames of 10-36 MB; with this bound the
 #: per-process part of a message stays near half of jsontext.MAX_TEXT, and the processes
 #: left out are counted so the page can say "and 12,345 more processes".
