@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import socket
 import time
 from array import array
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from ingest.pipeline import capture, wire
 from ingest.pipeline.forwarder import Forwarder
 from ingest.pipeline.spool import Spool, SpoolError
 from ingest.pipeline.state import ProcessTable
+from stack.procs import free_port
 from tests.support.console_peer import ConsolePeer
 
 TOKEN = "good-token"
@@ -33,12 +33,6 @@ def wait_for(predicate, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.01)
     return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def make(url: str, token: str = TOKEN, **options: Any) -> Forwarder:
