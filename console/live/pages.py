@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 
 from console.windows import durability
 
-from . import publish, queries, tabs
+from . import groups, publish, queries, tabs
 from .health import error_message, faults
 from .jsontext import dumps
 from .limits import SLOW_DOWN, SubscribeLimit
@@ -241,7 +241,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def subscribe_fleet(self) -> None:
         hosts = await queries.visible_hosts(self.user)
-        await self.join(publish.fleet_groups(self.user, hosts))
+        await self.join(groups.fleet_groups(self.user, hosts))
         entries = await publish.fleet_entries(self.store, hosts, time.time())
         snapshot: FleetSnapshot = {"type": "fleet.snapshot", "now": time.time(), "hosts": entries}
         await self.send_json(snapshot)
@@ -252,7 +252,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json({"type": "error", "reason": "no such host"})
             return
         request = tabs.TabRequest.from_message(content, tabs.TABS)
-        await self.join([publish.host_group(host["id"]), tabs.tab_group(host["id"], request.tab)])
+        await self.join([groups.host_group(host["id"]), groups.tab_group(host["id"], request.tab)])
         now = time.time()
         await self.send_json(await publish.host_snapshot(self.store, host, request, now))
         await self.send_json(await tabs.tab_snapshot(self.store, host, request, now))

@@ -35,6 +35,7 @@ from ingest.model.frames import merge, merge_into
 from ingest.model.kinds import STATUS_CLASSES
 from ingest.model.sample import Sample
 
+from .groups import STAFF_GROUP, host_group, team_group
 from .health import error_message, faults
 from .jsontext import dumps
 from .store import StoreUnavailable
@@ -55,30 +56,13 @@ from .summary import (
 from .tabs import TabRequest, live_messages
 from .tabs.base import MAX_GROUPS, first_processes
 
-__all__ = ["AGENT_KEYS", "ONLINE_WITHIN", "PUBLISH_DELAY", "OpenSeconds", "fleet_entries", "fleet_groups",
-           "host_group", "host_snapshot", "metrics", "publish_increments", "run", "team_group"]
+__all__ = ["AGENT_KEYS", "ONLINE_WITHIN", "PUBLISH_DELAY", "OpenSeconds", "fleet_entries", "host_snapshot",
+           "metrics", "publish_increments", "run"]
 
 #: Seconds between process lists in host frames (a page keeps its table current).
 PROCESSES_EVERY = 5
 #: The window's totals in a host snapshot: requests, and requests by status class.
 TOTALS = ("requests", *(f"status_{name}" for name in STATUS_CLASSES))
-
-
-def host_group(host_id: int) -> str:
-    return f"host.{host_id}"
-
-
-def team_group(team_id: int) -> str:
-    return f"team.{team_id}"
-
-
-STAFF_GROUP = "fleet.all"
-
-
-def fleet_groups(user: Any, hosts: list[dict[str, Any]]) -> list[str]:
-    if user.is_staff:
-        return [STAFF_GROUP]
-    return sorted({team_group(h["team_id"]) for h in hosts})
 
 
 def process_list(processes: list[dict[str, Any]]) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from console.windows.store import BaseWindowStore
 from ingest.model.kinds import TICK
 from ingest.model.sample import Sample, dense_counts
 
+from ..groups import tab_group
 from ..health import error_message, faults
 from ..store import StoreUnavailable
 from .base import DEFAULT_TAB, TabRequest
@@ -43,11 +44,6 @@ from .registry import REGISTRY
 #: The registry's tabs by key, in nav order: what a subscribe may name and what a second feeds.
 TABS: dict[str, ModuleType] = {spec.key: spec.module for spec in REGISTRY}
 SLOT_COUNTS = "request_threads_completed"
-
-
-def tab_group(host_id: int, tab: str) -> str:
-    """The channel-layer group of one tab's live data for one host."""
-    return f"host.{host_id}.{tab}"
 
 
 async def tab_snapshot(store: BaseWindowStore, host: dict[str, Any], request: TabRequest,
@@ -99,4 +95,4 @@ def live_messages(host: dict[str, Any] | int, samples: Sequence[Sample], second:
     return out
 
 
-__all__ = ["DEFAULT_TAB", "REGISTRY", "TABS", "TabRequest", "live_messages", "tab_group", "tab_snapshot"]
+__all__ = ["DEFAULT_TAB", "REGISTRY", "TABS", "TabRequest", "live_messages", "tab_snapshot"]
