@@ -51,6 +51,9 @@ LAYER_RETRY = 1.0
 #: Seconds a re-join may take: the layer waits without a socket timeout (settings), and a
 #: Redis that hangs must not hold a page's subscribes behind the lock for ever.
 REJOIN_TIMEOUT = 5.0
+#: Seconds a store check may take before the page is told the store does not answer: a
+#: healthy check takes milliseconds, a Redis that is down fails its ping at once.
+CHECK_TIMEOUT = 6.0
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -138,20 +141,40 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         Checked by each consumer itself: when Redis is down the channel
         layer (also Redis) cannot carry the news either. The first check is
         at once: the page's ``hello`` had only what this process knew before.
+        A check runs as a task of its own and is waited for at most
+        CHECK_TIMEOUT: whatever a client library does with a dead Redis (a
+        retry that outlives its timeout, a swallowed cancellation), the page
+        is told the store does not answer, and no second check piles up
+        behind a stuck one.
         """
-        while True:
-            try:
-                ok = await self.store.aping()
-                state = await durability.store_state(self.store) if ok else None
-                reason = None
-                # with the store down, say so now: a re-join would only wait for its timeout
-                if ok and not await self.rejoin():
-                    ok, reason = False, "live updates unavailable: the channel layer does not answer"
-                if ok != self.told[0] or (state is not None and state.message() != self.told[1]):
-                    await self.report_store(ok, state, reason)
-            except Exception as exc:  # the console's bug: the next check comes as usual
-                faults.caught("store check", None, exc)
-            await asyncio.sleep(STORE_CHECK_INTERVAL)
+        check: asyncio.Task[tuple[bool, durability.StoreState | None, str | None]] | None = None
+        try:
+            while True:
+                if check is None or check.done():
+                    check = asyncio.create_task(self.check_store())
+                try:
+                    done, _ = await asyncio.wait({check}, timeout=CHECK_TIMEOUT)
+                    if check in done:
+                        ok, state, reason = check.result()
+                    else:
+                        ok, state, reason = False, None, "window store does not answer; agents are spooling"
+                    if ok != self.told[0] or (state is not None and state.message() != self.told[1]):
+                        await self.report_store(ok, state, reason)
+                except Exception as exc:  # the console's bug: the next check comes as usual
+                    faults.caught("store check", None, exc)
+                await asyncio.sleep(STORE_CHECK_INTERVAL)
+        finally:  # the page left: a check still running is of no use to anyone
+            if check is not None:
+                check.cancel()
+
+    async def check_store(self) -> tuple[bool, durability.StoreState | None, str | None]:
+        """(store up, what its Redis keeps, why not up); the page's groups joined again."""
+        ok = await self.store.aping()
+        state = await durability.store_state(self.store) if ok else None
+        # with the store down, say so now: a re-join would only wait for its timeout
+        if ok and not await self.rejoin():
+            return False, state, "live updates unavailable: the channel layer does not answer"
+        return ok, state, None
 
     async def _add(self, group: str) -> None:
         try:
@@ -162,13 +185,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def rejoin(self) -> bool:
         """Join the page's groups again; False while the channel layer cannot be reached."""
-        async with self.groups_lock:
-            try:
-                async with asyncio.timeout(REJOIN_TIMEOUT):
-                    for group in self.joined:
-                        await self._add(group)
-            except (OSError, RedisError, TimeoutError):
-                return False
+        try:  # the lock too: a join stuck on a dead layer must not hold the check for ever
+            async with asyncio.timeout(REJOIN_TIMEOUT), self.groups_lock:
+                for group in self.joined:
+                    await self._add(group)
+        except (OSError, RedisError, TimeoutError):
+            return False
         return True
 
     async def _leave(self) -> None:

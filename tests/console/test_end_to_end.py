@@ -38,6 +38,8 @@ from support.console import (
 from support.deployment import Deployment, check_exact_delivery, remove
 from support.modwsgi import ModWsgiServer, send_mix, skip_unless_available, tally, wait_until, work_dir
 
+from stack.procs import tail
+
 CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
 NO_SUCH_HOST = {"type": "error", "reason": "no such host"}
 CONNECTED = re.compile(r"connected to the console as host \S+ \(.*?\); (\d+) batches to send")
@@ -368,7 +370,8 @@ def redis_outage() -> Iterator[dict[str, Any]]:
             return any(m["type"] == "status" and m.get("store_ok") is False and m["_at"] >= kill_mono
                        for m in clients[0].snapshot())
 
-        wait_until(told_down, 20, step=0.05)
+        if not wait_until(told_down, 20, step=0.05):
+            seen["errors"].append(f"watcher never told; console log:\n{tail(site.log, 60)}")
         seen["told_after"] = time.monotonic() - kill_mono
         note(f"watcher told the store is down {seen['told_after']:.2f} s after the kill")
         time.sleep(max(0.0, 4.5 - (time.monotonic() - kill_mono)))
@@ -473,4 +476,4 @@ def test_redis_outage_is_reported_to_live_clients(redis_outage):
     during = redis_outage["during"]["watcher"]
     statuses = [m for m in during["messages"] if m["type"] == "status"]
     assert during["closed"] is None, f"watcher closed with {during['closed']} during the outage"
-    assert statuses and statuses[0]["store_ok"] is False
+    assert statuses and statuses[0]["store_ok"] is False, redis_outage["errors"]
