@@ -148,10 +148,14 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         behind a stuck one.
         """
         check: asyncio.Task[tuple[bool, durability.StoreState | None, str | None]] | None = None
+        started = 0.0
         try:
             while True:
-                if check is None or check.done():
-                    check = asyncio.create_task(self.check_store())
+                stuck = check is not None and time.monotonic() - started > 2 * CHECK_TIMEOUT
+                if check is None or check.done() or stuck:
+                    if check is not None:
+                        check.cancel()  # stuck: a new check, or the page stays "down" for ever
+                    check, started = asyncio.create_task(self.check_store()), time.monotonic()
                 try:
                     done, _ = await asyncio.wait({check}, timeout=CHECK_TIMEOUT)
                     if check in done:
