@@ -24,14 +24,15 @@ import { detectRuns, matchRecord } from "./capacity_runs.js";
 import { cellRecord, hit, missingNote, showTip } from "./capacity_tip.js";
 
 const LADDER = [0.5, 1, 2, 5, 10, 30]; // slow-run thresholds offered, in seconds
-const SPANS = [30, 60, 120, 300];
-const DEFAULT_SPAN = 60;
 const ALIVE = new Set(["running", "stopping"]);
 
 // -- the tab ------------------------------------------------------------------------------------------
 
 export function createTab(ctx) {
   const { panel, state } = ctx;
+  // the spans the server accepts, from the tab registry (console/live/tabs/registry.py)
+  const SPANS = ctx.spec.options.span.choices;
+  const DEFAULT_SPAN = ctx.spec.options.span.default;
   const canvas = panel.querySelector("#cap-canvas");
   const tip = panel.querySelector("#cap-tip");
   const empty = panel.querySelector("#cap-empty");

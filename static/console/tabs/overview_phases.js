@@ -43,13 +43,14 @@ export class PhasePanels {
     this.ctx = ctx;
     const { panel } = ctx;
     this.phases = Object.keys(LABELS);
-    this.phase = ctx.param("phase") || "request";
+    const fallback = ctx.spec.options.phase.default; // the tab registry's, as the server's
+    this.phase = ctx.param("phase") || fallback;
     this.select = panel.querySelector("#hist-phase");
     this.select.replaceChildren(...this.phases.map((p) => new Option(LABELS[p], p)));
     this.select.value = this.phase;
     this.select.addEventListener("change", () => {
       this.phase = this.select.value;
-      ctx.setParam("phase", this.phase === "request" ? null : this.phase, { resubscribe: true });
+      ctx.setParam("phase", this.phase === fallback ? null : this.phase, { resubscribe: true });
     });
     this.histogram = new HistogramChart(panel.querySelector("#latency-hist"));
     const figure = panel.querySelector('figure[data-chart="phases"]');
