@@ -294,9 +294,11 @@ class LiveClient:
         client's loop ends with it, and a closed loop takes no more work)."""
         if self._ws is None:
             raise RuntimeError("not connected")
+        sending = self._ws.send(json.dumps(message))
         try:
-            future = asyncio.run_coroutine_threadsafe(self._ws.send(json.dumps(message)), self._loop)
+            future = asyncio.run_coroutine_threadsafe(sending, self._loop)
         except RuntimeError as exc:  # the loop closed after the console closed the connection
+            sending.close()  # never to run: not a "coroutine was never awaited" warning
             raise ConnectionError(f"{self.name}: closed {self.closed}") from exc
         future.result(10)
 
