@@ -59,6 +59,11 @@ SLOW_DOWN = 5.0
 _TOO_BIG = frozenset((4413, 1009))  # 1009: a WebSocket server's own size limit says the same
 
 
+#: The uplink's own generator: reconnect jitter leaves the process's global ``random``
+#: (which the program embedding the agent, or a test, may have seeded) alone.
+_JITTER = random.Random()  # noqa: S311 (jitter, not secrets)
+
+
 class Uplink:
     """Connection state and protocol; the counters here are read by ``Forwarder.stats``."""
 
@@ -198,7 +203,7 @@ class Uplink:
         """Full jitter over an exponential cap: agents of a fleet do not reconnect in step."""
         self._failures += 1
         cap = min(self.reconnect_max, self.reconnect_min * 2 ** min(self._failures - 1, 30))
-        return random.uniform(0, cap)  # noqa: S311 (jitter, not secrets)
+        return _JITTER.uniform(0, cap)
 
     async def _attempt(self) -> float:
         """One connection, from handshake to close; returns the delay before the next one."""
