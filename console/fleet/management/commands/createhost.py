@@ -40,7 +40,8 @@ class Command(BaseCommand):
         emit_token(self, plaintext, options.get("token_file"), f"host {host.name} (team {team.name})")
 
 
-def emit_token(command: BaseCommand, plaintext: str, path: str | None, what: str) -> None:
+def emit_token(command: BaseCommand, plaintext: str, path: str | None, what: str,
+               kind: str = "Agent") -> None:
     """Print the token once, or write it to a 0600 file for automation."""
     if path:
         import os
@@ -48,7 +49,7 @@ def emit_token(command: BaseCommand, plaintext: str, path: str | None, what: str
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(plaintext + "\n")
-        command.stdout.write(f"Agent token for {what} written to {path}")
+        command.stdout.write(f"{kind} token for {what} written to {path}")
         return
-    command.stdout.write(f"Agent token for {what} (shown once, store it now):")
+    command.stdout.write(f"{kind} token for {what} (shown once, store it now):")
     command.stdout.write(plaintext)

@@ -7,7 +7,6 @@ in the admin, or it expires. Printed once, or written to a 0600 file.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from typing import Any
 
@@ -17,6 +16,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from console.fleet.models import ApiToken
+
+from .createhost import emit_token
 
 
 class Command(BaseCommand):
@@ -47,12 +48,4 @@ class Command(BaseCommand):
         expires = timezone.now() + timedelta(days=days) if days is not None else None
         _, plaintext = ApiToken.issue(user=user, expires=expires, note=options["note"][:200])
         what = f"user {options['username']}" + (f", expires {expires:%Y-%m-%d %H:%M} UTC" if expires else "")
-        path = options.get("token_file")
-        if path:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(plaintext + "\n")
-            self.stdout.write(f"API token for {what} written to {path}")
-            return
-        self.stdout.write(f"API token for {what} (shown once, store it now):")
-        self.stdout.write(plaintext)
+        emit_token(self, plaintext, options.get("token_file"), what, kind="API")
