@@ -17,6 +17,10 @@ a 50-process, 16-thread host still gets a few hundred kilobytes.
 Slow runs are *detected* in the page, not here: the threshold is a view
 option that changes nothing the console sends, and the live columns go
 through the same code as the snapshot's.
+
+A process that ended (stopped, or gone silent) keeps its band until its end
+leaves the span: the process that just died is the one people want to look
+at. The live ones come first when a host has more than one message can list.
 """
 
 from __future__ import annotations
@@ -44,8 +48,9 @@ TICK_LIMIT: Final = 6_000
 #: slow records in a snapshot (the newest; ~1.2 kB each), and in one second of live data
 RECORD_LIMIT: Final = 100
 LIVE_RECORD_LIMIT: Final = 256
-#: rows are the processes the registry still calls alive
+#: rows are the processes the registry still calls alive, and those that ended in the span
 LIVE_STATES: Final = frozenset({"running", "stopping"})
+ENDED_STATES: Final = frozenset({"stopped", "gone"})
 #: slack around a record's lifetime when deciding it overlaps the window (s)
 SLACK: Final = 2.0
 #: largest duration or age believed (s); anything beyond is clamped, not sent as is
@@ -231,42 +236,81 @@ def _overlaps(record: dict[str, Any], since: float) -> bool:
     return start + (duration or 0.0) >= since - SLACK
 
 
+def ended_at(record: Mapping[str, Any]) -> float | None:
+    """When a registry record's process ended: its STOPPED's stamp, or the last sample of
+    one gone silent (also a stopped one whose STOPPED stamp is unreadable); None while alive."""
+    if record["state"] not in ENDED_STATES:
+        return None
+    stamp = _number(record.get("stopped")) if record["state"] == "stopped" else None
+    return stamp if stamp is not None else _number(record.get("last_seen"))
+
+
+Key = tuple[int, int]  # pid, incarnation
+
+
+def _first(records: Mapping[Key, Mapping[str, Any]], ticks: Mapping[Key, list[Sample]],
+           limit: int) -> list[Key]:
+    """The ``limit`` processes to list: live ones first (those that ticked most: a fake pid's
+    STARTED draws nothing), then the ended ones that ended last (the older leave the span first)."""
+    def rank(key: Key) -> tuple[int, int, float, Key]:
+        end = ended_at(records[key])
+        if end is None:
+            return 0, not ticks[key], -len(ticks[key]), key
+        return 1, 0, -end, key
+
+    return sorted(records, key=rank)[:limit]
+
+
 async def snapshot(store: BaseWindowStore, host: dict[str, Any], request: TabRequest,
                    now: float) -> dict[str, Any]:
     span = min(span_of(request), request.window)
     since = now - span
-    alive = {(p["pid"], p["incarnation"]): p for p in await store.aprocesses(host["id"], now=now)
-             if p["state"] in LIVE_STATES and request.wants(p.get("group"))}
-    ticks: dict[tuple[int, int], list[Sample]] = {key: [] for key in alive}
+    shown = {(p["pid"], p["incarnation"]): p for p in await store.aprocesses(host["id"], now=now)
+             if request.wants(p.get("group"))
+             and (p["state"] in LIVE_STATES or (ended_at(p) or -math.inf) >= since)}
+    ticks: dict[tuple[int, int], list[Sample]] = {key: [] for key in shown}
     # A column covers the period before its stamp: read a little further back
     # so the window's left edge is covered too.
     raw = await store.araw(host["id"], since - 1.0, now + 1.0, kinds=[TICK], limit=TICK_LIMIT)
     for sample in raw:
         if (sample["p"], sample["i"]) in ticks:
             ticks[(sample["p"], sample["i"])].append(sample)
-    total = len(alive)
-    if total > MAX_PROCESSES:  # the processes that ticked first: a fake pid's STARTED draws nothing
-        keep = sorted(alive, key=lambda k: (not ticks[k], -len(ticks[k]), k))[:MAX_PROCESSES]
-        alive = {k: alive[k] for k in keep}
-        ticks = {k: ticks[k] for k in keep}
+    # An ended process without a tick in the span has no lanes to keep (a fake pid's STARTED
+    # and STOPPED, or one that died before its first tick): the Processes tab shows it.
+    shown = {k: p for k, p in shown.items() if p["state"] in LIVE_STATES or ticks[k]}
+    total = len(shown)
+    ended_total = sum(p["state"] not in LIVE_STATES for p in shown.values())
+    omitted_ended: dict[str, Any] | None = None
+    if total > MAX_PROCESSES:
+        keep = set(_first(shown, ticks, MAX_PROCESSES))
+        left = [end for k, p in shown.items() if k not in keep and (end := ended_at(p)) is not None]
+        if left:  # the page says so until the last of them would have left the span
+            omitted_ended = {"count": len(left), "until": max(left)}
+        shown = {k: shown[k] for k in keep}
     # Cut by TICK_LIMIT: the page says the columns before this were not loaded.
     loaded = raw[0]["t"] if len(raw) >= TICK_LIMIT else None
-    cells = sum(_slots(s["f"]) for samples in ticks.values() for s in samples)
+    cells = sum(_slots(s["f"]) for key in shown for s in ticks[key])
     step = max(1, math.ceil(cells / CELL_BUDGET))
     processes = []
-    for key in sorted(alive, key=lambda k: (display(alive[k].get("group")) or "", k)):
-        record, samples = alive[key], sorted(ticks[key], key=lambda s: s["t"])
+    for key in sorted(shown, key=lambda k: (display(shown[k].get("group")) or "", k)):
+        record, samples = shown[key], sorted(ticks[key], key=lambda s: s["t"])
         latest = samples[-1]["f"] if samples else {"request_threads_maximum": record.get("threads")}
         cols = [dict(zip(COLUMN_KEYS, column(s["f"], s["t"]), strict=True)) for s in samples]
+        reason = record.get("shutdown_reason") if record["state"] == "stopped" else None
         processes.append({
             "pid": record["pid"], "incarnation": record["incarnation"], "group": display(record.get("group")),
-            "state": record["state"], "slots": _slots(latest), "threshold": _threshold(latest),
+            "state": record["state"], "ended": ended_at(record), "reason": _text(reason) or None,
+            "slots": _slots(latest), "threshold": _threshold(latest),
             "columns": _columnar(merge_columns(cols[i:i + step]) for i in range(0, len(cols), step)),
         })
     records = [slow_record(r) for r in await store.aslow(host["id"], limit=RECORD_LIMIT, now=now)
-               if (r["pid"], r["incarnation"]) in alive]
-    return {"span": span, "step": step, "loaded_since": loaded, "processes": processes,
-            "processes_total": total, "slow": [r for r in records if _overlaps(r, since)]}
+               if (r["pid"], r["incarnation"]) in shown]
+    out: dict[str, Any] = {"span": span, "step": step, "loaded_since": loaded, "processes": processes,
+                           "processes_total": total, "ended_total": ended_total,
+                           "slow": [r for r in records if _overlaps(r, since)]}
+    if omitted_ended:
+        out["omitted_ended"] = omitted_ended
+    return out
 
 
 def _ticking(samples: Sequence[Sample]) -> tuple[set[tuple[int, int]] | None, int]:
@@ -280,8 +324,9 @@ def _ticking(samples: Sequence[Sample]) -> tuple[set[tuple[int, int]] | None, in
 
 def live(samples: Sequence[Sample], second: int) -> dict[str, Any] | None:
     """The second's ticks as parallel arrays (all groups: the page filters), its slow
-    records, and the processes that stopped (their rows go at once, not at the next
-    process list); ticks and stops of at most MAX_PROCESSES processes, the rest counted."""
+    records, and the processes that stopped, with when and why (their bands are marked
+    ended at once, not at the next process list); ticks and stops of at most MAX_PROCESSES
+    processes, the rest counted."""
     ticks: dict[str, list[Any]] = {key: [] for key in TICK_KEYS}
     lists = tuple(ticks.values())
     slow, stopped = [], []
@@ -299,7 +344,8 @@ def live(samples: Sequence[Sample], second: int) -> dict[str, Any] | None:
         elif kind == SLOW:
             slow.append(sample)
         elif kind == STOPPED:
-            stopped.append([sample["p"], sample["i"]])
+            reason = sample["f"].get("shutdown_reason")
+            stopped.append([sample["p"], sample["i"], _scalar(sample["t"]), _text(reason) or None])
     if not ticks["t"] and not slow and not stopped:
         return None
     # Completed records first: they end a run, and only they carry status and CPU.

@@ -72,9 +72,9 @@ async def test_snapshot_has_a_row_per_live_process_with_its_columns(store):
     body = await snap(store, now)
     assert body["span"] == 60 and body["step"] == 1 and body["loaded_since"] is None
     rows = body["processes"]
-    assert [(p["pid"], p["group"], p["state"]) for p in rows] == [
-        (100, "app0", "running"), (200, "app1", "running")]
-    first, second = rows
+    assert [(p["pid"], p["group"], p["state"], p["ended"]) for p in rows] == [
+        (100, "app0", "running", None), (300, "app0", "stopped", T0 + 80.2), (200, "app1", "running", None)]
+    first, _, second = rows
     assert first["slots"] == 4 and first["threshold"] == 1.0
     assert second["threshold"] == 0.0  # slow-request logging off: the page says so on every run
     cols = first["columns"]
@@ -130,7 +130,7 @@ async def test_snapshot_options_group_span_and_window(store):
 async def test_snapshot_of_an_empty_host(store):
     body = await snap(store, T0)
     assert body == {"span": 60, "step": 1, "loaded_since": None, "processes": [], "processes_total": 0,
-                    "slow": []}
+                    "ended_total": 0, "slow": []}
 
 
 @pytest.mark.asyncio
@@ -186,7 +186,8 @@ def test_live_sends_the_seconds_ticks_as_columns_and_its_slow_records():
     assert [r["state"] for r in body["slow"]] == ["completed", "active"]  # completed first
     assert body["stopped"] == []
     gone = capacity.live([sample(STOPPED, 300, T0 + 93.2, graceful_drain=1)], int(T0 + 93))
-    assert gone["stopped"] == [[300, 1]] and gone["ticks"]["pid"] == [] and gone["slow"] == []
+    assert gone["stopped"] == [[300, 1, T0 + 93.2, None]]  # when, and why (none given)
+    assert gone["ticks"]["pid"] == [] and gone["slow"] == []
     assert capacity.live([sample(9, 100, T0, gc_event_duration=0.01)], int(T0)) is None
     assert capacity.live([], int(T0)) is None
     messages = live_messages(HOST["id"], samples, int(T0 + 93), T0 + 94)
@@ -255,3 +256,65 @@ async def test_a_flood_of_fake_pids_is_cut_to_the_processes_that_tick(store):
     assert len(body["processes"]) == MAX_PROCESSES and body["processes_total"] == MAX_PROCESSES + 201
     assert body["processes"][-1]["pid"] == 50_000 and body["processes"][-1]["columns"]["t"]
     assert len(json.dumps(body, allow_nan=False)) < 1 << 20
+
+
+# -- ended processes ----------------------------------------------------------------------------
+
+
+def life(pid: int, start: float, end: float, stop: bool = True, group: str = "app0") -> list[dict]:
+    """STARTED at ``start``, a tick every second up to ``end``, then STOPPED 0.2 s later, or
+    silence (``stop`` false: the registry calls it gone after 3 intervals)."""
+    out = [sample(STARTED, pid, start, group)]
+    out += [tick(pid, start + n, group) for n in range(1, int(end - start) + 1)]
+    if stop:
+        out.append(sample(STOPPED, pid, end + 0.2, group, shutdown_reason="maximum_requests",
+                          graceful_drain=1))
+    return out
+
+
+@pytest.mark.asyncio
+async def test_an_ended_process_keeps_its_band_and_columns_until_its_end_leaves_the_span(store):
+    samples = [*[tick(100, T0 + n) for n in range(1, 101)], *life(300, T0, T0 + 80),
+               *life(400, T0 + 10, T0 + 70, stop=False)]
+    now = await write(store, HOST["id"], sorted(samples, key=lambda s: s["t"]))
+    body = await snap(store, now)
+    assert [(p["pid"], p["state"], p["ended"], p["reason"]) for p in body["processes"]] == [
+        (100, "running", None, None), (300, "stopped", T0 + 80.2, "maximum_requests"),
+        (400, "gone", T0 + 70, None)]
+    assert body["processes_total"] == 3 and body["ended_total"] == 2 and "omitted_ended" not in body
+    _, stopped, gone = body["processes"]
+    assert stopped["slots"] == 4 and stopped["threshold"] == 1.0
+    # every column it had in the span, as a live process's: nothing is cut at its end
+    assert stopped["columns"]["t"] == [T0 + n for n in range(40, 81)]
+    assert all(len(v) == 41 for v in stopped["columns"].values())
+    assert set(map(tuple, stopped["columns"]["busy"])) == {(0.5, 1.0, 0.0, 0.0)}
+    assert gone["columns"]["t"] == [T0 + n for n in range(40, 71)]
+    # each leaves once its end is older than the span (60 s)
+    shown = [[p["pid"] for p in (await snap(store, T0 + later))["processes"]]
+             for later in (129, 131, 140, 141)]
+    assert shown == [[100, 300, 400], [100, 300], [100, 300], [100]]
+    # a live frame says when and why a process stopped, so the page marks its band at once
+    frame = capacity.live([sample(STOPPED, 300, T0 + 80.2, shutdown_reason=b"maximum\xff"),
+                           sample(STOPPED, 301, T0 + 80.4)], int(T0 + 80))
+    assert frame["stopped"] == [[300, 1, T0 + 80.2, "maximum\\xff"], [301, 1, T0 + 80.4, None]]
+
+
+@pytest.mark.asyncio
+async def test_over_the_limit_live_processes_come_first_then_the_last_ended(store, monkeypatch):
+    monkeypatch.setattr(capacity, "MAX_PROCESSES", 3)
+    ended = [*life(500, T0, T0 + 60), *life(600, T0, T0 + 70), *life(700, T0, T0 + 80)]
+    samples = [*ended, *[tick(pid, T0 + n) for pid in (100, 200) for n in range(1, 101)]]
+    now = await write(store, HOST["id"], sorted(samples, key=lambda s: s["t"]))
+    body = await snap(store, now)
+    assert [(p["pid"], p["state"]) for p in body["processes"]] == [(100, "running"), (200, "running"),
+                                                                   (700, "stopped")]
+    assert body["processes_total"] == 5 and body["ended_total"] == 3
+    # the page says "2 ended processes not shown" until the later of them leaves the span
+    assert body["omitted_ended"] == {"count": 2, "until": T0 + 70.2}
+    # more live processes than the limit: no ended one is listed
+    crowded = {"id": HOST["id"] + 1, "name": "web-4"}
+    more = [*ended, *[tick(pid, T0 + n) for pid in (100, 200, 800, 900) for n in range(1, 101)]]
+    now = await write(store, crowded["id"], sorted(more, key=lambda s: s["t"]))
+    body = await capacity.snapshot(store, crowded, TabRequest(tab="capacity"), now)
+    assert [p["pid"] for p in body["processes"]] == [100, 200, 800]
+    assert body["processes_total"] == 7 and body["omitted_ended"] == {"count": 3, "until": T0 + 80.2}
