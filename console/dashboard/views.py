@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, render
 from console.fleet.models import Host
 from console.live.tabs.base import DEFAULT_TAB, DEFAULT_WINDOW, MAX_GROUP, WINDOW_MAX, WINDOW_MIN
 from console.live.tabs.registry import BY_KEY, REGISTRY, page_config
+from ingest.model import metrics as metric_table
 
 #: Window presets in seconds; any other value inside the protocol's range
 #: (docs/live-protocol.md) is kept and shown as a custom entry.
@@ -39,24 +40,34 @@ class HostView:
     tab: str = DEFAULT_TAB
     group: str = "*"
     window: int = DEFAULT_WINDOW
+    #: What the URL asked for that the page cannot show, in words: the page says so above
+    #: the tabs instead of showing something else without a word.
+    problems: tuple[str, ...] = ()
 
     @classmethod
     def from_query(cls, query: QueryDict) -> HostView:
-        """Read the state, falling back to the default for anything malformed; the
-        bounds are the subscribe's (``console.live.tabs.base``), so the URL asks for what it gets."""
+        """Read the state, falling back to the default for anything malformed (and saying
+        so in ``problems``); the bounds are the subscribe's (``console.live.tabs.base``), so
+        the URL asks for what it gets."""
+        problems = []
         tab = query.get("tab", DEFAULT_TAB)
         if tab not in BY_KEY:
+            problems.append(f"There is no tab “{tab[:40]}”: showing {BY_KEY[DEFAULT_TAB].label}.")
             tab = DEFAULT_TAB
         group = query.get("group", "*")
         if len(group) > MAX_GROUP:
+            problems.append(f"A process group name is at most {MAX_GROUP} characters: showing all groups.")
             group = "*"
+        raw = query.get("window", str(DEFAULT_WINDOW))
         try:
-            window = int(query.get("window", DEFAULT_WINDOW))
+            window = int(raw)
         except ValueError:
-            window = DEFAULT_WINDOW
+            window = 0
         if not WINDOW_MIN <= window <= WINDOW_MAX:
+            problems.append(f"The window “{raw[:20]}” is not a number of seconds from {WINDOW_MIN} to "
+                            f"{WINDOW_MAX:,}: showing {dict(WINDOWS).get(DEFAULT_WINDOW, DEFAULT_WINDOW)}.")
             window = DEFAULT_WINDOW
-        return cls(tab=tab, group=group, window=window)
+        return cls(tab=tab, group=group, window=window, problems=tuple(problems))
 
     def query(self, **changes: Any) -> str:
         query = QueryDict(mutable=True)
@@ -81,12 +92,21 @@ def window_choices(current: int) -> list[tuple[int, str]]:
     return choices
 
 
+#: The fleet table's metric columns: the metric table's fleet set, with its labels.
+FLEET_COLUMNS = tuple(
+    {"name": name, "title": metric_table.BY_NAME[name].description,
+     "label": (metric_table.BY_NAME[name].label or name)
+     + (f" ({metric_table.RESTARTS_SPAN // 3600} h)" if name == "restarts" else "")}
+    for name in metric_table.FLEET)
+
+
 @login_required
 def fleet(request: HttpRequest) -> HttpResponse:
     hosts = Host.objects.visible_to(request.user).select_related("team")
     rows = [{"host": host, "labels": label_pairs(host.labels)} for host in hosts]
     return render(request, "dashboard/fleet.html", {
         "rows": rows,
+        "metric_columns": FLEET_COLUMNS,
         "host_count": len(rows),
         "lost_total": sum(row["host"].datagrams_lost for row in rows),
     })

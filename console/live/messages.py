@@ -112,6 +112,9 @@ class PageHello(TypedDict):
     store: str  # "redis" or "memory"
     single_process: bool
     now: float
+    #: Seconds since its agent was last heard from within which a host is online: pages
+    #: age the state of a host whose messages stopped on this, on the console's clock.
+    online_within: float
     durability: NotRequired[DurabilityMessage]
     data_since: NotRequired[float | None]
     history_lost_at: NotRequired[float | None]

@@ -123,7 +123,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         known = durability.known_state(self.store)
         self.told = (True, known.message() if known is not None else None)
         hello: PageHello = {"type": "hello", "user": user.get_username(), "store": store_kind(),
-                            "single_process": store_kind() == "memory", "now": time.time()}
+                            "single_process": store_kind() == "memory", "now": time.time(),
+                            "online_within": publish.ONLINE_WITHIN}
         if self.told[1] is not None:
             hello.update(self.told[1])
         await self.send_json(hello)

@@ -52,6 +52,7 @@ from .summary import (
     fleet_metrics,
     host_status,
     metrics,
+    recent,
 )
 from .tabs import TabRequest, live_messages
 from .tabs.base import MAX_GROUPS, first_processes
@@ -149,8 +150,17 @@ async def publish_second(store: BaseWindowStore, host: dict[str, Any], groups: s
     """
     now = time.time()
     status = await host_status(store, host)
+    shown = sorted(groups)[:MAX_GROUPS]
     try:
-        await _send(host_group(host["id"]), await host_frame(store, host, groups, second, status, now))
+        headlines = await recent(store, host["id"], second, shown)
+    except StoreUnavailable:
+        raise
+    except Exception as exc:  # the frame and the row go out without their headline
+        faults.caught("headline", host, exc)
+        headlines = None
+    try:
+        frame = await host_frame(store, host, groups, second, status, now, headlines)
+        await _send(host_group(host["id"]), frame)
     except StoreUnavailable:
         raise
     except Exception as exc:
@@ -159,7 +169,7 @@ async def publish_second(store: BaseWindowStore, host: dict[str, Any], groups: s
             f"the console could not build the second {second} of this host (internal error, logged)",
             host=host["id"], t=second))
     try:
-        entry = fleet_entry(host, status, await fleet_metrics(store, host["id"], second, now), now)
+        entry = fleet_entry(host, status, await fleet_metrics(store, host["id"], second, now, headlines), now)
     except StoreUnavailable:
         raise
     except Exception as exc:
@@ -171,14 +181,15 @@ async def publish_second(store: BaseWindowStore, host: dict[str, Any], groups: s
 
 
 async def host_frame(store: BaseWindowStore, host: dict[str, Any], groups: set[str], second: int,
-                     status: dict[str, Any], now: float) -> dict[str, Any]:
+                     status: dict[str, Any], now: float, headlines: dict[str, Any] | None) -> dict[str, Any]:
+    """The stored second of the host and of its first MAX_GROUPS groups, with their headlines."""
     per_group: dict[str, Any] = {}
     for group in ["*", *sorted(groups)[:MAX_GROUPS]]:
         series = await store.aframes(host["id"], group, second, second + 1, 1)
         if series:
             per_group[group] = metrics(series[0][1], 1.0)
     frame = {"type": "host.frame", "host": host["id"], "t": second, "now": now, "groups": per_group,
-             "groups_total": len(groups), "agent": agent_counters(status),
+             "groups_total": len(groups), "recent": headlines, "agent": agent_counters(status),
              "agent_state": agent_state(status, now),
              "console": {"internal_errors": faults.of_host(host["id"])}}
     if second % PROCESSES_EVERY == 0:

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from console.windows.store import BaseWindowStore
 from ingest.model import metrics as metric_table
-from ingest.model.frames import derive, merge
+from ingest.model.frames import derive, headline
+from ingest.model.kinds import HOST
 
 from .health import faults, not_decoding
 from .store import StoreUnavailable
+from .tabs import processes
 
 #: A host is online while its agent was heard from within this many seconds.
 ONLINE_WITHIN = 15.0
@@ -31,13 +34,12 @@ AGENT_KEYS = ("received", "decoded", "lost", "malformed", "spooled", "dropped", 
 FLEET_METRICS = metric_table.FLEET
 #: Seconds a frame waits for late samples before it is published.
 PUBLISH_DELAY = 2
-#: Seconds the fleet view's rates and percentiles are taken over: a wall
-#: screen wants a steady reading, not one second's noise.
-FLEET_SPAN = 10
-#: A fleet row's ``started`` (processes started) is counted over this long, not FLEET_SPAN,
-#: re-read at most every STARTED_EVERY seconds.
-STARTED_SPAN, STARTED_EVERY = 3600, 30
-_started: dict[int, tuple[float, int]] = {}
+#: Seconds a fleet row's and a host frame's headline is taken over (docs/metrics.md).
+HEADLINE_SPAN = metric_table.HEADLINE_SPAN
+#: A fleet row's ``restarts`` are counted over RESTARTS_SPAN, re-read at most every
+#: RESTARTS_EVERY seconds (a lifecycle read per host per second would cost more than the row).
+RESTARTS_SPAN, RESTARTS_EVERY = metric_table.RESTARTS_SPAN, 10
+_restarts: dict[int, tuple[float, int]] = {}
 
 # -- the agent's clock against the console's ---------------------------------------------
 #: The console's entries in a host's stored agent counters (ints, like every counter there):
@@ -115,28 +117,43 @@ def broken_entry(host: dict[str, Any], status: dict[str, Any], now: float) -> di
     return entry
 
 
-#: The fleet row's metrics taken from its newest second (the table's ``seconds`` fold is
-#: ``last``: how many processes report now, not an average); the others from the merged span.
-_FLEET_LAST = tuple(name for name in FLEET_METRICS if metric_table.BY_NAME[name].seconds == "last")
-_FLEET_MERGED = tuple(name for name in FLEET_METRICS if name not in _FLEET_LAST and name != "started")
+async def recent(store: BaseWindowStore, host_id: int, second: int,
+                 groups: Iterable[str] | None = None) -> dict[str, Any]:
+    """``host.frame``'s ``recent``: each group's headline (and the host's, "*") over the
+    HEADLINE_SPAN complete seconds up to ``second``; ``groups`` limits which groups."""
+    until = second + 1
+    per_group = await store.aseconds(host_id, until - HEADLINE_SPAN, until)
+    wanted = None if groups is None else {HOST, *groups}
+    out = {}
+    for group, frames in per_group.items():
+        if wanted is None or group in wanted:
+            values = headline(frames, until)
+            if values is not None:
+                out[group] = values
+    return {"span": HEADLINE_SPAN, "since": until - HEADLINE_SPAN, "until": until, "groups": out}
 
 
-async def fleet_metrics(store: BaseWindowStore, host_id: int, second: int,
-                        now: float) -> dict[str, Any] | None:
-    """A host's fleet-row metrics: the last FLEET_SPAN closed seconds, ``started`` over the
-    last STARTED_SPAN (a restart loop shows there long after it stopped)."""
-    series = await store.aframes(host_id, "*", second - FLEET_SPAN + 1, second + 1, FLEET_SPAN, now=now)
-    if not series:
-        return None
-    # Rates over the seconds that hold data (an agent that just started has fewer than FLEET_SPAN).
-    out: dict[str, Any] = derive(merge(frame for _, frame in series), float(len(series)), _FLEET_MERGED)
-    out.update(derive(series[-1][1], 1.0, _FLEET_LAST))
-    cached = _started.get(host_id)
-    if cached is None or now - cached[0] >= STARTED_EVERY:
-        hour = await store.aframes(host_id, "*", now - STARTED_SPAN, now, 1, now=now)
-        cached = (now, int(derive(hour[0][1], STARTED_SPAN, ("started",))["started"] or 0) if hour else 0)
-        _started[host_id] = cached
-    out["started"] = cached[1]
+async def restarts(store: BaseWindowStore, host_id: int, now: float) -> int:
+    """Processes that stopped in the last RESTARTS_SPAN: the Processes tab's ``restarts``
+    (the same rows and rule) over a one-hour window."""
+    cached = _restarts.get(host_id)
+    if cached is None or now - cached[0] >= RESTARTS_EVERY or cached[0] > now:
+        since = now - RESTARTS_SPAN
+        events = [e for e in map(processes.event, await store.alifecycle(host_id, since)) if e is not None]
+        rows = processes.build_rows(await store.aprocesses(host_id, now=now), events, since)
+        cached = _restarts[host_id] = (now, int(processes.restarts(rows, since, RESTARTS_SPAN)["count"]))
+    return cached[1]
+
+
+async def fleet_metrics(store: BaseWindowStore, host_id: int, second: int, now: float,
+                        headlines: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A host's fleet-row metrics: its headline (``recent``'s "*", read here unless given;
+    null without data in its span) and its restarts over RESTARTS_SPAN."""
+    if headlines is None:
+        headlines = await recent(store, host_id, second, ())
+    host_recent = headlines["groups"].get(HOST) or {}
+    out = {name: host_recent.get(name) for name in FLEET_METRICS if name != "restarts"}
+    out["restarts"] = await restarts(store, host_id, now)
     return out
 
 

@@ -226,6 +226,22 @@ class BaseWindowStore(abc.ABC):
                 await asyncio.sleep(0)
         return Series(((float(t), merged[t]) for t in sorted(merged)), step=step, tier=tier.seconds)
 
+    async def aseconds(self, host_id: int, since: int, until: int) -> dict[str, list[tuple[int, Frame]]]:
+        """Every group's 1 s frames of the whole seconds [since, until) that hold one, and
+        the host's ("*", its groups merged): one read for a host's headline of every group."""
+        tier = self.tiers[0].seconds
+        buckets = list(range(since - since % tier, until, tier))
+        groups = await self._agroups(host_id, since)
+        out: dict[str, list[tuple[int, Frame]]] = {}
+        host: dict[int, Frame] = {}
+        read = await self._aframes(host_id, groups, tier, buckets) if groups else []
+        for group, frames in zip(groups, read, strict=True):
+            out[group] = [(buckets[i], frame) for i, frame in frames]
+            for i, frame in frames:
+                merge_into(host.setdefault(buckets[i], {}), frame)
+        out[HOST] = sorted(host.items())
+        return out
+
     async def araw(self, host_id: int, since: float, until: float, kinds: Iterable[int] | None = None,
                    limit: int = 1000) -> list[Sample]:
         """The newest ``limit`` raw samples stamped in [since, until), oldest first."""

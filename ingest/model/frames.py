@@ -40,7 +40,7 @@ loss       datagrams lost by sequence, added by the store from heartbeats
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import msgpack
@@ -255,3 +255,22 @@ def derive(frame: Mapping[str, float], span: float,
     ``names`` computes only those (a host frame needs a few of them).
     """
     return metrics.derive(frame, span, names)
+
+
+def headline(seconds: Sequence[tuple[int, Mapping[str, float]]], until: int,
+             names: tuple[str, ...] = metrics.HOST_FRAME,
+             span: int = metrics.HEADLINE_SPAN) -> dict[str, float | None] | None:
+    """The metrics over the complete seconds [until - span, until), from their 1 s frames
+    merged (exact percentiles, not a fold of per-second values); None when none holds data.
+
+    Rates are per second of the span, counted from the first second that holds data (an
+    agent that just started has fewer): a host that went silent reads lower, as it served less.
+    """
+    frames = [(t, frame) for t, frame in seconds if until - span <= t < until]
+    if not frames:
+        return None
+    first = min(t for t, _ in frames)
+    merged: dict[str, float] = {}
+    for _, frame in frames:
+        merge_into(merged, frame)
+    return derive(merged, float(until - first), names)

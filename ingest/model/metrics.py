@@ -152,9 +152,9 @@ def _table() -> tuple[Metric, ...]:
           "derive", "derive", "Share of requests with a 4xx status."),
         M("pct_5xx", "%", "100 x s5 / req", lambda s: _ratio(100.0 * s.get("s5"), s.requests), "mean",
           "derive", "derive", "Share of requests with a 5xx status."),
-        M("processes", "processes", "per / span", lambda s: s.period / s.span, "last", "sum", "sum",
-          "Processes reporting: process-seconds observed per second; over many seconds the newest "
-          "second's count.", "Procs"),
+        M("processes", "processes", "per / span", lambda s: s.period / s.span, "mean", "sum", "sum",
+          "Processes reporting: process-seconds observed per second, a mean over the span (one "
+          "1 s frame can hold two ticks of a process whose tick drifts across a second).", "Procs"),
         M("ticks", "ticks", "n", _count("n"), "sum", "sum", "sum",
           "Kind-2 ticks seen (0: no process reported, a hole in the data)."),
         M("capacity", "ratio", "busy / avail", lambda s: _ratio(s.get("busy", 0.0), s.get("avail", 0.0)),
@@ -166,8 +166,8 @@ def _table() -> tuple[Metric, ...]:
           "System CPU, in cores."),
         M("cpu_per_process", "cores", "cpu / per", lambda s: _ratio(s.get("cpu", 0.0), s.period), "mean",
           "derive", "derive", "CPU per reporting process (steadier than cpu on a 1 s frame)."),
-        M("memory_rss", "bytes", "rss / span", _gauge("rss"), "last", "sum", "sum",
-          "Resident memory of the processes (time-weighted); over many seconds the newest second's.", "RSS"),
+        M("memory_rss", "bytes", "rss / span", _gauge("rss"), "mean", "sum", "sum",
+          "Resident memory of the processes, time-weighted over the span.", "RSS"),
         M("memory_rss_per_process", "bytes", "rss / per", lambda s: _ratio(s.get("rss", 0.0), s.period),
           "mean", "derive", "derive", "Resident memory per reporting process."),
         M("input_bytes_rate", "bytes/s", "inb / span", _per_span("inb"), "mean", "sum", "sum",
@@ -217,7 +217,8 @@ def _table() -> tuple[Metric, ...]:
         M("slow_active", "requests", "sa / n x per / span (sa without ticks)", _slow_active, "mean", "sum",
           "sum", "Slow requests in flight.", "Slow"),
         M("started", "processes", "up", _count("up"), "sum", "sum", "sum",
-          "Processes that started (STARTED events). The fleet row counts them over the last hour.",
+          "Processes that started (STARTED events): a new host's first processes count here, "
+          "never as restarts.",
           "Started"),
         M("stopping", "processes", "stg", _count("stg"), "sum", "sum", "sum",
           "Processes that began to stop (STOPPING events)."),
@@ -227,8 +228,9 @@ def _table() -> tuple[Metric, ...]:
           "Processes that stopped without a clean drain."),
         M("restarts", "processes", "not from frame sums: per process from the lifecycle events "
           "(its STOPPING, else its STOPPED), by stop category", None, "sum", "sum", "sum",
-          "Processes that stopped (each once, whatever replaced it): the Processes tab's restarts, "
-          "by category (planned, tuning, unplanned).", "Restarts"),
+          "Processes that stopped (each once, whatever replaced it), by category (planned, tuning, "
+          "unplanned): the Processes tab's restarts over its window, the fleet row's over the last "
+          "hour (RESTARTS_SPAN).", "Restarts"),
         M("loss", "datagrams", "loss", _count("loss"), "sum", "sum", "sum",
           "Datagrams lost by sequence gaps, at the second the heartbeat reporting them arrived "
           "(the host's, in its \"*\" frames)."),
@@ -249,9 +251,16 @@ HOST_FRAME: Final = (
 #: The Overview's chart columns (host.snapshot ``series``).
 SERIES: Final = ("throughput", *(f"status_{c}_rate" for c in STATUS_CLASSES), "capacity", "cpu", "memory_rss",
                  "request_p50", "request_p95", "request_p99", "loss", "ticks")
-#: A fleet row's metrics.
+#: A fleet row's metrics: the host's headline (HEADLINE_SPAN), and its restarts over RESTARTS_SPAN.
 FLEET: Final = ("throughput", "capacity", "request_p95", "status_4xx_rate", "status_5xx_rate", "slow_active",
-                "started", "processes")
+                "restarts", "processes")
+#: Seconds a headline figure is taken over (fleet rows, the Overview's readouts, ``host.frame``'s
+#: ``recent``): the newest complete seconds, so a figure neither jumps with one second's noise
+#: nor reads a second that is still filling.
+HEADLINE_SPAN: Final = 10
+#: Seconds a fleet row's ``restarts`` are counted over: a restart loop shows long after it stopped.
+RESTARTS_SPAN: Final = 3600
+
 #: The Processes tab's table columns: one process's newest tick, by the wire field holding each.
 TICK_FIELDS: Final = (("capacity", "capacity_utilization"), ("cpu", "cpu_utilization"),
                       ("memory_rss", "memory_rss"), ("throughput", "request_throughput"))

@@ -3,7 +3,7 @@
 
 import * as fmt from "./format.js";
 import * as loss from "./loss.js";
-import { everySecond, serverNow, setDataTime, setLoss, setTotals, startLive } from "./live.js";
+import { everySecond, onlineWithin, serverNow, setDataTime, setLoss, setTotals, startLive } from "./live.js";
 import { FLEET, metric } from "./metrics.js";
 
 const table = document.getElementById("fleet");
@@ -18,7 +18,8 @@ const COLUMNS = [
   ["name"], ["team"], ["labels"], ["online"], ...FLEET.map((name) => [name, "num"]), ["lost", "num"], ["age"],
 ];
 // A metric cell's text, by the metric's unit (docs/metrics.md).
-const BY_UNIT = { "req/s": fmt.number, ratio: fmt.percent, s: fmt.duration, requests: fmt.count, processes: fmt.count };
+// Requests and processes are means over the row's span (0.3 slow requests in flight).
+const BY_UNIT = { "req/s": fmt.number, ratio: fmt.percent, s: fmt.duration, requests: fmt.amount, processes: fmt.amount };
 const formatted = (name, value) => (BY_UNIT[metric(name).unit] || fmt.number)(value);
 // How a metric's cell is marked ("warn", "bad", "" for neither); unmarked metrics have none.
 const MARKS = {
@@ -109,8 +110,9 @@ function renderRow(tr, entry) {
       return chip;
     }));
   }
-  const online = Boolean(entry.online);
-  const state = fmt.hostState(entry);
+  const online = isOnline(entry);
+  tr.dataset.live = String(online);
+  const state = fmt.hostState(entry, serverNow(), onlineWithin());
   // A row the console could not build whole: the host is there, and says why its numbers are not.
   const error = typeof entry.error === "string" ? entry.error : "";
   tr.querySelector(".dot").dataset.state = error ? "error" : state.kind;
@@ -121,7 +123,11 @@ function renderRow(tr, entry) {
   tr.classList.toggle("stalled", state.kind === "stalled");
   renderClock(tr, entry.clock);
 
-  for (const name of FLEET) setCell(tr, name, formatted(name, m[name]), markOf(name, m[name]));
+  // An offline host's last figures are not its present: they show as no data.
+  for (const name of FLEET) {
+    const value = online || name === "restarts" ? m[name] : null;
+    setCell(tr, name, formatted(name, value), markOf(name, value));
+  }
   // Every kind of loss in one number (loss.js); the tooltip says each kind, why and the fix.
   const lost = loss.breakdown(agent);
   setCell(tr, "lost", fmt.count(lost.total), lost.total > 0 ? "bad" : "");
@@ -131,7 +137,13 @@ function renderRow(tr, entry) {
 }
 
 function markOf(name, value) {
+  if (typeof value !== "number") return MARKS[name] ? "" : undefined;
   return MARKS[name] ? MARKS[name](value) : undefined;
+}
+
+/** Online now, on the console's clock: what the row's last message said, aged. */
+function isOnline(entry) {
+  return fmt.isOnline(entry, serverNow(), onlineWithin());
 }
 
 /** The agent's clock under the state, in words, when it is off past the console's threshold. */
@@ -153,7 +165,7 @@ function renderAge(tr, entry) {
     text = "never";
   } else {
     const age = serverNow() - entry.last_seen;
-    text = entry.online ? fmt.age(age) + " ago" : "offline, " + fmt.age(age) + " ago";
+    text = isOnline(entry) ? fmt.age(age) + " ago" : "offline, " + fmt.age(age) + " ago";
     kind = age < 5 ? "" : age < 30 ? "warn" : "bad";
   }
   setCell(tr, "age", text, kind);
@@ -163,7 +175,7 @@ function renderAge(tr, entry) {
 
 function sortValue(entry, key) {
   if (key === "name" || key === "team") return String(entry[key] ?? "").toLowerCase();
-  if (key === "online") return entry.online ? 1 : 0;
+  if (key === "online") return isOnline(entry) ? 1 : 0;
   if (key === "lost") return entry.agent ? loss.breakdown(entry.agent).total : null;
   if (key === "age") return typeof entry.last_seen === "number" ? -entry.last_seen : null;
   const value = entry.metrics ? entry.metrics[key] : null;
@@ -197,7 +209,10 @@ function applyFilter() {
   const terms = filterInput.value.toLowerCase().split(/\s+/).filter(Boolean);
   let visible = 0;
   for (const tr of tbody.rows) {
-    const haystack = [tr.dataset.name, tr.dataset.team, tr.dataset.labels].join(" ").toLowerCase();
+    // A term matches a name, team or label anywhere, or one field as "team=payments",
+    // "name=web-0", "env=prod" (labels are key=value already).
+    const { name, team, labels } = tr.dataset;
+    const haystack = [name, "name=" + name, team, "team=" + team, labels].join(" ").toLowerCase();
     const match = terms.every((term) => haystack.includes(term));
     tr.hidden = !match;
     if (match) visible += 1;
@@ -226,10 +241,13 @@ function renderTotals() {
   let newest = null;
   for (const entry of hosts.values()) {
     const m = entry.metrics || {};
-    if (entry.online) online += 1;
+    if (!isOnline(entry)) continue;
+    online += 1;
     if (entry.state === "not decoding") stalled += 1;
     if (typeof m.throughput === "number") throughput += m.throughput;
     if (typeof m.status_5xx_rate === "number") errors += m.status_5xx_rate;
+  }
+  for (const entry of hosts.values()) {
     if (typeof entry.last_seen === "number" && (newest === null || entry.last_seen > newest)) newest = entry.last_seen;
   }
   const n = hosts.size;
@@ -282,9 +300,21 @@ startLive({
 
 everySecond(() => {
   if (document.hidden) return;
+  let changed = false;
   for (const tr of tbody.rows) {
     const entry = hosts.get(Number(tr.dataset.hostId));
-    if (entry) renderAge(tr, entry);
+    if (!entry) continue;
+    // A host whose agent stopped sends no more updates: its row goes offline here.
+    if (tr.dataset.live !== String(isOnline(entry))) {
+      renderRow(tr, entry);
+      changed = true;
+    } else {
+      renderAge(tr, entry);
+    }
+  }
+  if (changed) {
+    renderTotals();
+    applySort();
   }
 });
 

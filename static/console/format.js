@@ -20,6 +20,17 @@ export function count(value) {
   return missing(value) ? DASH : Math.round(value).toLocaleString("en");
 }
 
+/**
+ * A count that may be a mean over seconds (slow requests in flight, processes reporting):
+ * to a tenth below 100, so 0.3 reads "0.3" and never a "0" that is not nothing.
+ */
+export function amount(value) {
+  if (missing(value)) return DASH;
+  const tenths = Math.round(value * 10) / 10;
+  if (Math.abs(value) >= 100 || Number.isInteger(tenths)) return count(value);
+  return tenths === 0 ? (value > 0 ? "< 0.1" : "0") : tenths.toFixed(1);
+}
+
 /** A 0..1 fraction as a percentage. */
 export function percent(value) {
   if (missing(value)) return DASH;
@@ -79,14 +90,26 @@ export function groupName(group) {
 }
 
 /**
- * A host's agent state (`agent_state` of host messages, or a fleet entry) in words:
- * `{kind, text, title}`; kind is online, offline or stalled ("agent not decoding":
- * datagrams keep arriving at the agent and none are decoded, so the charts stay empty).
+ * Whether a host (`agent_state`, or a fleet entry) is online at `now` (console clock):
+ * its message said so and its agent was heard from within `within` seconds. A message
+ * ages: a host whose agent died sends none that says "offline".
  */
-export function hostState(s) {
+export function isOnline(s, now, within) {
+  if (!s || typeof s !== "object" || !s.online) return false;
+  if (typeof s.last_seen !== "number" || typeof now !== "number" || typeof within !== "number") return true;
+  return now - s.last_seen < within;
+}
+
+/**
+ * A host's agent state (`agent_state` of host messages, or a fleet entry) in words, as of
+ * `now` (see isOnline; without `now`, as the message said): `{kind, text, title}`; kind is
+ * online, offline or stalled ("agent not decoding": datagrams keep arriving at the agent
+ * and none are decoded, so the charts stay empty).
+ */
+export function hostState(s, now, within = 15) {
   const state = s && typeof s === "object" ? s : {};
   const stall = state.not_decoding && typeof state.not_decoding === "object" ? state.not_decoding : null;
-  if (state.state === "not decoding" && stall) {
+  if (state.state === "not decoding" && stall && isOnline(state, now, within)) {
     const since = typeof stall.since === "number" ? " since " + clock(stall.since) : "";
     return {
       kind: "stalled",
@@ -95,6 +118,6 @@ export function hostState(s) {
         + "Restart the agent and look at its log.",
     };
   }
-  if (state.online) return { kind: "online", text: "online", title: "" };
-  return { kind: "offline", text: "offline", title: "The agent has not been heard from for 15 s or more." };
+  if (isOnline(state, now, within)) return { kind: "online", text: "online", title: "" };
+  return { kind: "offline", text: "offline", title: `The agent has not been heard from for ${within} s or more.` };
 }

@@ -24,7 +24,7 @@
 // registry by tests/console/dashboard/test_tab_registry.py.
 
 import * as fmt from "./format.js";
-import { clearNotice, everySecond, serverNow, setDataTime, setLoss, startLive } from "./live.js";
+import { clearNotice, everySecond, onlineWithin, serverNow, setDataTime, setLoss, startLive } from "./live.js";
 import { createTab as capacityTab } from "./tabs/capacity.js";
 import { createTab as gcTab } from "./tabs/gc.js";
 import { createTab as overviewTab } from "./tabs/overview.js";
@@ -197,9 +197,28 @@ function ensureGroupOption(group) {
   groupSelect.value = group;
 }
 
+const groupProblem = document.getElementById("group-problem");
+
+/** A group the URL names that the host does not have is said, not shown as empty charts. */
+function renderGroupProblem(known) {
+  if (!groupProblem) return;
+  const missing = !known.includes(state.group);
+  groupProblem.hidden = !missing;
+  if (!missing) return;
+  const others = known.filter((g) => g !== "*").map(fmt.groupName);
+  groupProblem.replaceChildren(`This host has no process group “${fmt.groupName(state.group)}” in this window`
+    + (others.length ? ` (its groups: ${others.join(", ")}).` : " (it has reported no groups)."), " ");
+  const all = document.createElement("button");
+  all.type = "button";
+  all.textContent = "Show all groups";
+  all.addEventListener("click", () => changeView({ group: "*" }, true));
+  groupProblem.append(all);
+}
+
 function setGroups(groups) {
   const names = Array.isArray(groups) ? groups.filter((g) => typeof g === "string") : [];
   if (!names.includes("*")) names.unshift("*");
+  renderGroupProblem(names);
   if (!names.includes(state.group)) names.push(state.group);
   state.groups = names;
   groupSelect.replaceChildren(...names.map((g) => new Option(fmt.groupName(g), g)));
@@ -259,12 +278,25 @@ if (hostSwitch) {
 const hostState = document.getElementById("host-state");
 const processNote = document.getElementById("host-processes");
 
-/** "online", "offline" or "agent not decoding: ... received, ... decoded" (with the agent's version). */
+// The newest agent_state: re-read every second, since a host whose agent died sends no more.
+let lastAgentState = null;
+// Below this age (s) "online" says no more: the agent reports every second or two.
+const SEEN_SAID_AFTER = 5;
+
+/**
+ * "online", "offline" or "agent not decoding: ... received, ... decoded", as of now on the
+ * console's clock, with when the agent was last heard from (and the agent's version).
+ */
 function renderHostState(agentState) {
-  if (!hostState || !agentState || typeof agentState !== "object") return;
-  const s = fmt.hostState(agentState);
+  if (agentState && typeof agentState === "object") lastAgentState = agentState;
+  if (!hostState || !lastAgentState) return;
+  const now = serverNow();
+  const s = fmt.hostState(lastAgentState, now, onlineWithin());
+  const seen = lastAgentState.last_seen;
+  const age = typeof seen === "number" ? now - seen : null;
   const version = hostState.dataset.version;
-  const text = s.text + (version ? " · " + version : "");
+  const text = s.text + (age === null ? " · never seen" : age >= SEEN_SAID_AFTER || s.kind === "offline"
+    ? ` · last seen ${fmt.age(age)} ago` : "") + (version ? " · " + version : "");
   if (hostState.textContent !== text) hostState.textContent = text;
   hostState.dataset.kind = s.kind;
   hostState.title = s.title;
@@ -372,8 +404,12 @@ const live = startLive({
   },
 });
 
-// Time moves without frames too (agent gone, connection lost): let the visible tab slide its window.
-everySecond(() => call(state.tab, "tick"));
+// Time moves without frames too (agent gone, connection lost): let the visible tab slide its
+// window, and the host's state age.
+everySecond(() => {
+  renderHostState(null);
+  call(state.tab, "tick");
+});
 
 showTab(state.tab);
 ensureGroupOption(state.group);

@@ -24,6 +24,14 @@ export function serverNow() {
   return Date.now() / 1000 + clockOffset;
 }
 
+// Seconds within which a host's agent was heard from for the host to be online (`hello`):
+// a page ages what its last message said, since a dead agent's host sends no more.
+let onlineFor = 15;
+
+export function onlineWithin() {
+  return onlineFor;
+}
+
 function syncClock(now) {
   if (typeof now === "number" && Number.isFinite(now)) clockOffset = now - Date.now() / 1000;
 }
@@ -302,6 +310,7 @@ class LiveConnection {
     syncClock(message.now);
     switch (message.type) {
       case "hello":
+        if (typeof message.online_within === "number" && message.online_within > 0) onlineFor = message.online_within;
         storeInfo = { ...storeInfo, single: Boolean(message.single_process), ok: true };
         takeDurability(message);
         renderStore();

@@ -126,10 +126,10 @@ export const METRICS = Object.freeze({
  "processes": {
   "unit": "processes",
   "label": "Procs",
-  "seconds": "last",
+  "seconds": "mean",
   "groups": "sum",
   "hosts": "sum",
-  "description": "Processes reporting: process-seconds observed per second; over many seconds the newest second's count."
+  "description": "Processes reporting: process-seconds observed per second, a mean over the span (one 1 s frame can hold two ticks of a process whose tick drifts across a second)."
  },
  "ticks": {
   "unit": "ticks",
@@ -182,10 +182,10 @@ export const METRICS = Object.freeze({
  "memory_rss": {
   "unit": "bytes",
   "label": "RSS",
-  "seconds": "last",
+  "seconds": "mean",
   "groups": "sum",
   "hosts": "sum",
-  "description": "Resident memory of the processes (time-weighted); over many seconds the newest second's."
+  "description": "Resident memory of the processes, time-weighted over the span."
  },
  "memory_rss_per_process": {
   "unit": "bytes",
@@ -729,7 +729,7 @@ export const METRICS = Object.freeze({
   "seconds": "sum",
   "groups": "sum",
   "hosts": "sum",
-  "description": "Processes that started (STARTED events). The fleet row counts them over the last hour."
+  "description": "Processes that started (STARTED events): a new host's first processes count here, never as restarts."
  },
  "stopping": {
   "unit": "processes",
@@ -761,7 +761,7 @@ export const METRICS = Object.freeze({
   "seconds": "sum",
   "groups": "sum",
   "hosts": "sum",
-  "description": "Processes that stopped (each once, whatever replaced it): the Processes tab's restarts, by category (planned, tuning, unplanned)."
+  "description": "Processes that stopped (each once, whatever replaced it), by category (planned, tuning, unplanned): the Processes tab's restarts over its window, the fleet row's over the last hour (RESTARTS_SPAN)."
  },
  "loss": {
   "unit": "datagrams",
@@ -775,7 +775,7 @@ export const METRICS = Object.freeze({
 
 export const HOST_FRAME = Object.freeze(["throughput", "capacity", "cpu", "memory_rss", "request_p50", "request_p95", "request_p99", "requests", "processes", "slow_active", "started", "status_1xx", "status_2xx", "status_3xx", "status_4xx", "status_5xx", "loss", "ticks", "status_1xx_rate", "status_2xx_rate", "status_3xx_rate", "status_4xx_rate", "status_5xx_rate"]);
 export const SERIES = Object.freeze(["throughput", "status_1xx_rate", "status_2xx_rate", "status_3xx_rate", "status_4xx_rate", "status_5xx_rate", "capacity", "cpu", "memory_rss", "request_p50", "request_p95", "request_p99", "loss", "ticks"]);
-export const FLEET = Object.freeze(["throughput", "capacity", "request_p95", "status_4xx_rate", "status_5xx_rate", "slow_active", "started", "processes"]);
+export const FLEET = Object.freeze(["throughput", "capacity", "request_p95", "status_4xx_rate", "status_5xx_rate", "slow_active", "restarts", "processes"]);
 export const TICK_COLUMNS = Object.freeze(["capacity", "cpu", "memory_rss", "throughput"]);
 
 /** The entry of `name`; an unknown name throws: a typo fails where the page loads. */

@@ -44,10 +44,51 @@ def test_every_set_the_console_sends_names_metrics_of_the_table():
     assert [m.name for m in metrics.METRICS if m.compute is None] == ["restarts"]
 
 
-def test_restarts_and_started_are_two_metrics():
-    """The fleet row counts processes started; the Processes tab counts processes that stopped."""
-    assert "started" in metrics.FLEET and "restarts" not in metrics.FLEET
+def test_restarts_mean_one_thing():
+    """The fleet row and the Processes tab both count processes that stopped (restarts); a
+    new host's first processes are ``started``, which no page calls restarts."""
+    assert "restarts" in metrics.FLEET and "started" not in metrics.FLEET
     assert metrics.BY_NAME["started"].formula == "up"
+    assert metrics.BY_NAME["restarts"].label == "Restarts" and not metrics.BY_NAME["started"].label.startswith("R")
+
+
+def _tick_second(t: int, period: float, requests: int, rss: float = 1e8) -> frames.Frame:
+    frame: frames.Frame = {}
+    frames.frame_add(frame, {"k": TICK, "f": {
+        "sample_period": period, "request_threads_maximum": 4, "request_count": requests,
+        "status_2xx_total": requests, "memory_rss": rss, "request_time": 0.01 * requests,
+        "request_time_buckets": {12: requests}}})
+    return frame
+
+
+def test_a_headline_is_the_complete_seconds_merged_not_the_newest_one():
+    """Ten seconds of two processes, one of whose ticks drifts so that one second holds two of
+    them and the next none: the headline's rates and process count are the span's, steady."""
+    seconds = []
+    for t in range(100, 110):
+        frame = frames.merge([_tick_second(t, 1.0, 30), _tick_second(t, 1.0, 20)])
+        seconds.append((t, frame))
+    # process B's ticks of 106 and 107 both land in 106
+    seconds[6] = (106, frames.merge([_tick_second(106, 1.0, 30), _tick_second(106, 1.0, 20),
+                                     _tick_second(107, 1.0, 20)]))
+    seconds[7] = (107, _tick_second(107, 1.0, 30))
+    head = frames.headline(seconds, 110)
+    assert head is not None
+    assert head["throughput"] == pytest.approx(50.0) and head["requests"] == 500
+    assert head["processes"] == pytest.approx(2.0)
+    assert head["memory_rss"] == pytest.approx(2e8)
+    # the one second alone reads half again as much: what the fleet row used to show
+    assert frames.derive(seconds[6][1], 1.0)["processes"] == pytest.approx(3.0)
+    # exact percentiles of the merged histograms, not a fold of per-second ones
+    merged = frames.merge(frame for _, frame in seconds)
+    assert head["request_p95"] == frames.derive(merged, 10.0)["request_p95"]
+
+
+def test_a_headline_counts_from_the_first_second_with_data_and_only_complete_seconds():
+    seconds = [(t, _tick_second(t, 1.0, 10)) for t in range(105, 111)]
+    head = frames.headline(seconds, 110)  # 110 is not complete: left out
+    assert head is not None and head["requests"] == 50 and head["throughput"] == pytest.approx(10.0)
+    assert frames.headline(seconds, 100) is None
 
 
 def _frame() -> frames.Frame:
@@ -61,7 +102,8 @@ def _frame() -> frames.Frame:
     return frame
 
 
-@pytest.mark.parametrize("names", [metrics.HOST_FRAME, metrics.FLEET, metrics.SERIES])
+@pytest.mark.parametrize("names", [metrics.HOST_FRAME, tuple(n for n in metrics.FLEET if n != "restarts"),
+                                   metrics.SERIES])
 def test_a_subset_computes_what_the_whole_table_does(names):
     frame = _frame()
     assert frames.derive(frame, 2.0, names) == {n: frames.derive(frame, 2.0)[n] for n in names}

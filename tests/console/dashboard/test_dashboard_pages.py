@@ -138,19 +138,25 @@ def test_view_state_comes_from_the_url(ann_client, hosts):
     assert 'id="panel-overview" role="tabpanel" aria-labelledby="tab-overview" class="panel" hidden' in body
 
 
-@pytest.mark.parametrize(("query", "expected"), [
-    ("", HostView()),
-    ("?tab=nope&window=abc", HostView()),
-    ("?window=59", HostView()),
-    ("?window=1209601", HostView()),
-    ("?window=1209600&group=", HostView(window=1209600, group="")),
-    ("?group=" + "x" * 257, HostView()),
-    ("?window=7200", HostView(window=7200)),
+@pytest.mark.parametrize(("query", "expected", "said"), [
+    ("", HostView(), []),
+    ("?tab=nope&window=abc", HostView(), ["no tab “nope”: showing Overview", "window “abc” is not a number"]),
+    ("?window=59", HostView(), ["window “59” is not a number of seconds from 60 to 1,209,600: showing 5 min"]),
+    ("?window=1209601", HostView(), ["window “1209601”"]),
+    ("?window=1209600&group=", HostView(window=1209600, group=""), []),
+    ("?group=" + "x" * 257, HostView(), ["at most 256 characters: showing all groups"]),
+    ("?window=7200", HostView(window=7200), []),
 ])
-def test_malformed_view_state_falls_back_to_defaults(ann_client, hosts, query, expected):
+def test_malformed_view_state_falls_back_to_defaults_and_says_so(ann_client, hosts, query, expected, said):
     response = ann_client.get(host_url("web-03", query))
     assert response.status_code == 200
-    assert response.context["view"] == expected
+    view = response.context["view"]
+    assert (view.tab, view.group, view.window) == (expected.tab, expected.group, expected.window)
+    assert len(view.problems) == len(said)
+    body = response.content.decode()
+    for words in said:
+        assert words in body  # above the tabs, in words
+    assert ('id="url-problems"' in body) == bool(said)
 
 
 def test_a_window_that_is_not_a_preset_is_offered_as_a_custom_choice(ann_client, hosts):

@@ -132,10 +132,10 @@ async def test_one_broken_fleet_row_does_not_break_the_fleet_subscribe(monkeypat
     token = await make_member("ann", a, b)
     real = summary.fleet_metrics
 
-    async def fragile(store, host_id, second, now):
+    async def fragile(store, host_id, *args):
         if host_id == a.pk:
             raise Planted("host A's frames break its fleet row")
-        return await real(store, host_id, second, now)
+        return await real(store, host_id, *args)
 
     monkeypatch.setattr(summary, "fleet_metrics", fragile)
     page = Page(token)
@@ -218,7 +218,7 @@ async def test_a_fleet_row_that_fails_to_update_shows_the_host_with_an_error(mon
     a, token_a = await make_host("web-a")
     token = await make_member("ann", a)
 
-    async def fragile(store, host_id, second, now):
+    async def fragile(store, host_id, *args):
         raise Planted("host A's frames break its fleet row")
 
     agent, page = Agent(token_a), Page(token)
