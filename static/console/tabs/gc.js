@@ -13,6 +13,7 @@
 
 import { ChartGroup, TimeChart } from "../charts.js";
 import * as fmt from "../format.js";
+import { stamp } from "../stamps.js";
 import { readColors } from "../util.js";
 import { createHistogram, createTimeline } from "./gc_canvas.js";
 import { GEN_COLORS, GENS, MAIN, addFrame, computeView, emptyData, interpName, loadSnapshot, summarize, trim } from "./gc_model.js";
@@ -21,7 +22,7 @@ import { renderConfig, renderEmpty, renderNotes, renderSelectors, renderTable } 
 const rate = (v) => fmt.number(v, 2) + "/s";
 
 const PALETTE = { fg: ["--fg", "#222"], muted: ["--muted", "#888"], grid: ["--grid", "rgba(128,128,128,.2)"],
-  ok: ["--ok", "#3fb950"], warn: ["--warn", "#d29922"], accent: ["--accent", "#58a6ff"] };
+  ok: ["--ok", "#3fb950"], warn: ["--warn", "#d29922"], accent: ["--accent", "#58a6ff"], p99: ["--gc-p99", "#a371f7"] };
 
 export function createTab(ctx) {
   const { panel, state } = ctx;
@@ -99,7 +100,7 @@ export function createTab(ctx) {
     const start = v.buckets.length ? Math.max(v.from, v.buckets[0].t) : v.from;
     const span = zoom ? zoom.max - zoom.min : Math.min(data.span, v.now - start);
     renderConfig($, v, total);
-    renderNotes($, data, state.window);
+    renderNotes($, data, state.window, v);
     renderCharts(v, total, span);
     timeline.paint(v, total);
     histogram.paint(v, total);
@@ -141,7 +142,7 @@ export function createTab(ctx) {
   function renderPaused() {
     const badge = $("#gc-paused");
     badge.hidden = !paused;
-    if (paused) badge.textContent = `Paused at ${fmt.clock(paused.since)} · ${fmt.count(paused.events)} new event${paused.events === 1 ? "" : "s"}`;
+    if (paused) badge.textContent = `Paused at ${stamp(paused.since)} · ${fmt.count(paused.events)} new event${paused.events === 1 ? "" : "s"}`;
   }
 
   pauseButton.addEventListener("click", () => setPaused(!paused));
@@ -184,7 +185,7 @@ export function createTab(ctx) {
       if (!data.loaded) return;
       renderPaused();
       if (paused && view) return; // frozen: data keeps arriving, the picture does not move
-      view = computeView(data, ctx.serverNow());
+      view = computeView(data, ctx.serverNow(), state.processes);
       renderView(view);
     },
     resize() {

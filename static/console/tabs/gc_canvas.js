@@ -2,20 +2,25 @@
 // collection, log scale) and the pause histogram (65 HDR buckets with
 // p50/p95/p99 markers), each with its hover tooltip and readout.
 // Separate because it is canvas drawing only: it reads a view and its totals
-// (./gc_model.js) and knows nothing of frames, selectors or the table.
+// (./gc_model.js), its axes come from ./gc_axes.js, and it knows nothing of
+// frames, selectors or the table.
 // The histogram is not ../histogram.js's HistogramChart: that one draws only the
 // occupied buckets, labels upper edges and marker names on the canvas, and says
-// "requests"; this one starts at 0 ms with lower-edge labels and a legend below.
+// "requests"; this one has a log duration axis and a legend below.
+//
+// What is drawn is also written on the figure (data-axis: ticks, range, markers),
+// so that a reader of the page, a test for one, needs no pixels to know it.
 
 import * as fmt from "../format.js";
-import { BUCKETS, bounds, percentile } from "../hdr.js";
-import { GEN_COLORS, GENS, MAX_EVENTS, bucketIndex, interpName } from "./gc_model.js";
+import { bounds, percentile } from "../hdr.js";
+import { stamp } from "../stamps.js";
+import { valueTicks } from "../ticks.js";
+import { barAt, durationLabel, histogramAxis, pauseAxis, timeAxis } from "./gc_axes.js";
+import { GEN_COLORS, GENS, MAX_EVENTS, interpName } from "./gc_model.js";
 
 const HEIGHT = 190;
 const PAD = { left: 58, right: 10, top: 8, bottom: 22 };
-
-// A bucket edge exactly (1.25 ms, 2 ms, 1.5 s): rounding would blur neighbouring buckets.
-const edge = (seconds) => (seconds < 1 ? +(seconds * 1000).toPrecision(4) + " ms" : +seconds.toPrecision(4) + " s");
+const MARKERS = [["p50", 0.5, "ok"], ["p95", 0.95, "warn"], ["p99", 0.99, "p99"]];
 
 /**
  * The canvas of `fig` (a figure with .plot > canvas + .chart-tooltip, and a .readout),
@@ -28,7 +33,7 @@ function canvasChart(fig, env, paintFn, hoverFn) {
   const canvas = plot.querySelector("canvas");
   const tip = plot.querySelector(".chart-tooltip");
   const readout = fig.querySelector(".readout");
-  const chart = { canvas, tip, readout, env, layout: null, last: null, pointer: null };
+  const chart = { fig, canvas, tip, readout, env, layout: null, last: null, pointer: null };
   chart.paint = (v, total) => {
     chart.last = [v, total];
     const width = plot.clientWidth;
@@ -78,29 +83,31 @@ function axisText(chart, g, label, x, y, align) {
 
 // -- the pause timeline ----------------------------------------------------------------------
 
+function gridLine(g, colors, x0, y0, x1, y1) {
+  g.strokeStyle = colors.grid;
+  g.lineWidth = 1;
+  g.beginPath(); g.moveTo(x0, y0); g.lineTo(x1, y1); g.stroke();
+}
+
 function drawTimeline(g, width, height, v, total, chart) {
   const colors = chart.env.colors();
   const zoom = chart.env.zoom();
   const [x0, x1] = zoom ? [zoom.min, zoom.max] : v.range;
   const events = v.events.filter((e) => e.t >= x0 && e.t <= x1);
-  const maxD = Math.max(0.001, ...events.map((e) => e.d));
-  const minD = Math.max(1e-6, Math.min(maxD / 10, ...events.map((e) => e.d || maxD)));
-  const lo = Math.log10(minD) - 0.1;
-  const hi = Math.log10(maxD) + 0.1;
-  const w = width - PAD.left - PAD.right;
-  const h = height - PAD.top - PAD.bottom;
-  const xOf = (t) => PAD.left + ((t - x0) / (x1 - x0)) * w;
-  const yOf = (d) => PAD.top + h - ((Math.log10(Math.max(d, minD)) - lo) / (hi - lo)) * h;
-  g.strokeStyle = colors.grid;
-  g.lineWidth = 1;
-  for (let e = Math.ceil(lo); e <= Math.floor(hi); e += 1) { // a grid line per decade
-    const y = Math.round(yOf(10 ** e)) + 0.5;
-    g.beginPath(); g.moveTo(PAD.left, y); g.lineTo(width - PAD.right, y); g.stroke();
-    axisText(chart, g, fmt.duration(10 ** e), PAD.left - 6, y + 4, "right");
+  const bottom = height - PAD.bottom;
+  const longest = Math.max(0, ...events.map((e) => e.d));
+  const shortest = Math.min(Infinity, ...events.map((e) => e.d || Infinity));
+  const ys = pauseAxis(Number.isFinite(shortest) ? shortest : 0, longest, PAD.top, bottom);
+  const xs = timeAxis(x0, x1, PAD.left, width - PAD.right);
+  for (const tick of ys.ticks) {
+    const y = Math.round(tick.y) + 0.5;
+    gridLine(g, colors, PAD.left, y, width - PAD.right, y);
+    axisText(chart, g, tick.label, PAD.left - 6, y + 4, "right");
   }
-  for (let i = 0; i <= 4; i += 1) {
-    const t = x0 + ((x1 - x0) * i) / 4;
-    axisText(chart, g, fmt.clock(t), xOf(t), height - 6, i === 0 ? "left" : i === 4 ? "right" : "center");
+  for (const tick of xs.ticks) {
+    const x = Math.round(tick.x) + 0.5;
+    gridLine(g, colors, x, PAD.top, x, bottom);
+    axisText(chart, g, tick.label, x, height - 6, "center");
   }
   const dots = [];
   for (const gen of GENS) { // gen 2 drawn last: the rare, long pauses stay on top
@@ -108,15 +115,16 @@ function drawTimeline(g, width, height, v, total, chart) {
     const r = gen === 2 ? 4 : 2.5;
     for (const e of events) {
       if (e.gen !== gen) continue;
-      const x = xOf(e.t);
-      const y = yOf(e.d);
+      const x = xs.xOf(e.t);
+      const y = ys.yOf(e.d);
       g.globalAlpha = 0.8;
       g.beginPath(); g.arc(x, y, r, 0, 2 * Math.PI); g.fill();
       dots.push({ x, y, e });
     }
   }
   g.globalAlpha = 1;
-  if (!events.length) axisText(chart, g, "No pauses in this range", PAD.left + w / 2, PAD.top + h / 2, "center");
+  if (!events.length) axisText(chart, g, "No pauses in this range", (PAD.left + width - PAD.right) / 2, (PAD.top + bottom) / 2, "center");
+  chart.fig.dataset.axis = JSON.stringify({ from: x0, to: x1, ticks: xs.ticks.map((t) => ({ t: t.v, label: t.label })) });
   chart.readout.textContent = `${fmt.count(total.n)} collections · paused ${fmt.duration(total.pause)}`
     + (v.events.length >= MAX_EVENTS ? ` · newest ${fmt.count(MAX_EVENTS)} drawn` : "");
   return { dots };
@@ -132,9 +140,8 @@ function hoverTimeline(chart, x, y) {
   }
   if (!best) { chart.tip.hidden = true; return; }
   const e = best.e;
-  const when = new Date(e.t * 1000);
   showTip(chart, [
-    `${when.toLocaleTimeString([], { hour12: false })}.${String(when.getMilliseconds()).padStart(3, "0")} · gen ${e.gen}`,
+    `${stamp(e.t, { ms: true })} · gen ${e.gen}`,
     `pause ${fmt.duration(e.d)}`,
     `pid ${e.p} · ${interpName(e.n)} · ${fmt.groupName(e.g)}`,
     `collected ${fmt.count(e.cd)} · uncollectable ${fmt.count(e.un)}`,
@@ -146,58 +153,66 @@ function hoverTimeline(chart, x, y) {
 function drawHistogram(g, width, height, v, total, chart) {
   const colors = chart.env.colors();
   const counts = total.h;
-  let top = 0;
-  counts.forEach((c, i) => { if (c > 0) top = i; });
-  const shown = Math.max(16, top + 2 > BUCKETS ? BUCKETS : top + 2);
-  const w = width - PAD.left - PAD.right;
-  const h = height - PAD.top - PAD.bottom;
-  const bw = w / shown;
+  const right = width - PAD.right;
+  const bottom = height - PAD.bottom;
+  const h = bottom - PAD.top;
+  const axis = histogramAxis(counts, total.min, total.max, PAD.left, right);
   const peak = Math.max(1, ...counts);
-  g.strokeStyle = colors.grid;
-  g.beginPath(); g.moveTo(PAD.left, PAD.top + h + 0.5); g.lineTo(width - PAD.right, PAD.top + h + 0.5); g.stroke();
-  axisText(chart, g, fmt.count(peak), PAD.left - 6, PAD.top + 10, "right");
-  axisText(chart, g, "0", PAD.left - 6, PAD.top + h, "right");
-  g.fillStyle = colors.accent;
-  for (let i = 0; i < shown; i += 1) {
-    if (!counts[i]) continue;
-    const bh = Math.max(1, (counts[i] / peak) * h);
-    g.fillRect(PAD.left + i * bw + 1, PAD.top + h - bh, Math.max(1, bw - 2), bh);
+  const yOf = (c) => bottom - (c / peak) * h;
+  for (const c of valueTicks(0, peak, 3)) {
+    const y = Math.round(yOf(c)) + 0.5;
+    gridLine(g, colors, PAD.left, y, right, y);
+    axisText(chart, g, fmt.count(c), PAD.left - 6, y + 4, "right");
   }
-  for (let i = 0; i < shown; i += 4) axisText(chart, g, i === 0 ? "0" : edge(bounds(i)[0]), PAD.left + i * bw, height - 6, "center");
-  const xOf = (value) => {
-    const b = bucketIndex(value);
-    const [lower, upper] = bounds(b);
-    const frac = upper === Infinity ? 0.5 : (value - lower) / (upper - lower);
-    return PAD.left + (b + Math.min(1, Math.max(0, frac))) * bw;
-  };
+  if (axis.strip) { // the pauses under the first tick: bucket 0 cannot tell them apart
+    g.fillStyle = colors.grid;
+    g.fillRect(PAD.left, PAD.top, axis.ticks[0].x - PAD.left, h);
+  }
+  g.fillStyle = colors.accent;
+  for (const bar of axis.bars) {
+    const bh = Math.max(1, (counts[bar.index] / peak) * h);
+    g.fillRect(bar.x0 + 0.5, bottom - bh, Math.max(1, bar.x1 - bar.x0 - 1), bh);
+  }
+  for (const tick of axis.ticks) {
+    const x = Math.round(tick.x) + 0.5;
+    gridLine(g, colors, x, bottom, x, bottom + 4);
+    axisText(chart, g, tick.label, x, height - 6, "center");
+  }
   const marks = [];
   if (total.n > 0) {
-    for (const [name, p, color] of [["p50", 0.5, colors.ok], ["p95", 0.95, colors.warn], ["p99", 0.99, "#a371f7"]]) {
+    for (const [name, p, color] of MARKERS) {
       const value = percentile(counts, p, total.min, total.max);
-      marks.push([name, value]);
-      const x = Math.round(xOf(value)) + 0.5;
-      g.strokeStyle = color;
+      const x = Math.round(axis.xOf(value)) + 0.5;
+      marks.push({ name, value, x });
+      g.strokeStyle = colors[color];
+      g.lineWidth = 2;
       g.setLineDash([4, 3]);
-      g.beginPath(); g.moveTo(x, PAD.top); g.lineTo(x, PAD.top + h); g.stroke();
+      g.beginPath(); g.moveTo(x, PAD.top); g.lineTo(x, bottom); g.stroke();
       g.setLineDash([]);
+      g.lineWidth = 1;
     }
   } else {
-    axisText(chart, g, "No pauses in this range", PAD.left + w / 2, PAD.top + h / 2, "center");
+    axisText(chart, g, "No pauses in this range", (PAD.left + right) / 2, PAD.top + h / 2, "center");
   }
+  chart.fig.dataset.axis = JSON.stringify({
+    left: PAD.left, right, strip: axis.strip, ticks: axis.ticks.map((t) => ({ v: t.v, label: t.label, x: t.x })),
+    marks, colors: Object.fromEntries(MARKERS.map(([name, , color]) => [name, colors[color]])),
+  });
   chart.readout.textContent = `n ${fmt.count(total.n)} · min ${fmt.duration(total.min)} · `
-    + marks.map(([name, value]) => `${name} ${fmt.duration(value)}`).join(" · ")
+    + marks.map(({ name, value }) => `${name} ${fmt.duration(value)}`).join(" · ")
     + ` · max ${fmt.duration(total.max)}`;
-  return { bw, shown, counts, n: total.n };
+  return { axis, counts, n: total.n };
 }
 
 function hoverHistogram(chart, x, y) {
   const layout = chart.layout;
-  const b = layout ? Math.floor((x - PAD.left) / layout.bw) : -1;
-  if (!layout || b < 0 || b >= layout.shown || layout.n === 0) { chart.tip.hidden = true; return; }
+  const b = layout && layout.n > 0 ? barAt(layout.axis, x) : -1;
+  if (b < 0) { chart.tip.hidden = true; return; }
   const [lower, upper] = bounds(b);
   const below = layout.counts.slice(0, b + 1).reduce((a, c) => a + c, 0);
   showTip(chart, [
-    b === 0 ? `under ${edge(upper)}` : upper === Infinity ? `${edge(lower)} or more` : `${edge(lower)} – ${edge(upper)}`,
+    b === 0 ? `under ${durationLabel(upper)}` : upper === Infinity ? `${durationLabel(lower)} or more`
+      : `${durationLabel(lower)} – ${durationLabel(upper)}`,
     `${fmt.count(layout.counts[b])} pauses (${fmt.percent(layout.counts[b] / layout.n)})`,
     `${fmt.percent(below / layout.n)} at or below ${upper === Infinity ? "this" : fmt.duration(upper)}`,
   ], x, y);

@@ -15,6 +15,7 @@ import { num } from "../util.js";
 export const MAX_EVENTS = 2000; // as the console sends at most (console/live/tabs/gc.py)
 const CHECKPOINT = 10; // seconds between a series' kept counter readings
 export const CURRENT = 15; // a series heard from within this many seconds is current (config row)
+const SNAP = 10; // seconds: a time axis starting this close to the window's starts with it
 export const MAIN = "(main)"; // the interp option's name for the main interpreter ("" on the wire)
 export const GEN_COLORS = ["#3b82f6", "#e8912d", "#d63b3b"];
 export const GENS = [0, 1, 2];
@@ -235,10 +236,48 @@ export function trim(data, now) {
 
 // -- the view: what is drawn --------------------------------------------------------------
 
-export function computeView(data, now) {
+/**
+ * Where the time axis starts: the window's start, or later where the first GC data
+ * of the selection is (a host, agent or process that started since). Before that
+ * nothing could have been collected, so an empty stretch there would say nothing;
+ * after it, an empty stretch is a process that ran and did not collect. A start
+ * within SNAP of the window's is the window's: records come once per tick.
+ */
+export function axisStart(data, from, seconds) {
+  let first = seconds.length ? seconds[0] : Infinity;
+  for (const s of data.series.values()) first = Math.min(first, s.cps[0].t);
+  if (data.events.length) first = Math.min(first, data.events[0].t);
+  return Number.isFinite(first) && first > from + SNAP ? first : from;
+}
+
+/** The registry's process list (host messages) by "pid:incarnation". */
+export function processIndex(processes) {
+  const out = new Map();
+  for (const p of Array.isArray(processes) ? processes : []) {
+    if (p && typeof p === "object") out.set(`${num(p.pid)}:${num(p.incarnation)}`, p);
+  }
+  return out;
+}
+
+/**
+ * Whether a series' process has ended, and since when: `{kind, at}` with kind
+ * "stopped" (its STOPPED arrived), "gone" (the registry gave it up: silent without
+ * one) or "silent" (no GC record for CURRENT seconds, whatever the registry says);
+ * null while it reports. An ended series keeps its row for the window shown.
+ */
+export function seriesEnd(s, proc, now) {
+  const state = proc ? proc.state : null;
+  if (state === "stopped") return { kind: "stopped", at: num(proc.stopped) ?? s.last.t };
+  if (state === "gone") return { kind: "gone", at: s.last.t };
+  return s.last.t < now - CURRENT ? { kind: "silent", at: s.last.t } : null;
+}
+
+/** What is drawn at `now`; `processes` is the host's process list (ended rows are marked by it). */
+export function computeView(data, now, processes = []) {
   const from = Math.max(now - data.span, data.since ?? -Infinity);
   const seconds = Array.from(data.buckets.keys()).sort((a, b) => a - b);
   const columns = { t: [], c: [[], [], []], pause: [], pmax: [] };
+  const start = axisStart(data, from, seconds);
   // Dense over the seconds in view only: a GC pass stamped years away (a broken
   // or hostile sender) must not make this loop run for billions of seconds.
   const first = seconds.length ? Math.max(seconds[0], Math.floor(from)) : 0;
@@ -250,15 +289,17 @@ export function computeView(data, now) {
     columns.pause.push(b ? b.pause : 0);
     columns.pmax.push(b && b.pmax !== null ? b.pmax : null);
   }
-  // Live series first; those of stopped processes (restarts) after them, dimmed, until they age out.
-  const stale = (s) => (s.last.t < now - CURRENT ? 1 : 0);
-  const series = Array.from(data.series.values()).sort((a, b) => stale(a) - stale(b) || a.g.localeCompare(b.g)
+  // Reporting series first; those of ended processes (restarts) after them, marked, until they age out.
+  const index = processIndex(processes);
+  const ends = new Map(Array.from(data.series.values(), (s) => [s.key, seriesEnd(s, index.get(`${s.p}:${s.i}`), now)]));
+  const ended = (s) => (ends.get(s.key) ? 1 : 0);
+  const series = Array.from(data.series.values()).sort((a, b) => ended(a) - ended(b) || a.g.localeCompare(b.g)
     || a.p - b.p || a.i - b.i || a.n.localeCompare(b.n));
   return {
-    now, from, range: [now - data.span, now], columns,
+    now, from, start, range: [start, now], columns,
     buckets: seconds.map((t) => data.buckets.get(t)),
     events: data.events.slice(), series,
-    seriesTotal: series.map((s) => ({ s, stats: seriesStats(s) })),
+    seriesTotal: series.map((s) => ({ s, stats: seriesStats(s), end: ends.get(s.key) })),
     pids: Array.from(data.pids.keys()).sort((a, b) => a - b), interps: Array.from(data.interps.keys()).sort(),
   };
 }

@@ -5,6 +5,7 @@
 // no live data handling. Each function takes `$`, the panel's querySelector.
 
 import * as fmt from "../format.js";
+import { stamp } from "../stamps.js";
 import { num } from "../util.js";
 import { CURRENT, GEN_COLORS, GENS, interpName, triple } from "./gc_model.js";
 
@@ -83,11 +84,15 @@ export function renderConfig($, v, total) {
   $("#gc-config").replaceChildren(...chips);
 }
 
-/** The capped/limited note and the whole-window totals line of the data's snapshot. */
-export function renderNotes($, data, windowSeconds) {
+/** The capped/limited/later-start notes and the whole-window totals line of the data's snapshot. */
+export function renderNotes($, data, windowSeconds, v) {
   const notes = [];
   if (data.capped) notes.push(`GC shows the last ${fmt.age(data.span)} of the ${fmt.age(windowSeconds)} window.`);
-  if (data.limited) notes.push(`Busy host: raw GC data from ${fmt.clock(data.since)} only.`);
+  if (data.limited) notes.push(`Busy host: raw GC data from ${stamp(data.since)} only.`);
+  else if (v.start > v.from) {
+    notes.push(`GC data starts at ${stamp(v.start)} (none earlier in the last ${fmt.age(data.span)}): `
+      + "the charts begin there; a gap after it is time without a collection.");
+  }
   if (data.omitted > 0) notes.push(`And ${fmt.count(data.omitted)} more series (processes × interpreters) not listed.`);
   $("#gc-note").textContent = notes.join(" ");
   const line = $("#gc-window-totals");
@@ -135,22 +140,46 @@ function pressure(rec) {
   return wrap;
 }
 
+/** The ended chip's text and the row's title for a series' end (./gc_model.js seriesEnd), or null. */
+export function endMark(end) {
+  if (!end) return null;
+  const at = stamp(end.at);
+  if (end.kind === "stopped") return { text: "ended", title: `process stopped at ${at}; its row stays for the window shown` };
+  if (end.kind === "gone") return { text: "ended", title: `process gone: silent since ${at} without a STOPPED; its row stays for the window shown` };
+  return { text: "silent", title: `no GC report since ${at}` };
+}
+
+function pidCell(s, mark) {
+  const wrap = document.createElement("span");
+  wrap.textContent = String(s.p) + (s.i > 1 ? ` #${s.i}` : "");
+  if (mark) {
+    const chip = document.createElement("span");
+    chip.className = "chip gc-end";
+    chip.textContent = mark.text;
+    chip.title = mark.title;
+    wrap.append(" ", chip);
+  }
+  return wrap;
+}
+
 export function renderTable($, v) {
-  const rows = v.seriesTotal.map(({ s, stats }) => {
+  const rows = v.seriesTotal.map(({ s, stats, end }) => {
     const tr = document.createElement("tr");
     tr.dataset.pid = String(s.p);
     tr.dataset.interp = interpName(s.n);
     tr.tabIndex = 0;
-    if (s.last.t < v.now - CURRENT) {
-      tr.className = "offline";
-      tr.title = "last heard at " + fmt.clock(s.last.t);
+    const mark = endMark(end);
+    if (end) {
+      tr.className = "offline gc-ended";
+      tr.dataset.ended = end.kind;
+      tr.title = mark.title;
     }
     const on = document.createElement("span");
     on.className = "chip";
     on.dataset.kind = s.last.on ? "ok" : "warn";
     on.textContent = s.last.on ? "on" : "off";
     tr.append(
-      cell(String(s.p) + (s.i > 1 ? ` #${s.i}` : ""), "num"), cell(fmt.groupName(s.g)), cell(interpName(s.n)), cell(on),
+      cell(pidCell(s, mark), "num"), cell(fmt.groupName(s.g)), cell(interpName(s.n)), cell(on),
       cell(pressure(s.last)), cell(stats.rates.map((r) => fmt.number(r, 2)).join(" · "), "num"),
       cell(`${fmt.duration(stats.pause)} (${fmt.percent(stats.share)})`, "num"),
       cell(fmt.number(stats.collected), "num"),
