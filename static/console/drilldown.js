@@ -1,52 +1,74 @@
 // The slow-request drill-down: one modal <dialog> shared by the Slow requests
 // and Capacity tabs. It shows one record in the shape of
 // `tabs.base.slow_record` (key, state, pid, incarnation, group, stamp,
-// start, duration, thread, method, url, status, log_id, fields).
+// start, duration, thread, method, url, status, log_id, fields); its
+// contents are built by ./drilldown_view.js.
 //
-//   openRequest(record, { note, threads, onClose })  show it (record null: only `note`)
+//   openRequest(record, { note, threads, onClose, key })  show it (record null: only `note`)
 //   updateRequest(record)   a newer record arrived: redraw if it is the open one
 //   closeRequest()          close it (Escape, the button and a backdrop click do too)
-//   openKey()               the key of the record shown, or null
+//   openKey()               the key of the request shown or asked for, or null
+//   pendingKey()            the key a link asks for that no tab has shown yet, or null
 //
-// Every value may come from an attacker (URL, User-Agent, log id): it only
-// ever enters the page through textContent. Nothing here may throw on odd
-// input: a broken drill-down must never take the page's redraws with it.
+// The dialog has its own browser-history entry, `req=<key>` in the URL: opening
+// pushes it, Back closes the dialog and leaves the page as it was, closing goes
+// back to the URL without it, and a link or reload with `req` opens it again:
+// the dialog waits with a note until a tab has the record (the Slow tab looks it
+// up after its snapshot; the Capacity tab's records reach updateRequest).
+//
+// Nothing here may throw on odd input: a broken drill-down must never take the
+// page's redraws with it.
 
+import { details, header } from "./drilldown_view.js";
 import * as fmt from "./format.js";
 import { serverNow } from "./live.js";
 import { el, num } from "./util.js";
 
-const PHASES = [
-  ["server", "slow_server_time", "Apache before hand-off"],
-  ["queue", "slow_queue_time", "waiting for a daemon thread"],
-  ["daemon", "slow_daemon_time", "daemon before the application"],
-  ["application", "slow_application_time", "in the application"],
-];
-// Below this average chunk size, and with this many calls, a body is streamed in
-// tiny pieces (a per-call overhead worth a look); a small response written once is not.
-const SMALL_CHUNK = 64;
-const MANY_CALLS = 16;
-const AT_COMPLETION = "(reported at completion)";
 // Seconds an active request's elapsed time may run on without a newer record (3 intervals + 1 s).
 const MAX_GUESS = 4;
+const PARAM = "req";
+const MARK = "wfRequest"; // in history.state: the entry is the drill-down's
+// Milliseconds a link's request may take to arrive (the tab's snapshot) before the dialog says it did not.
+const WAIT_FOR_RECORD = 10_000;
+const CACHED = 20; // requests remembered for Forward, newest kept
 
 let dialog = null;
-let current = null; // { record, note, threads, onClose, anchor }
+let current = null; // { key, record, note, threads, onClose, anchor }
 let timer = null; // advances an active request's elapsed time between its records
+let entry = null; // { key, base } while the history entry shown is the drill-down's
+let leaving = null; // the drill-down's entry closeRequest is going back from
+let deferred = null; // { key }: opened again before that Back landed
+let pending = null; // the key of a link (or Forward) that no tab has answered yet
+let pendingTimer = null;
+const cache = new Map(); // key -> { record, threads }: what Forward shows again
 
-function text(value) {
-  return value === null || value === undefined || value === "" ? fmt.DASH : String(value);
+// -- the URL ---------------------------------------------------------------------------------
+
+/** The page's query without the drill-down's parameter, as a comparable string. */
+function baseQuery(search = window.location.search) {
+  const q = new URLSearchParams(search);
+  q.delete(PARAM);
+  q.sort();
+  return q.toString();
 }
 
-/** Epoch seconds as local wall-clock time with milliseconds; the title gives UTC. */
-function stampText(epoch) {
-  const t = num(epoch);
-  if (t === null || t <= 0) return fmt.DASH;
-  const date = new Date(t * 1000);
-  const ms = String(date.getMilliseconds()).padStart(3, "0");
-  return date.toLocaleDateString([], { month: "short", day: "numeric" }) + " " +
-    date.toLocaleTimeString([], { hour12: false }) + "." + ms;
+function urlWith(key) {
+  const q = new URLSearchParams(window.location.search);
+  if (key === null || key === undefined) q.delete(PARAM);
+  else q.set(PARAM, key);
+  const search = q.toString();
+  return window.location.pathname + (search ? "?" + search : "") + window.location.hash;
 }
+
+/** The drill-down's entry: pushed over the page's, or, already on one, replaced. */
+function enter(key) {
+  const state = { [MARK]: true, key, base: entry ? entry.base : baseQuery() };
+  if (entry) window.history.replaceState(state, "", urlWith(key));
+  else window.history.pushState(state, "", urlWith(key));
+  entry = { key, base: state.base };
+}
+
+// -- the dialog --------------------------------------------------------------------------------
 
 function ensureDialog() {
   if (dialog && dialog.isConnected) return dialog;
@@ -70,187 +92,10 @@ function ensureDialog() {
   return dialog;
 }
 
-// -- the parts of the panel ------------------------------------------------------------
-
-function header(record) {
-  const head = el("header", "req-head");
-  const title = el("h2", null);
-  title.id = "request-drilldown-title";
-  if (record) {
-    const pill = el("span", "req-state", text(record.state));
-    pill.dataset.state = String(record.state ?? "");
-    const elapsed = el("span", "req-elapsed", fmt.duration(num(record.duration)));
-    title.append(pill, " ", `pid ${text(record.pid)} · thread ${text(record.thread)} · `, elapsed);
-  } else {
-    title.textContent = "Slow request";
-  }
-  const close = el("button", "req-close", "Close");
-  close.type = "button";
-  close.addEventListener("click", () => closeRequest());
-  head.append(title, close);
-  return head;
-}
-
-/** A <dl> row; `value` is text or a node. */
-function row(list, label, value, kind) {
-  const dd = el("dd");
-  if (value instanceof Node) dd.append(value);
-  else dd.textContent = text(value);
-  if (kind) dd.dataset.kind = kind;
-  list.append(el("dt", null, label), dd);
-}
-
-function section(body, title) {
-  const part = el("section", "req-part");
-  part.append(el("h3", null, title));
-  const list = el("dl", "req-rows");
-  part.append(list);
-  body.append(part);
-  return list;
-}
-
-function share(part, whole) {
-  return part !== null && whole ? ` (${fmt.percent(part / whole)} of duration)` : "";
-}
-
-function phaseBar(record, active) {
-  const f = record.fields || {};
-  const values = PHASES.map(([, field]) => Math.max(0, num(f[field]) ?? 0));
-  const total = values.reduce((a, b) => a + b, 0);
-  // The phase still running is the last one with time in it (the application, usually).
-  let running = -1;
-  if (active) values.forEach((v, i) => { if (v > 0) running = i; });
-  const wrap = el("div", "req-phases");
-  const bar = el("div", "req-bar");
-  bar.setAttribute("role", "img");
-  const legend = el("ul", "req-legend");
-  const labels = [];
-  PHASES.forEach(([name, , help], i) => {
-    const value = values[i];
-    const label = `${name} ${fmt.duration(value)}` + (i === running ? " (running)" : "");
-    labels.push(label);
-    if (value > 0 && total > 0) {
-      const seg = el("span", "req-seg");
-      seg.dataset.phase = name;
-      seg.style.flexGrow = String(value / total);
-      seg.title = `${label}: ${help}`;
-      if (i === running) seg.classList.add("running");
-      bar.append(seg);
-    }
-    const item = el("li", null);
-    const swatch = el("span", "req-swatch");
-    swatch.dataset.phase = name;
-    item.append(swatch, label);
-    if (i === running) item.classList.add("running");
-    legend.append(item);
-  });
-  bar.setAttribute("aria-label", "phases: " + labels.join(", "));
-  if (total <= 0) bar.append(el("span", "req-bar-empty", "no phase times reported"));
-  wrap.append(bar, legend);
-  return wrap;
-}
-
-function body(kind, bytes, calls, active) {
-  if (active) return [AT_COMPLETION, null];
-  const b = num(bytes);
-  const n = num(calls);
-  if (!b && !n) return [`(no body ${kind})`, null];
-  const avg = b !== null && n ? b / n : null;
-  const small = avg !== null && avg < SMALL_CHUNK && n >= MANY_CALLS;
-  return [`${fmt.bytes(b)} in ${fmt.count(n)} call${n === 1 ? "" : "s"}` +
-    (avg !== null ? ` · ${fmt.bytes(avg)} per call` : "") + (small ? " (many small chunks)" : ""),
-  small ? "warn" : null];
-}
-
-function timed(seconds, duration, active) {
-  const s = num(seconds);
-  if (active && !s) return AT_COMPLETION;
-  return fmt.duration(s) + share(s, duration);
-}
-
-function cpu(f, duration, active) {
-  const user = num(f.slow_cpu_user_time);
-  const system = num(f.slow_cpu_system_time);
-  if (active && !user && !system) return [AT_COMPLETION, null];
-  if (user === null && system === null) return [fmt.DASH, null];
-  const total = (user ?? 0) + (system ?? 0);
-  const wall = duration ? total / duration : null;
-  let note = "";
-  if (wall !== null && wall >= 1) note = " · more than one core (threads or subprocesses)";
-  return [`${fmt.duration(total)}` + (wall !== null ? ` · ${fmt.percent(wall)} of wall` : "") +
-    ` · user ${fmt.duration(user)} / system ${fmt.duration(system)}` + note,
-  wall !== null && wall >= 0.8 ? "warn" : null];
-}
-
-function concurrency(f, threads, active) {
-  const of = num(threads) ? ` / ${fmt.count(threads)}` : "";
-  const start = num(f.slow_active_at_start);
-  const end = num(f.slow_active_at_completion);
-  const first = start === null ? fmt.DASH : `${fmt.count(start)}${of} at start`;
-  return first + " → " + (active && !end ? AT_COMPLETION : end === null ? fmt.DASH : `${fmt.count(end)}${of} at completion`);
-}
-
-function details(record, threads) {
-  const f = record.fields && typeof record.fields === "object" ? record.fields : {};
-  const active = record.state === "active";
-  const duration = num(record.duration);
-  const start = num(record.start);
-  const out = el("div", "req-body");
-
-  if (record.state === "expired") {
-    out.append(el("p", "req-note", "No longer reported and never completed: its process stopped, " +
-      "or the completion record was lost. Values are as last reported."));
-  }
-
-  const request = section(out, "Request");
-  const url = el("code", "req-url", text(record.url));
-  row(request, "URL", url);
-  row(request, "Method", record.method);
-  const status = num(record.status);
-  row(request, "Status", active && !status ? AT_COMPLETION : status,
-    status !== null && status >= 500 ? "bad" : null);
-  const client = [f.slow_peer_ip, f.slow_protocol].filter((v) => v).map(String).join(" · ");
-  row(request, "Client", client || fmt.DASH);
-  if (f.slow_user_agent) row(request, "User-Agent", String(f.slow_user_agent));
-  row(request, "Log id", record.log_id);
-
-  const where = section(out, "Process");
-  row(where, "PID · thread", `${text(record.pid)} · ${text(record.thread)}` +
-    (num(record.incarnation) > 1 ? ` (incarnation ${record.incarnation})` : ""));
-  row(where, "Group", record.group === null || record.group === undefined ? fmt.DASH : fmt.groupName(record.group));
-  row(where, "Apache child", num(f.slow_server_pid) ? String(f.slow_server_pid) : fmt.DASH);
-  row(where, "Started", stampText(start));
-  const ended = record.state === "completed" && start !== null && duration !== null ? start + duration : null;
-  row(where, "Ended", ended !== null ? stampText(ended)
-    : active ? "(still running)" : "(never reported)");
-
-  const timing = section(out, active ? "Timing so far" : "Timing");
-  const shown = el("span", null);
-  shown.append(el("span", "req-elapsed", fmt.duration(duration)), active ? " (still running)" : "");
-  row(timing, active ? "Elapsed" : "Duration", shown);
-  const phases = el("div");
-  phases.append(phaseBar(record, active));
-  row(timing, "Phases", phases);
-  const gil = num(f.slow_gil_wait_time);
-  row(timing, "GIL wait", `${fmt.duration(gil)} · ${fmt.count(num(f.slow_gil_wait_count))} waits` + share(gil, duration));
-  row(timing, "Concurrency", concurrency(f, threads, active));
-  const [cpuText, cpuKind] = cpu(f, duration, active);
-  row(timing, "CPU", cpuText, cpuKind);
-
-  const io = section(out, "Body");
-  const [inText, inKind] = body("in", f.slow_input_bytes, f.slow_input_reads, active);
-  row(io, "Body in", inText, inKind);
-  const [outText, outKind] = body("out", f.slow_output_bytes, f.slow_output_writes, active);
-  row(io, "Body out", outText, outKind);
-  row(io, "Input read", timed(f.slow_input_read_time, duration, active));
-  row(io, "Output write", timed(f.slow_output_write_time, duration, active));
-  return out;
-}
-
 function render() {
   const box = ensureDialog();
   const { record, note, threads } = current;
-  const parts = [header(record)];
+  const parts = [header(record, closeRequest)];
   if (note) parts.push(el("p", "req-note", String(note)));
   if (record) parts.push(details(record, threads));
   else if (!note) parts.push(el("p", "req-note", "No slow-request record to show."));
@@ -281,16 +126,12 @@ function safeRender() {
   } catch (err) {
     // Never leave a half-built dialog that the page thinks is fine.
     console.error("request drill-down failed", err);
-    dialog.replaceChildren(header(null), el("p", "req-note", "This record could not be shown."));
+    dialog.replaceChildren(header(null, closeRequest), el("p", "req-note", "This record could not be shown."));
   }
 }
 
-/** Show `record` (or, when null, only `note`) in the modal. */
-export function openRequest(record, { note = null, threads = null, onClose = null } = {}) {
-  const valid = record && typeof record === "object" ? record : null;
-  const previous = current;
-  current = { record: valid, note, threads, onClose, anchor: anchorOf(valid) };
-  if (previous && previous.onClose && previous.onClose !== onClose) previous.onClose();
+/** Show what `current` holds, without touching the history. */
+function show() {
   safeRender();
   if (!dialog.open) {
     if (typeof dialog.showModal === "function") dialog.showModal();
@@ -299,25 +140,142 @@ export function openRequest(record, { note = null, threads = null, onClose = nul
   if (timer === null) timer = window.setInterval(tickElapsed, 250);
 }
 
-/** A newer record: redraw when it is the one shown (same key). */
+/** Close the dialog, without touching the history. */
+function hide() {
+  const was = current;
+  current = null;
+  clearPending();
+  if (timer !== null) window.clearInterval(timer);
+  timer = null;
+  if (dialog && dialog.open) dialog.close();
+  if (was && was.onClose) was.onClose();
+}
+
+function remember(key, record, threads) {
+  if (key === null || !record) return;
+  cache.delete(key);
+  cache.set(key, { record, threads });
+  while (cache.size > CACHED) cache.delete(cache.keys().next().value);
+}
+
+// -- waiting for a link's request ---------------------------------------------------------------
+
+function clearPending() {
+  pending = null;
+  if (pendingTimer !== null) window.clearTimeout(pendingTimer);
+  pendingTimer = null;
+}
+
+/** Open the dialog for `key` before any tab has its record: from a link, a reload or Forward. */
+function awaitRecord(key) {
+  const known = cache.get(key);
+  const previous = current;
+  current = { key, record: known ? known.record : null, threads: known ? known.threads : null, onClose: null,
+    note: known ? null : "Looking for this request in the host's data…", anchor: anchorOf(known ? known.record : null) };
+  if (previous && previous.onClose) previous.onClose();
+  clearPending();
+  pending = key;
+  pendingTimer = window.setTimeout(() => {
+    pendingTimer = null;
+    if (pending !== key || !current || current.record) return;
+    current.note = "No slow-request record with this key arrived: it may have aged out of the window " +
+      "shown, belong to another group, or come from a link to another host.";
+    safeRender();
+  }, WAIT_FOR_RECORD);
+  show();
+}
+
+// -- the module's interface -------------------------------------------------------------------------
+
+/** Show `record` (or, when null, only `note`) in the modal, in its own history entry. */
+export function openRequest(record, { note = null, threads = null, onClose = null, key = null } = {}) {
+  const valid = record && typeof record === "object" ? record : null;
+  const shownKey = valid && typeof valid.key === "string" ? valid.key : (typeof key === "string" ? key : null);
+  const previous = current;
+  current = { key: shownKey, record: valid, note, threads, onClose, anchor: anchorOf(valid) };
+  if (previous && previous.onClose && previous.onClose !== onClose) previous.onClose();
+  clearPending();
+  remember(shownKey, valid, threads);
+  if (leaving) deferred = { key: shownKey }; // a close's Back is on its way: push once it has landed
+  else safeEnter(shownKey);
+  show();
+}
+
+/** A newer record: redraw when it is the one shown or asked for (same key). */
 export function updateRequest(record) {
-  if (!current || !current.record || !dialog || !dialog.open) return;
-  if (!record || typeof record !== "object" || record.key !== current.record.key) return;
+  if (!current || !dialog || !dialog.open || current.key === null) return;
+  if (!record || typeof record !== "object" || record.key !== current.key) return;
+  if (!current.record) current.note = null; // the note said it was awaited, or missing: here it is
+  if (pending === record.key) clearPending();
   current.record = record;
   current.anchor = anchorOf(record);
+  remember(current.key, record, current.threads);
   safeRender();
   tickElapsed();
 }
 
 export function openKey() {
-  return current && current.record && dialog && dialog.open ? current.record.key : null;
+  return current && dialog && dialog.open ? current.key : null;
+}
+
+export function pendingKey() {
+  return pending;
 }
 
 export function closeRequest() {
-  const was = current;
-  current = null;
-  if (timer !== null) window.clearInterval(timer);
-  timer = null;
-  if (dialog && dialog.open) dialog.close();
-  if (was && was.onClose) was.onClose();
+  const was = entry;
+  hide();
+  entry = null;
+  if (deferred) deferred = null; // opened and closed while the previous close went back: nothing to push
+  else if (was) {
+    leaving = was;
+    window.history.back(); // to the page's own entry; popstate below finishes
+  }
+}
+
+// -- the browser history ------------------------------------------------------------------------------
+
+function safeEnter(key) {
+  try {
+    enter(key);
+  } catch (err) { // a history API that refuses (too many calls): the dialog still works
+    console.error("request drill-down: history", err);
+  }
+}
+
+// Registered when this module loads, before host.js's own listener (host.js imports
+// the tabs, which import this): Back from the drill-down's entry to the same page is
+// the dialog's business only, so the page keeps its data instead of subscribing again.
+window.addEventListener("popstate", (event) => {
+  const own = leaving; // this is closeRequest's Back landing
+  const from = entry || own;
+  leaving = null;
+  const to = event.state && event.state[MARK] ? event.state : null;
+  const samePage = from !== null && baseQuery() === from.base;
+  if (to) { // Forward onto a drill-down entry: show it again
+    entry = { key: to.key, base: to.base };
+    deferred = null;
+    if (typeof to.key === "string") awaitRecord(to.key);
+  } else {
+    entry = null;
+    if (own && deferred) { // reopened meanwhile: its entry goes on top of the page's now
+      const { key } = deferred;
+      deferred = null;
+      if (current) safeEnter(key);
+    } else if (current) hide(); // Back while the dialog is open closes it
+  }
+  if (samePage) event.stopImmediatePropagation();
+});
+
+// A link or a reload with `req`: Back from it should close the dialog, not leave
+// the page, so the page's own entry goes under the drill-down's.
+const linked = new URLSearchParams(window.location.search).get(PARAM);
+if (linked) {
+  try {
+    window.history.replaceState(null, "", urlWith(null));
+  } catch (err) {
+    console.error("request drill-down: history", err);
+  }
+  safeEnter(linked);
+  awaitRecord(linked);
 }

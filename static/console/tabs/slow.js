@@ -5,11 +5,18 @@
 //
 // URL: sort=<column> (a leading "-" sorts descending), state=active|completed|expired,
 // q=<URL substring>, per=<rows per method and URL>, since=<console time of a Clear:
-// requests that ended before it are hidden>, req=<key of the open request>.
+// requests that ended before it are hidden>; req=<key of the open request> is the
+// drill-down's own (it keeps it, with a history entry).
+//
+// The table's rows are drawn by ./slow_rows.js, the export is ./slow_export.js.
 
-import { openKey, openRequest, updateRequest } from "../drilldown.js";
+import { openKey, openRequest, pendingKey, updateRequest } from "../drilldown.js";
 import * as fmt from "../format.js";
+import { stamp } from "../stamps.js";
+import { DATE_AFTER } from "../ticks.js";
 import { num } from "../util.js";
+import { exportRows, str } from "./slow_export.js";
+import { fillRow, makeRow } from "./slow_rows.js";
 
 const STATES = ["all", "active", "completed", "expired"];
 const PER_URL = ["1", "3", "10"];
@@ -23,28 +30,6 @@ const MAX_HELD = 2000;
 const SILENT_INTERVALS = 3;
 const STATE_ORDER = { active: 0, expired: 1, completed: 2 };
 
-function str(value) {
-  return value === null || value === undefined ? "" : String(value);
-}
-
-/** Text for a cell: safe from formula injection once in a spreadsheet. */
-function csvCell(value) {
-  let text = str(value);
-  if (/^[=+\-@\t\r]/.test(text)) text = "'" + text;
-  return /[",\n\r]/.test(text) ? '"' + text.replace(/"/g, '""') + '"' : text;
-}
-
-function download(name, type, content) {
-  const url = URL.createObjectURL(new Blob([content], { type }));
-  const link = document.createElement("a");
-  link.href = url;
-  link.download = name;
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
-}
-
 export function createTab(ctx) {
   const { panel, state } = ctx;
   const $ = (sel) => panel.querySelector(sel);
@@ -56,7 +41,6 @@ export function createTab(ctx) {
   let order = [];
   let loaded = false;
   let omitted = 0;
-  let pendingReq = ctx.param("req"); // from a link: opened once the snapshot is in
   let searchTimer = null;
   let paused = null; // { at: console time, rows: copy } while the table is frozen
 
@@ -182,56 +166,6 @@ export function createTab(ctx) {
 
   // -- drawing -------------------------------------------------------------------------------
 
-  const COLUMNS = ["state", "duration", "method", "status", "url", "pid", "thread", "group", "start", "log_id"];
-  const NUMERIC = new Set(["duration", "status", "pid", "thread"]);
-
-  function makeRow(key) {
-    const tr = document.createElement("tr");
-    tr.tabIndex = 0;
-    tr.dataset.key = key;
-    const cells = {};
-    for (const name of COLUMNS) {
-      const td = document.createElement("td");
-      td.dataset.field = name;
-      if (NUMERIC.has(name)) td.className = "num";
-      cells[name] = td;
-      tr.append(td);
-    }
-    const chip = document.createElement("span");
-    chip.className = "chip slow-state";
-    cells.state.append(chip);
-    cells.chip = chip;
-    return { tr, cells };
-  }
-
-  function set(td, text, title) {
-    if (td.textContent !== text) td.textContent = text;
-    if (title !== undefined && td.title !== title) td.title = title;
-  }
-
-  function fill({ cells, tr }, row) {
-    const r = row.record;
-    const status = num(r.status);
-    cells.chip.dataset.state = str(r.state);
-    set(cells.chip, str(r.state) || fmt.DASH);
-    tr.dataset.state = str(r.state);
-    const d = elapsed(row);
-    set(cells.duration, (r.state === "expired" ? "≥ " : "") + fmt.duration(d));
-    set(cells.method, str(r.method) || fmt.DASH);
-    set(cells.status, status ? String(status) : r.state === "active" ? "…" : fmt.DASH);
-    cells.status.dataset.kind = status >= 500 ? "bad" : status >= 400 ? "warn" : "";
-    set(cells.url, str(r.url) || fmt.DASH, str(r.url));
-    const rank = urlRanks.get(r.key);
-    if (rank) cells.url.dataset.rank = rank;
-    else delete cells.url.dataset.rank;
-    set(cells.pid, str(r.pid));
-    set(cells.thread, str(r.thread));
-    set(cells.group, r.group === null || r.group === undefined ? fmt.groupName("") : fmt.groupName(str(r.group)));
-    const start = num(r.start);
-    set(cells.start, fmt.clock(start), start ? new Date(start * 1000).toISOString() : "");
-    set(cells.log_id, str(r.log_id) || fmt.DASH);
-  }
-
   function drawHeader(v) {
     for (const th of panel.querySelectorAll("th[data-sort]")) {
       th.setAttribute("aria-sort", th.dataset.sort === v.column ? (v.desc ? "descending" : "ascending") : "none");
@@ -267,7 +201,7 @@ export function createTab(ctx) {
         "(set it on the daemon process, e.g. WSGISlowRequests 1.0). Pick a longer window to look further back.";
     } else {
       text = "No request matches the filter" + (v.state !== "all" ? ` (state: ${v.state})` : "") +
-        (v.q ? ` (URL contains “${v.q}”)` : "") + (v.since ? ` (ended before ${fmt.clock(v.since)}: cleared)` : "") + ".";
+        (v.q ? ` (URL contains “${v.q}”)` : "") + (v.since ? ` (ended before ${stamp(v.since, { date: state.window > DATE_AFTER })}: cleared)` : "") + ".";
     }
     box.querySelector(".slow-empty-text").textContent = text;
   }
@@ -278,6 +212,7 @@ export function createTab(ctx) {
     const list = visibleRows(v);
     const shown = list.slice(0, MAX_DRAWN);
     const keys = shown.map((row) => row.record.key);
+    const dated = state.window > DATE_AFTER; // a start may be on another day: the cells say which
     for (const key of drawn.keys()) if (!rows.has(key)) drawn.delete(key);
     for (const row of shown) {
       let item = drawn.get(row.record.key);
@@ -285,7 +220,7 @@ export function createTab(ctx) {
         item = makeRow(row.record.key);
         drawn.set(row.record.key, item);
       }
-      fill(item, row);
+      fillRow(item, row.record, { elapsed: elapsed(row), rank: urlRanks.get(row.record.key), dated });
     }
     // Re-order only when the order changed, so a row under the pointer or in focus stays put.
     if (keys.length !== order.length || keys.some((k, i) => k !== order[i])) {
@@ -297,7 +232,7 @@ export function createTab(ctx) {
     $("#slow-table").hidden = shown.length === 0;
     const active = list.filter((row) => row.record.state === "active").length;
     $("#slow-summary").textContent = loaded
-      ? (paused ? `paused at ${fmt.clock(paused.at)} · ` : "") +
+      ? (paused ? `paused at ${stamp(paused.at)} · ` : "") +
         `${fmt.count(list.length)} shown · ${fmt.count(active)} running · last ${fmt.age(state.window)}` : "";
     const more = $("#slow-more");
     const notes = [];
@@ -310,44 +245,20 @@ export function createTab(ctx) {
     more.textContent = notes.join(" ");
     $("#slow-cleared").hidden = !v.since;
     $("#slow-cleared-text").textContent = v.since
-      ? `Requests that ended before ${fmt.clock(v.since)} are cleared from this view (the link keeps it).` : "";
+      ? `Requests that ended before ${stamp(v.since, { date: state.window > DATE_AFTER })} are cleared from this view (the link keeps it).` : "";
   }
 
   // -- interactions --------------------------------------------------------------------------
 
   function open(key) {
     const row = rows.get(key);
-    ctx.setParam("req", key);
-    const onClose = () => { if (ctx.param("req") === key) ctx.setParam("req", null); };
-    if (row) openRequest(row.record, { threads: threads(row.record), onClose });
+    if (row) openRequest(row.record, { threads: threads(row.record) });
     else {
       openRequest(null, {
-        note: "No slow-request record with this key in the window shown: it may have aged out of the " +
-          "window, belong to another group, or come from a link to another host.", onClose,
+        key, note: "No slow-request record with this key in the window shown: it may have aged out of the " +
+          "window, belong to another group, or come from a link to another host.",
       });
     }
-  }
-
-  function exportRows(kind) {
-    const list = visibleRows().map((row) => ({ ...row.record, elapsed: elapsed(row) }));
-    const host = (document.getElementById("main")?.dataset.hostName || "host").replace(/[^\w.-]+/g, "_");
-    const stamp = new Date(ctx.serverNow() * 1000).toISOString().replace(/[:.]/g, "-").slice(0, 19);
-    const name = `slow-${host}-${stamp}.${kind}`;
-    if (kind === "json") {
-      download(name, "application/json", JSON.stringify(list, null, 1));
-      return;
-    }
-    const head = ["state", "duration_s", "method", "status", "url", "pid", "incarnation", "thread", "group",
-      "started_utc", "log_id", "peer_ip", "protocol", "user_agent", "server_pid"];
-    const lines = [head.join(",")];
-    for (const r of list) {
-      const f = r.fields || {};
-      const start = num(r.start);
-      lines.push([r.state, r.elapsed, r.method, r.status, r.url, r.pid, r.incarnation, r.thread, r.group,
-        start ? new Date(start * 1000).toISOString() : "", r.log_id, f.slow_peer_ip, f.slow_protocol,
-        f.slow_user_agent, f.slow_server_pid].map(csvCell).join(","));
-    }
-    download(name, "text/csv", lines.join("\r\n") + "\r\n");
   }
 
   for (const th of panel.querySelectorAll("th[data-sort]")) {
@@ -397,8 +308,9 @@ export function createTab(ctx) {
     paused = paused ? null : { at: ctx.serverNow(), rows: new Map(Array.from(rows, ([k, row]) => [k, { ...row }])) };
     draw();
   });
-  $("#slow-export-csv").addEventListener("click", () => exportRows("csv"));
-  $("#slow-export-json").addEventListener("click", () => exportRows("json"));
+  const exported = () => visibleRows().map((row) => ({ ...row.record, elapsed: elapsed(row) }));
+  $("#slow-export-csv").addEventListener("click", () => exportRows(exported(), "csv", ctx.serverNow()));
+  $("#slow-export-json").addEventListener("click", () => exportRows(exported(), "json", ctx.serverNow()));
   tbody.addEventListener("click", (event) => {
     const tr = event.target instanceof Element ? event.target.closest("tr[data-key]") : null;
     if (tr) open(tr.dataset.key);
@@ -426,11 +338,8 @@ export function createTab(ctx) {
       for (let i = records.length - 1; i >= 0; i -= 1) hold(records[i], now);
       omitted = num(message.omitted) ?? 0;
       loaded = true;
-      if (pendingReq) {
-        const key = pendingReq;
-        pendingReq = null;
-        if (ctx.visible()) open(key);
-      }
+      const key = pendingKey(); // a link's request: the drill-down waits for it
+      if (key && ctx.visible()) open(key);
     },
     frame(message) {
       if (!loaded || !Array.isArray(message.records)) return;
