@@ -6,6 +6,8 @@
 // keeping its arrays; the arrays are trimmed to the window by the caller, so
 // memory stays flat however long a wall screen runs.
 
+import { linearRange, linearTicks, logLabel, logRange, positiveOnly, tickLabel, timeSplits, UNITS } from "./chart_axes.js";
+import { logTicks, timeLabel } from "./ticks.js";
 import { readColors } from "./util.js";
 
 const uPlot = window.uPlot;
@@ -103,24 +105,49 @@ function labelRoom(u, values) {
   return Math.ceil(longest * 7 + 18);
 }
 
-function axis(values) {
+function axis() {
   return {
     stroke: () => colors.axis,
     grid: { stroke: () => colors.grid, width: 1 },
     ticks: { stroke: () => colors.grid, width: 1 },
-    ...(values ? { values: (u, splits) => splits.map(values), size: labelRoom } : {}),
   };
 }
 
-/** One-line time labels: uPlot's default two-line date labels collide at chart width. */
-function timeLabels(u, splits) {
-  const span = u.scales.x.max - u.scales.x.min;
-  return splits.map((t) => {
-    const d = new Date(t * 1000);
-    const clock = d.toTimeString().slice(0, span < 600 ? 8 : 5);
-    return span > 86400 ? `${d.getMonth() + 1}/${d.getDate()} ${clock}` : clock;
-  });
+/**
+ * The x axis: ticks.js's round times, as many on a half-width chart as on a full one,
+ * labelled in the one format of the span. The labels are kept in the plot's dataset
+ * (xTicks, xLabels): the canvas says nothing to a test or a screen reader.
+ */
+function timeAxis(plot) {
+  return {
+    ...axis(),
+    splits: (u, i, min, max) => timeSplits(min, max),
+    values: (u, splits) => {
+      const labels = splits.map((t) => timeLabel(t, spanOf(u)));
+      plot.dataset.xTicks = splits.join(",");
+      plot.dataset.xLabels = labels.join("|");
+      return labels;
+    },
+  };
 }
+
+/** The y axis: round ticks in the unit shown (or a log axis' decades); dataset yTicks, yLabels. */
+function valueAxis(chart) {
+  return {
+    ...axis(),
+    splits: (u, i, min, max) => (chart.log ? logTicks(min, max) : linearTicks(min, max, chart.unitOf)),
+    values: (u, splits) => {
+      const labels = splits.map((v) => chart.tickText(v, u));
+      chart.plot.dataset.yTicks = splits.join(",");
+      chart.plot.dataset.yLabels = labels.join("|");
+      return labels;
+    },
+    size: labelRoom,
+  };
+}
+
+/** The x axis' span in seconds: what timeLabel's format depends on. */
+const spanOf = (u) => u.scales.x.max - u.scales.x.min;
 
 /** A small tooltip next to the cursor: time, then each visible series (or why there is none). */
 function tooltipPlugin(format, marksOf) {
@@ -154,7 +181,7 @@ function tooltipPlugin(format, marksOf) {
           return;
         }
         // In a hole the nearest point is another second's: say "no data", not its values.
-        const lines = [new Date((hasPoint ? u.data[0][idx] : t) * 1000).toLocaleTimeString([], { hour12: false })];
+        const lines = [timeLabel(hasPoint ? u.data[0][idx] : t, spanOf(u))];
         for (let i = 1; hasPoint && i < u.series.length; i += 1) {
           if (u.series[i].show) lines.push(u.series[i].label + ": " + format(u.data[i][idx]));
         }
@@ -172,6 +199,15 @@ function tooltipPlugin(format, marksOf) {
       },
     },
   };
+}
+
+/** The newest point drawn, [t, value, ...] (null: none), for the tests that read the chart. */
+function lastPoint(data) {
+  for (let i = data[0].length - 1; i >= 0; i -= 1) {
+    const values = data.slice(1).map((column) => column[i] ?? null);
+    if (values.some((v) => v !== null)) return [data[0][i], ...values];
+  }
+  return null;
 }
 
 /** Charts that zoom together and follow the live end of the window together. */
@@ -198,42 +234,57 @@ export class ChartGroup {
 export class TimeChart {
   /**
    * `series`: [{label, color, width?, dash?}], one per data column after time;
-   * `format`: value -> text (legend, tooltip); `axisFormat`: value -> short
-   * tick label (defaults to `format`); `yRange`: fixed [min, max] or null.
+   * `format`: value -> text (legend, tooltip); `unit`: the y axis' unit, a name of
+   * chart_axes.js's UNITS (its ticks are round in it and labelled with it), or else
+   * `axisFormat`: value -> short tick label (defaults to `format`); `yRange`: fixed
+   * [min, max] or null; `log`: a log y axis (values not above 0 are then no data).
    */
-  constructor(plot, { series, format, axisFormat = null, yRange = null }) {
+  constructor(plot, { series, format, axisFormat = null, yRange = null, unit = null, log = false }) {
     this.plot = plot;
     this.series = series;
     this.format = format;
     this.axisFormat = axisFormat || format;
+    this.unit = unit;
+    this.unitOf = UNITS[unit] || UNITS.plain;
     this.yRange = yRange;
+    this.log = log;
     this.u = null;
     this.data = null;
     this.range = null; // live x range [min, max]
     this.marks = null; // {holes, loss}: see drawMarks
     this.dirty = false;
     this.group = null;
+    plot.dataset.scale = log ? "log" : "linear";
+  }
+
+  /** A y tick's label: in the chart's unit, each log tick in the unit of its own size. */
+  tickText(value, u) {
+    if (!this.unit) return this.axisFormat(value);
+    if (this.log) return logLabel(value, this.unitOf);
+    return tickLabel(value, this.unitOf(Math.max(Math.abs(u.scales.y.min), Math.abs(u.scales.y.max))));
+  }
+
+  /** Switch the y axis between log and linear: uPlot fixes a scale's kind when it is made. */
+  setLog(log) {
+    if (log === this.log) return;
+    this.log = log;
+    this.plot.dataset.scale = log ? "log" : "linear";
+    if (this.u) this.u.destroy();
+    this.u = null;
+    this.dirty = true;
   }
 
   options(width) {
     const format = this.format;
-    const yRange = this.yRange;
     const group = this.group;
+    const y = this.log
+      ? { distr: 3, log: 10, range: (u, min, max) => logRange(min, max) }
+      : { range: (u, min, max) => linearRange(min, max, this.unitOf, this.yRange) };
     return {
       width,
       height: HEIGHT,
-      scales: {
-        x: { time: true },
-        y: {
-          range: (u, min, max) => {
-            if (yRange) return [yRange[0], Math.max(yRange[1], max ?? 0)];
-            const top = max === null || max <= 0 ? 1 : max * 1.1;
-            return [Math.min(0, min ?? 0), top];
-          },
-        },
-      },
-      // x: at least 70 px between time labels ("13:33:30" is ~55 px), so half-width charts do not collide
-      axes: [{ ...axis(null), values: timeLabels, space: 70 }, axis(this.axisFormat)],
+      scales: { x: { time: true }, y },
+      axes: [timeAxis(this.plot), valueAxis(this)],
       series: [
         {},
         ...this.series.map((s) => ({
@@ -282,15 +333,17 @@ export class TimeChart {
     if (!this.data) return;
     const width = this.plot.clientWidth;
     if (width === 0) return; // hidden: keep it dirty
+    const data = this.log ? [this.data[0], ...this.data.slice(1).map(positiveOnly)] : this.data;
     if (!this.u) {
-      this.u = new uPlot(this.options(width), this.data, this.plot);
+      this.u = new uPlot(this.options(width), data, this.plot);
       this.dirty = true;
     }
     if (width !== this.u.width) this.u.setSize({ width, height: HEIGHT }); // resized while hidden
     if (!this.dirty) return;
     this.dirty = false;
-    this.u.setData(this.data, false);
+    this.u.setData(data, false);
     this.applyRange();
+    this.plot.dataset.last = JSON.stringify(lastPoint(data));
   }
 
   applyRange() {

@@ -52,10 +52,15 @@ export function percentile(dense, p, lo = null, hi = null) {
   return value;
 }
 
+/** A bucket edge (seconds) as an axis labels it: "0", "1.25 ms", "2 s". */
+export function edgeText(seconds) {
+  if (seconds === 0) return "0";
+  const ms = seconds * 1000;
+  return ms >= 1000 ? `${+(ms / 1000).toFixed(2)} s` : `${+ms.toFixed(2)} ms`;
+}
+
 /** Short label of a bucket's upper edge: "1.25 ms", "2 s", "> 65 s". */
 export function edgeLabel(index) {
   const [, upper] = bounds(index);
-  if (upper === Infinity) return "> 65 s";
-  const ms = upper * 1000;
-  return ms >= 1000 ? `${+(ms / 1000).toFixed(2)} s` : `${+ms.toFixed(2)} ms`;
+  return upper === Infinity ? "> 65 s" : edgeText(upper);
 }

@@ -1,10 +1,12 @@
 // A canvas bar chart of a 65-bucket HDR histogram with p50/p95/p99 markers
 // and a hover tooltip (bucket range, count, share, cumulative share). Only
-// the buckets between the first and last non-empty one are drawn, so a
-// sub-millisecond phase is not a sliver at the left of 65 bars.
+// the buckets from the first to the last non-empty one are drawn, so a
+// sub-millisecond phase is not a sliver at the left of 65 bars; the axis starts
+// at the first one's lower edge and says so with a label there (an axis that
+// seemed to start at 0 made a p50 left of the first label look wrong).
 
 import * as fmt from "./format.js";
-import { BUCKETS, bounds, edgeLabel } from "./hdr.js";
+import { BUCKETS, bounds, edgeText } from "./hdr.js";
 import { readColors } from "./util.js";
 
 const HEIGHT = 200;
@@ -14,6 +16,25 @@ export const MARKERS = [
   { key: "p95", color: "#d29922" },
   { key: "p99", color: "#bc8cff" },
 ];
+
+/** Least room between two axis labels, in CSS px ("12.5 ms" is about 45 px). */
+const LABEL_GAP = 64;
+
+/**
+ * The x axis' ticks over buckets first..last: `[edge, label]`, edge e being the lower edge
+ * of bucket e (last + 1: the upper edge of the last). The first edge is always labelled;
+ * the others every k buckets (1, 2, 4, 8 ...: on whole octaves, 2, 4, 8 ms, once k >= 4),
+ * k the least that leaves LABEL_GAP px between labels of bars `barW` px wide.
+ */
+export function axisTicks(first, last, barW) {
+  let every = 1;
+  while (every < BUCKETS && every * barW < LABEL_GAP) every *= 2;
+  const ticks = [[first, edgeText(bounds(first)[0])]];
+  for (let e = Math.ceil((first + 1) / every) * every; e <= Math.min(last + 1, BUCKETS - 1); e += every) {
+    if ((e - first) * barW >= LABEL_GAP) ticks.push([e, edgeText(bounds(e)[0])]);
+  }
+  return ticks;
+}
 
 const PALETTE = { muted: ["--muted", "#888"], grid: ["--grid", "rgba(128,128,128,.2)"],
   accent: ["--accent", "#58a6ff"], fg: ["--fg", "#ddd"] };
@@ -49,7 +70,8 @@ export class HistogramChart {
       first = 0;
       last = 15;
     }
-    this.range = [Math.max(0, first - 1), Math.min(BUCKETS - 1, Math.max(last + 1, first + 7))];
+    // at least 8 bars wide: one full bucket is not a bar across the whole chart
+    this.range = [first, Math.min(BUCKETS - 1, Math.max(last, first + 7))];
     const total = dense.reduce((a, b) => a + b, 0);
     this.canvas.setAttribute("aria-label", `Histogram of ${total} requests`);
   }
@@ -84,9 +106,9 @@ export class HistogramChart {
     ctx.moveTo(PAD.left, PAD.top + plotH + 0.5);
     ctx.lineTo(PAD.left + plotW, PAD.top + plotH + 0.5);
     ctx.stroke();
+    // the count scale's top only: a "0" at the corner read as the start of the time axis
     ctx.textAlign = "right";
     ctx.fillText(fmt.count(max), PAD.left - 6, PAD.top + 8);
-    ctx.fillText("0", PAD.left - 6, PAD.top + plotH);
     for (let i = first; i <= last; i += 1) {
       const c = this.dense[i];
       const x = PAD.left + (i - first) * barW;
@@ -96,18 +118,27 @@ export class HistogramChart {
         ctx.fillRect(x + 1, PAD.top + plotH - h, Math.max(1, barW - 2), h);
       }
     }
-    // x labels: about one per 70 px, at bucket upper edges
     ctx.fillStyle = muted;
-    ctx.textAlign = "center";
-    const every = Math.max(1, Math.ceil(70 / barW));
-    for (let i = first; i <= last; i += every) {
-      ctx.fillText(edgeLabel(i), PAD.left + (i - first + 1) * barW, PAD.top + plotH + 14);
+    ctx.strokeStyle = muted;
+    const labels = [];
+    for (const [edge, label] of axisTicks(first, last, barW)) {
+      const x = PAD.left + (edge - first) * barW;
+      ctx.beginPath();
+      ctx.moveTo(x + 0.5, PAD.top + plotH);
+      ctx.lineTo(x + 0.5, PAD.top + plotH + 4);
+      ctx.stroke();
+      ctx.textAlign = edge === first ? "left" : "center";
+      ctx.fillText(label, x, PAD.top + plotH + 15);
+      labels.push(label);
     }
+    this.canvas.dataset.ticks = labels.join("|"); // the canvas says nothing to a test
     ctx.textAlign = "left";
-    ctx.fillText("≤ upper edge of each bucket", PAD.left, HEIGHT - 4);
+    ctx.fillText("bucket edges: a bar holds the durations from its left edge to its right", PAD.left, HEIGHT - 4);
+    const drawn = [];
     for (const { key, color } of MARKERS) {
       const x = this.xOf(this.stats[key], first, barW);
       if (x === null) continue;
+      drawn.push(`${key}:${Math.round(x)}`);
       ctx.strokeStyle = color;
       ctx.fillStyle = color;
       ctx.setLineDash([4, 3]);
@@ -123,9 +154,14 @@ export class HistogramChart {
       ctx.fill();
       ctx.fillText(key, Math.min(x + 6, PAD.left + plotW - 24), PAD.top - 6);
     }
+    this.canvas.dataset.markers = drawn.join(",");
+    this.canvas.dataset.plotLeft = String(PAD.left);
   }
 
-  /** The x position of a duration: linear inside its bucket, as the percentile was computed. */
+  /**
+   * The x position of a duration: linear inside its bucket, as the percentile was
+   * computed; one outside the drawn buckets sits at that end, so a marker is always drawn.
+   */
   xOf(seconds, first, barW) {
     if (seconds === null || seconds === undefined) return null;
     for (let i = first; i <= this.range[1]; i += 1) {
@@ -135,7 +171,7 @@ export class HistogramChart {
         return PAD.left + (i - first + within) * barW;
       }
     }
-    return null;
+    return PAD.left + (this.range[1] - first + 1) * barW;
   }
 
   onMove(event) {

@@ -80,7 +80,7 @@ class TabSpec:
 
 #: In nav order; the shortcut is the key that shows the tab (the page's keyboard help lists them).
 REGISTRY: tuple[TabSpec, ...] = (
-    TabSpec("overview", "Overview", "1", overview, params=("phase",),
+    TabSpec("overview", "Overview", "1", overview, params=("phase", "scale"),
             options={"phase": TabOption(overview.DEFAULT_PHASE, tuple(PHASES))}),
     TabSpec("capacity", "Capacity", "2", capacity, params=("span", "threshold"),
             options={"span": TabOption(capacity.DEFAULT_SPAN, tuple(capacity.SPANS))}),

@@ -1,22 +1,14 @@
-// Overview tab: throughput by status, response time, capacity, CPU and RSS
-// as live time series (host.snapshot, then host.frame every second).
+// Overview tab: throughput by status, response time, capacity, CPU and RSS as live
+// time series (host.snapshot, then the complete host.frame of every second), each with
+// a readout of the last complete seconds (a frame's `recent`) that says its span.
 
 import { ChartGroup, TimeChart } from "../charts.js";
 import * as fmt from "../format.js";
-import { metric, SERIES } from "../metrics.js";
-import { num } from "../util.js";
+import { emptyStore, headline, marksOf, snapshotStore, takeFrame, trimStore } from "./overview_model.js";
 import { PhasePanels } from "./overview_phases.js";
 
-// The series the charts draw, by the metric table's names (docs/metrics.md), without 1xx.
-const KEYS = SERIES.filter((name) => name !== "loss" && name !== "status_1xx_rate");
-// Kept beside KEYS, not folded from the group's metrics: loss is the host's ("*"), counted
-// at the second its heartbeat arrived; a group's view marks it too.
-const COLUMNS = [...KEYS, "loss"];
-// How per-second frames fold into one point when the snapshot's step is longer than a
-// second: the table's `seconds` fold (rates and utilisations average, RSS keeps the last
-// value, percentiles keep the worst second: they cannot be averaged, and the worst second
-// is the honest upper bound).
-const FOLD = Object.fromEntries(KEYS.map((name) => [name, metric(name).seconds]));
+/** The latency chart's y axis unless the URL says otherwise (`scale=linear`). */
+const DEFAULT_SCALE = "log";
 
 const perSecond = (v) => (v === null || v === undefined ? fmt.DASH : fmt.number(v) + "/s");
 const CHARTS = {
@@ -29,7 +21,7 @@ const CHARTS = {
       { label: "4xx", color: "#d29922" },
       { label: "5xx", color: "#f85149" },
     ],
-    format: perSecond,
+    format: perSecond, unit: "rate",
     readout: (p) => `${perSecond(p.throughput)} · 4xx ${perSecond(p.status_4xx_rate)} · 5xx ${perSecond(p.status_5xx_rate)}`,
   },
   latency: {
@@ -39,76 +31,28 @@ const CHARTS = {
       { label: "p95", color: "#d29922" },
       { label: "p99", color: "#bc8cff" },
     ],
-    format: fmt.duration,
-    axisFormat: (v) => (v === 0 ? "0" : fmt.duration(v)),
+    format: fmt.duration, unit: "seconds",
     readout: (p) => `p50 ${fmt.duration(p.request_p50)} · p95 ${fmt.duration(p.request_p95)} · p99 ${fmt.duration(p.request_p99)}`,
   },
   capacity: {
     columns: ["capacity"], series: [{ label: "capacity", color: "#58a6ff" }],
-    format: fmt.percent, yRange: [0, 1], readout: (p) => fmt.percent(p.capacity),
+    format: fmt.percent, unit: "percent", yRange: [0, 1], readout: (p) => fmt.percent(p.capacity),
   },
   cpu: {
     columns: ["cpu"], series: [{ label: "CPU", color: "#f0883e" }],
-    format: fmt.cores, axisFormat: (v) => (Number.isInteger(v) ? String(v) : v.toFixed(2)), readout: (p) => fmt.cores(p.cpu),
+    format: fmt.cores, unit: "plain", readout: (p) => fmt.cores(p.cpu),
   },
   rss: {
     columns: ["memory_rss"], series: [{ label: "RSS", color: "#bc8cff" }],
-    format: fmt.bytes, readout: (p) => fmt.bytes(p.memory_rss),
+    format: fmt.bytes, unit: "bytes", readout: (p) => fmt.bytes(p.memory_rss),
   },
 };
 
-/** A point's value of `name` from the metrics of the seconds it covers (see FOLD). */
-function fold(name, seconds) {
-  const how = FOLD[name];
-  let sum = 0;
-  let n = 0;
-  let out = null;
-  for (const m of seconds) {
-    const v = m ? num(m[name]) : null;
-    if (v === null) continue;
-    if (how === "sum") {
-      out = (out ?? 0) + v;
-    } else if (how === "mean") {
-      sum += v;
-      n += 1;
-      out = sum / n;
-    } else if (how === "max") {
-      out = Math.max(out ?? -Infinity, v);
-    } else {
-      out = v;
-    }
-  }
-  return out;
-}
-
-function emptyStore(step) {
-  // live: points built from frames (key -> the metrics of each second in it), newest few only
-  const s = { step, t: [], weight: [], live: new Map() };
-  for (const key of COLUMNS) s[key] = [];
-  return s;
-}
-
-/**
- * Where the charts mark missing data: `holes`, stretches inside the window (from when the
- * host was created) without a point that holds ticks, and `loss`, the points with loss.
- * One pass over the points. The newest seconds are not a hole before LIVE_LAG: the
- * complete second comes PUBLISH_DELAY (2 s) late, and its partial versions may not.
- */
-const LIVE_LAG = 4;
-
-function marksOf(s, range, knownSince) {
-  const holes = [];
-  const loss = [];
-  let covered = Math.max(range[0], knownSince || range[0]); // data (or the window's start) up to here
-  for (let i = 0; i < s.t.length; i += 1) {
-    const t = s.t[i];
-    if (s.loss[i] > 0) loss.push([t, s.loss[i], s.step]);
-    if (!(s.ticks[i] > 0)) continue;
-    if (t > covered) holes.push([covered, t]);
-    covered = Math.max(covered, t + s.step);
-  }
-  if (range[1] - LIVE_LAG > covered + s.step) holes.push([covered, range[1] - LIVE_LAG]);
-  return { holes, loss };
+/** Set an element's text (and title) only when it changed: the page redraws ten times a second. */
+function say(el, text, title = null) {
+  if (!el) return;
+  if (el.textContent !== text) el.textContent = text;
+  if (title !== null && el.title !== title) el.title = title;
 }
 
 export function createTab(ctx) {
@@ -116,6 +60,7 @@ export function createTab(ctx) {
   // Before the host was created there is nothing missing: no hole is drawn there.
   const knownSince = Number(document.getElementById("main").dataset.hostCreated) || 0;
   let store = emptyStore(1);
+  let recent = null; // the newest complete frame's headline: what every readout shows
   let lastFrameAt = 0;
 
   const zoomNote = panel.querySelector("#zoom-note");
@@ -125,85 +70,29 @@ export function createTab(ctx) {
   panel.querySelector("#zoom-reset").addEventListener("click", () => charts.setZoom(null));
 
   const phases = new PhasePanels(ctx, charts);
+  const scale = panel.querySelector("#latency-scale");
+  scale.value = ctx.param("scale") === "linear" ? "linear" : DEFAULT_SCALE;
   const chartObjects = {};
   for (const figure of panel.querySelectorAll("figure.chart[data-chart]")) {
     const name = figure.dataset.chart;
     const spec = CHARTS[name];
     if (!spec) continue;
-    const chart = new TimeChart(figure.querySelector(".plot"), spec);
+    const log = name === "latency" && scale.value === "log";
+    const chart = new TimeChart(figure.querySelector(".plot"), { ...spec, log });
     charts.add(chart);
-    chartObjects[name] = { chart, spec, readout: figure.querySelector(".readout") };
+    chartObjects[name] = { chart, spec, readout: figure.querySelector(".readout"), span: figure.querySelector(".readout-span") };
   }
+  scale.addEventListener("change", () => {
+    ctx.setParam("scale", scale.value === DEFAULT_SCALE ? null : scale.value);
+    chartObjects.latency.chart.setLog(scale.value === "log");
+    ctx.scheduleDraw();
+  });
 
   function loadSnapshot(message) {
-    const series = message.series || {};
-    if (!Array.isArray(series.t)) return; // another tab's snapshot: no series
-    const step = num(message.step) && message.step > 0 ? message.step : 1;
-    const s = emptyStore(step);
-    for (let i = 0; i < series.t.length; i += 1) {
-      if (num(series.t[i]) === null) continue;
-      const last = s.t.length ? s.t[s.t.length - 1] : null;
-      if (last !== null && series.t[i] - last > step) {
-        // Seconds without data: a null point, so the lines stop at the hole instead of crossing it.
-        s.t.push(last + step);
-        s.weight.push(0);
-        for (const key of COLUMNS) s[key].push(null);
-      }
-      s.t.push(series.t[i]);
-      s.weight.push(step);
-      for (const key of COLUMNS) s[key].push(Array.isArray(series[key]) ? num(series[key][i]) : null);
-    }
+    const s = snapshotStore(message);
+    if (!s) return; // another tab's snapshot: no series
     store = s;
     if (store.t.length) ctx.setDataTime(store.t[store.t.length - 1]);
-  }
-
-  function pushPoint(t, values, weight) {
-    store.t.push(t);
-    store.weight.push(weight);
-    for (const key of COLUMNS) store[key].push(values[key] ?? null);
-  }
-
-  /**
-   * Fold one second of metrics (or null: no data that second) into the series.
-   * A second arrives more than once: `partial` as each agent batch lands, then
-   * complete two seconds later; the newest version of a second replaces the older.
-   */
-  function addFrame(t, metrics, hostLoss) {
-    const step = store.step;
-    const key = Math.floor(t / step) * step;
-    const last = store.t.length ? store.t[store.t.length - 1] : null;
-    let point = store.live.get(key);
-    if (!point) {
-      if (last !== null && key <= last) return; // older than what we show, or came with the snapshot
-      if (last !== null && key - last > 2 * step) pushPoint(last + step, {}, 0); // a gap: break the line
-      point = { seconds: new Map(), loss: new Map() };
-      store.live.set(key, point);
-      for (const old of store.live.keys()) if (old < key - 4 * Math.max(step, 2)) store.live.delete(old);
-      pushPoint(key, {}, 0);
-    }
-    let i = store.t.length - 1;
-    while (i > 0 && store.t[i] !== key) i -= 1;
-    if (store.t[i] !== key) return; // trimmed away meanwhile
-    point.seconds.set(t, metrics);
-    point.loss.set(t, num(hostLoss) ?? 0);
-    for (const name of KEYS) store[name][i] = fold(name, point.seconds.values());
-    store.loss[i] = Array.from(point.loss.values()).reduce((a, b) => a + b, 0);
-    store.weight[i] = point.seconds.size;
-  }
-
-  function trim() {
-    const cutoff = ctx.serverNow() - state.window;
-    let drop = 0;
-    while (drop < store.t.length && store.t[drop] < cutoff) drop += 1;
-    if (drop === 0) return;
-    for (const name of ["t", "weight", ...COLUMNS]) store[name].splice(0, drop);
-  }
-
-  function latestPoint() {
-    const i = store.t.length - 1;
-    const point = {};
-    for (const key of KEYS) point[key] = i >= 0 ? store[key][i] : null;
-    return point;
   }
 
   /** The marks in words, above the charts: a canvas says nothing to a screen reader. */
@@ -242,6 +131,7 @@ export function createTab(ctx) {
   return {
     reset() {
       store = emptyStore(1);
+      recent = null;
       phases.reset();
       charts.setZoom(null);
     },
@@ -250,28 +140,29 @@ export function createTab(ctx) {
     frame: (message) => phases.frame(message),
     hostSnapshot: loadSnapshot,
     hostFrame(message) {
-      const groups = message.groups && typeof message.groups === "object" ? message.groups : {};
-      addFrame(message.t, groups[state.group] || null, groups["*"] ? groups["*"].loss : 0);
-      trim();
       lastFrameAt = Date.now();
+      if (!takeFrame(store, message, state.group)) return; // a partial second: drawn once complete
+      recent = message.recent ?? null;
+      trimStore(store, ctx.serverNow() - state.window);
     },
     tick() {
       // Without frames (agent gone, connection lost) time still moves: slide the
       // window so the silence shows as an empty stretch at the right.
       if (Date.now() - lastFrameAt > 1500) {
-        trim();
+        trimStore(store, ctx.serverNow() - state.window);
         ctx.scheduleDraw();
       }
     },
     draw() {
       const now = ctx.serverNow();
       const range = [now - state.window, now];
-      const point = latestPoint();
+      const head = headline(recent, state.group, now);
       const marks = marksOf(store, range, knownSince);
-      for (const { chart, spec, readout } of Object.values(chartObjects)) {
+      for (const { chart, spec, readout, span } of Object.values(chartObjects)) {
         chart.setData([store.t, ...spec.columns.map((key) => store[key])], range, marks);
         chart.flush();
-        readout.textContent = spec.readout(point);
+        say(readout, spec.readout(head.values || {}));
+        say(span, head.span, head.title);
       }
       renderTotals();
       renderMarks(marks);

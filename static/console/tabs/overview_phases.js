@@ -57,7 +57,7 @@ export class PhasePanels {
     this.chart = new TimeChart(figure.querySelector(".plot"), {
       series: CHARTED.map((p) => ({ label: LABELS[p], color: COLORS[p] })),
       format: fmt.duration,
-      axisFormat: (v) => (v === 0 ? "0" : fmt.duration(v)),
+      unit: "seconds",
     });
     group.add(this.chart);
     this.readout = figure.querySelector(".readout");
