@@ -11,20 +11,24 @@
 // (threshold ladder, span, pause) and the layout each draw builds. The rest:
 // capacity_model.js (rows, value helpers), capacity_runs.js (slow runs),
 // capacity_classify.js (stats, flags), capacity_paint.js (canvas),
-// capacity_tip.js (hover, tooltips), capacity_cards.js (the cards table).
+// capacity_tip.js (hover, tooltips), capacity_cards.js (the cards table),
+// capacity_keep.js (which rows are kept; ended processes keep their band).
 
 import { openKey, openRequest, updateRequest } from "../drilldown.js";
 import * as fmt from "../format.js";
 import { num, readColors } from "../util.js";
 import { renderCards } from "./capacity_cards.js";
 import { classify, rowStats } from "./capacity_classify.js";
-import { KEYS, clamp, dropBefore, newRow, pushColumn, recordEnd, seconds } from "./capacity_model.js";
+import { timeLabel } from "../ticks.js";
+import { MAX_ROWS, endedNotShown, markEnded, registryOf, revive, shown as onScreen, trimRows }
+  from "./capacity_keep.js";
+import { KEYS, clamp, newRow, pushColumn, recordEnd, seconds } from "./capacity_model.js";
 import { AXIS, GUTTER, PALETTE, RIGHT, laneHeight, paint } from "./capacity_paint.js";
 import { detectRuns, matchRecord } from "./capacity_runs.js";
 import { cellRecord, hit, missingNote, showTip } from "./capacity_tip.js";
 
 const LADDER = [0.5, 1, 2, 5, 10, 30]; // slow-run thresholds offered, in seconds
-const ALIVE = new Set(["running", "stopping"]);
+const ENDED = new Set(["stopped", "gone"]);
 
 // -- the tab ------------------------------------------------------------------------------------------
 
@@ -48,6 +52,8 @@ export function createTab(ctx) {
   let loaded = false;
   let loadedSince = null;
   let omittedProcesses = 0; // live processes the snapshot left out (more than one message lists)
+  let omittedEnded = null; // {count, until}: ended processes the snapshot left out
+  const dropped = new Map(); // ended rows this page let go over MAX_ROWS: key -> end
   let span = spanParam();
   let pausedAt = null;
   let frozen = null; // while paused: copies of what was shown (rows, records, process states)
@@ -95,36 +101,19 @@ export function createTab(ctx) {
   function trim() {
     const now = ctx.serverNow();
     const cutoff = now - span - 2;
-    const processes = processStates();
-    for (const [key, row] of rows) {
-      dropBefore(row, cutoff);
-      const known = processes.get(key);
-      if ((known && !ALIVE.has(known)) || (!known && !row.cols.t.length)) rows.delete(key);
-    }
+    trimRows(rows, cutoff, registryOf(state.processes), dropped);
     for (const [key, record] of records) {
       const stale = record.state === "active" ? (num(record.stamp) ?? 0) < cutoff : recordEnd(record, now) < cutoff;
       if (stale) records.delete(key);
     }
   }
 
-  /** The registry's state of each process (pid:incarnation), from the host messages. */
-  function processStates() {
-    const out = new Map();
-    for (const p of state.processes) {
-      if (p && typeof p === "object") out.set(p.pid + ":" + p.incarnation, String(p.state ?? ""));
-    }
-    return out;
-  }
-
-  /** Rows to show: alive in the registry (or too new to be listed yet), in the page's group. */
+  /** Rows to show, in the page's group: alive (or too new to be listed yet), or ended within the span. */
   function visibleRows(now) {
-    const processes = frozen ? frozen.processes : processStates();
+    const registry = frozen ? frozen.registry : registryOf(state.processes);
     return Array.from((frozen ? frozen.rows : rows).values())
       .filter((row) => state.group === "*" || row.group === state.group)
-      .filter((row) => {
-        const known = processes.get(row.key);
-        return known ? ALIVE.has(known) : now - row.lastTick < 10;
-      })
+      .filter((row) => onScreen(row, registry, now, span))
       .sort((a, b) => a.group.localeCompare(b.group) || a.pid - b.pid || a.incarnation - b.incarnation);
   }
 
@@ -173,7 +162,7 @@ export function createTab(ctx) {
         for (const name of KEYS) cols[name] = row.cols[name].slice();
         copies.set(key, { ...row, cols, runs: null });
       }
-      frozen = { rows: copies, records: new Map(records), processes: processStates() };
+      frozen = { rows: copies, records: new Map(records), registry: registryOf(state.processes) };
     }
     pauseButton.textContent = paused ? "Resume" : "Pause";
     pauseButton.setAttribute("aria-pressed", paused ? "true" : "false");
@@ -244,11 +233,17 @@ export function createTab(ctx) {
 
   function renderStatus() {
     const notes = [];
-    if (pausedAt !== null) notes.push(`paused at ${fmt.clock(pausedAt)} · data keeps arriving`);
+    if (pausedAt !== null) notes.push(`paused at ${timeLabel(pausedAt, span)} · data keeps arriving`);
     if (span < spanParam()) notes.push(`span limited to the page's window (${seconds(span)})`);
     if (omittedProcesses > 0) notes.push(`and ${fmt.count(omittedProcesses)} more processes not shown`);
+    const ended = endedNotShown(dropped, omittedEnded, viewNow(), span);
+    if (ended > 0) {
+      notes.push(`${fmt.count(ended)} ended process${ended === 1 ? "" : "es"} not shown ` +
+        `(more than ${fmt.count(MAX_ROWS)} processes: live ones first)`);
+    }
     if (loadedSince !== null && loadedSince > viewNow() - span) {
-      notes.push(`columns before ${fmt.clock(loadedSince)} were not loaded (too many processes for this span); live ones fill in`);
+      notes.push(`columns before ${timeLabel(loadedSince, span)} were not loaded (too many processes for this span); ` +
+        "live ones fill in");
     }
     status.dataset.kind = notes.length ? "warn" : "";
     status.textContent = notes.join(" · ");
@@ -271,7 +266,7 @@ export function createTab(ctx) {
 
   function refreshTip() {
     const found = pointer && hit(layout, span, pointer.x, pointer.y);
-    showTip(tip, canvas, pointer, found, layout && layout.now);
+    showTip(tip, canvas, pointer, found, layout);
   }
 
   canvas.addEventListener("mousemove", (event) => {
@@ -311,15 +306,23 @@ export function createTab(ctx) {
       loaded = false;
       loadedSince = null;
       omittedProcesses = 0;
+      omittedEnded = null;
+      dropped.clear();
       ladderFloor = null;
     },
     snapshot(message) {
       const s = num(message.span);
       if (s !== null && s > 0) span = s;
       loadedSince = num(message.loaded_since);
-      const listed = Array.isArray(message.processes) ? message.processes.length : 0;
-      omittedProcesses = Math.max(0, (num(message.processes_total) ?? listed) - listed);
-      for (const p of Array.isArray(message.processes) ? message.processes : []) {
+      // processes_total counts the ended ones too; those left out are said apart (omitted_ended)
+      const listed = Array.isArray(message.processes) ? message.processes : [];
+      const listedEnded = listed.filter((p) => p && ENDED.has(p.state)).length;
+      const liveTotal = (num(message.processes_total) ?? listed.length) - (num(message.ended_total) ?? listedEnded);
+      omittedProcesses = Math.max(0, liveTotal - (listed.length - listedEnded));
+      const left = message.omitted_ended;
+      omittedEnded = left && num(left.count) > 0 && num(left.until) !== null
+        ? { count: left.count, until: left.until } : null;
+      for (const p of listed) {
         if (!p || typeof p !== "object" || num(p.pid) === null) continue;
         const row = rowFor(p.pid, p.incarnation, p.group);
         setProcessInfo(row, p.slots, p.threshold);
@@ -327,6 +330,7 @@ export function createTab(ctx) {
         const n = Array.isArray(cols.t) ? cols.t.length : 0;
         for (let i = 0; i < n; i += 1) pushColumn(row, (key) => (Array.isArray(cols[key]) ? cols[key][i] : null));
         if (!row.lastTick) row.lastTick = num(message.now) ?? 0;
+        if (ENDED.has(p.state)) markEnded(row, p.state, p.ended, p.reason);
       }
       for (const record of Array.isArray(message.slow) ? message.slow : []) addRecord(record);
       loaded = true;
@@ -344,10 +348,13 @@ export function createTab(ctx) {
         const row = rowFor(get("pid"), get("incarnation"), get("group"));
         setProcessInfo(row, get("slots"), get("threshold"));
         pushColumn(row, get);
+        revive(row, num(get("t")));
       }
       for (const record of Array.isArray(message.slow) ? message.slow : []) addRecord(record);
-      for (const key of Array.isArray(message.stopped) ? message.stopped : []) {
-        if (Array.isArray(key)) rows.delete(key[0] + ":" + key[1]);
+      // [pid, incarnation, when, reason]: the band stays, marked, until its end leaves the span
+      for (const stop of Array.isArray(message.stopped) ? message.stopped : []) {
+        const row = Array.isArray(stop) ? rows.get(stop[0] + ":" + stop[1]) : null;
+        if (row) markEnded(row, "stopped", num(stop[2]) ?? num(message.t), stop[3]);
       }
       trim();
     },

@@ -1,10 +1,12 @@
 // Capacity tab: the per-process cards below the heatmap, one table row per
-// shown process with its means, peaks, slow-run count and classifier flag.
-// Separate because it is plain DOM from a finished layout: the bands already
-// carry each row's stats, run count and flag (capacity.js, buildLayout).
+// shown process with its means, peaks, slow-run count and classifier flag, and
+// when it ended if it did. Separate because it is plain DOM from a finished
+// layout: the bands already carry each row's stats, run count and flag
+// (capacity.js, buildLayout).
 
 import * as fmt from "../format.js";
 import { seconds } from "./capacity_model.js";
+import { endedLabel } from "./capacity_paint.js";
 
 function cell(text, className) {
   const td = document.createElement("td");
@@ -33,6 +35,16 @@ export function renderCards(cards, lay, span) {
     chip.className = "chip";
     chip.dataset.flag = row.flag.flag;
     chip.textContent = row.flag.label;
+    if (row.ended) { // the verdict is over its columns up to the end
+      tr.dataset.ended = row.ended.state;
+      const ended = document.createElement("span");
+      ended.className = "chip cap-ended";
+      ended.dataset.ended = row.ended.state;
+      ended.textContent = endedLabel(row.ended, span);
+      ended.title = row.ended.state === "gone" ? "silent since then, no STOPPED received"
+        : "reason " + (row.ended.reason || "none given");
+      flagCell.append(ended);
+    }
     flagCell.append(chip);
     if (row.flag.reasons.length) {
       const why = document.createElement("span");

@@ -35,7 +35,7 @@ export function newRow(pid, incarnation, group) {
   const cols = {};
   for (const key of KEYS) cols[key] = [];
   return { key: pid + ":" + incarnation, pid, incarnation, group: typeof group === "string" ? group : "",
-    slots: 0, threshold: 0, cols, version: 0, runs: null, lastTick: 0 };
+    slots: 0, threshold: 0, cols, version: 0, runs: null, lastTick: 0, ended: null };
 }
 
 /** Append one column (values by key, from a snapshot or a live tick) if it is newer than the row's last. */

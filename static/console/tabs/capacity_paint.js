@@ -5,7 +5,9 @@
 //
 // The layout's `span`, `now`, `t0`, `x0`, `x1`, `width` and `x(t)` place time
 // on the canvas; each band is a group heading or a row with its lanes and runs.
+// The axis has the ticks and labels of every chart of the page (ticks.js).
 
+import { timeLabel, timeTicks } from "../ticks.js";
 import { IDLE, at, clamp, cut } from "./capacity_model.js";
 
 export const GUTTER = 132;
@@ -70,17 +72,16 @@ export function paint(canvas, lay, height, colors) {
   paintAxis(g, lay, height, colors);
 }
 
-function tickStep(span) {
-  return span <= 30 ? 5 : span <= 60 ? 10 : span <= 120 ? 20 : 60;
+/** Round local times across the span, about one per 90 px. */
+function axisTicks(lay) {
+  return timeTicks(lay.t0, lay.now, Math.max(2, Math.min(10, Math.floor((lay.x1 - lay.x0) / 90))));
 }
 
 function paintGrid(g, lay, height, colors) {
-  const { span } = lay;
   g.strokeStyle = colors.grid;
   g.lineWidth = 1;
-  const step = tickStep(span);
-  for (let s = 0; s <= span; s += step) {
-    const x = Math.round(lay.x(lay.now - s)) + 0.5;
+  for (const t of axisTicks(lay)) {
+    const x = Math.round(lay.x(t)) + 0.5;
     g.beginPath();
     g.moveTo(x, 0);
     g.lineTo(x, height - AXIS);
@@ -89,29 +90,32 @@ function paintGrid(g, lay, height, colors) {
 }
 
 function paintAxis(g, lay, height, colors) {
-  const { span } = lay;
   g.fillStyle = colors.muted;
   g.textAlign = "center";
-  const step = tickStep(span);
-  for (let s = 0; s <= span; s += step) {
-    const x = lay.x(lay.now - s);
-    g.textAlign = s === 0 ? "right" : s === span ? "left" : "center";
-    g.fillText(s === 0 ? "now" : `−${s} s`, x, height - AXIS / 2);
+  for (const t of axisTicks(lay)) {
+    const label = timeLabel(t, lay.span);
+    const half = g.measureText(label).width / 2;
+    g.fillText(label, clamp(lay.x(t), lay.x0 + half, lay.width - half - 2), height - AXIS / 2);
   }
   g.textAlign = "left";
+}
+
+/** What the gutter and the band say of an ended process: "stopped 15:32:07", "gone 15:32:07". */
+export function endedLabel(ended, span) {
+  return `${ended.state} ${timeLabel(ended.t, span)}`;
 }
 
 function paintBand(g, lay, band, colors) {
   const { row, y, lane } = band;
   const c = row.cols;
   const { x0, x1 } = lay;
-  // gutter: pid and flag
-  g.fillStyle = colors.fg;
+  // gutter: pid and flag, or when it ended
+  g.fillStyle = row.ended ? colors.muted : colors.fg;
   g.font = "600 12px system-ui, sans-serif";
   g.fillText("pid " + row.pid, 4, y + 8);
   g.font = "12px system-ui, sans-serif";
   g.fillStyle = colors.muted;
-  const flag = !row.slots ? "no tick yet"
+  const flag = row.ended ? endedLabel(row.ended, lay.span) : !row.slots ? "no tick yet"
     : row.flag && row.flag.flag !== "normal" ? row.flag.label : `${row.slots} slot${row.slots === 1 ? "" : "s"}`;
   g.fillText(cut(flag, 18), 4, y + 23);
   // lanes
@@ -134,6 +138,37 @@ function paintBand(g, lay, band, colors) {
     }
   }
   paintRuns(g, lay, band, colors);
+  if (row.ended) paintEnd(g, lay, band, colors);
+}
+
+/** An ended process: greyed from its end to now, a line at the end (dashed: gone silent), and a label. */
+function paintEnd(g, lay, band, colors) {
+  const { row, y, h } = band;
+  const { x0, x1 } = lay;
+  const end = clamp(lay.x(row.ended.t), x0, x1);
+  g.fillStyle = colors.muted;
+  g.globalAlpha = 0.22;
+  g.fillRect(end, y, x1 - end, h);
+  g.globalAlpha = 1;
+  g.strokeStyle = colors.fg;
+  g.lineWidth = 1.5;
+  if (row.ended.state === "gone") g.setLineDash([3, 3]);
+  g.beginPath();
+  g.moveTo(Math.round(end) + 0.5, y - 2);
+  g.lineTo(Math.round(end) + 0.5, y + h + 2);
+  g.stroke();
+  g.setLineDash([]);
+  const label = endedLabel(row.ended, lay.span);
+  const width = g.measureText(label).width;
+  // inside the greyed part when it fits, else before the end, on a plate over the cells
+  const left = end + 6 + width <= x1 ? end + 6 : Math.max(x0, end - 6 - width);
+  const mid = y + Math.min(h, 30) / 2;
+  g.fillStyle = colors.panel;
+  g.globalAlpha = 0.85;
+  g.fillRect(left - 3, mid - 8, width + 6, 16);
+  g.globalAlpha = 1;
+  g.fillStyle = colors.fg;
+  g.fillText(label, left, mid);
 }
 
 function paintRuns(g, lay, band, colors) {

@@ -5,12 +5,15 @@
 // the pointer and wires the mouse events (capacity.js).
 
 import * as fmt from "../format.js";
+import { timeLabel } from "../ticks.js";
 import { num } from "../util.js";
 import { IDLE, at, clamp, cut, recordEnd } from "./capacity_model.js";
+import { endedLabel } from "./capacity_paint.js";
 
 const RECENT = 3; // s: a run this fresh may still be waiting for its record
 
-/** What is under (x, y) in `layout` (drawn over the last `span` s): a run, a cell, or a gutter entry. */
+/** What is under (x, y) in `layout` (drawn over the last `span` s): a run, a cell, a gutter entry, or the
+ * greyed part of an ended process's band. */
 export function hit(layout, span, x, y) {
   if (!layout) return null;
   const band = layout.bands.find((b) => b.row && y >= b.y && y < b.y + b.h);
@@ -27,6 +30,8 @@ export function hit(layout, span, x, y) {
   for (let i = c.t.length - 1; i >= 0; i -= 1) {
     if (t <= c.t[i] && t > c.t[i] - (c.period[i] ?? 0)) return { band, kind: "cell", i, slot, t };
   }
+  const ended = band.row.ended;
+  if (ended && t >= ended.t - slack) return { band, kind: "ended", slot, t };
   return null;
 }
 
@@ -65,20 +70,36 @@ function urlLine(record) {
   return cut(`${record.method || ""} ${record.url || "(no URL)"}`.trim(), 90);
 }
 
-/** The tooltip's [kind, text] lines for what `hit` found; `now` is the layout's. */
-function tipLines(found, now) {
+/** How an ended process ended, in words: when, and why (or that it fell silent). */
+function endedLines(ended, span) {
+  if (ended.state === "gone") {
+    return [["", `gone: silent since ${timeLabel(ended.t, span)}, no STOPPED received`]];
+  }
+  return [["", `stopped ${timeLabel(ended.t, span)} · reason ${ended.reason || "none given"}`]];
+}
+
+const KEPT = "ended: its band stays until its end leaves the span";
+
+/** The tooltip's [kind, text] lines for what `hit` found, drawn in layout `lay`. */
+function tipLines(found, lay) {
+  const { now, span } = lay;
   const { band } = found;
   const row = band.row;
   if (found.kind === "gutter") {
     const flag = row.flag || { label: "", reasons: [], lean: "" };
     return [["title", `pid ${row.pid} · ${fmt.groupName(row.group)}`], ["", `incarnation ${row.incarnation} · ${row.slots} slots · slow threshold ${row.threshold > 0 ? fmt.duration(row.threshold) : "off"}`],
+      ...(row.ended ? [...endedLines(row.ended, span), ["note", KEPT]] : []),
       ["", flag.label], ...flag.reasons.map((r) => ["note", r]), ...(flag.lean ? [["note", flag.lean]] : [])];
+  }
+  if (found.kind === "ended") {
+    return [["title", `pid ${row.pid} · ${endedLabel(row.ended, span)}`], ...endedLines(row.ended, span),
+      ["note", "no ticks after its end; " + KEPT]];
   }
   if (found.kind === "run") {
     const { run } = found;
     const duration = run.end - run.start;
     const lines = [["title", `slow request · ${fmt.duration(duration)}${run.active ? " (active)" : ""}`],
-      ["", `pid ${row.pid} · slot ${run.slot + 1} · started ${fmt.clock(run.start)}`]];
+      ["", `pid ${row.pid} · slot ${run.slot + 1} · started ${timeLabel(run.start, span)}`]];
     if (run.record) {
       const r = run.record;
       const f = r.fields || {};
@@ -102,7 +123,7 @@ function tipLines(found, now) {
   const m = at(c.longest[i], j);
   const done = at(c.completed[i], j);
   const lines = [["title", `pid ${row.pid} · slot ${j + 1}`],
-    ["", `${fmt.clock(c.t[i])} · ${fmt.age(now - c.t[i])} ago`],
+    ["", `${timeLabel(c.t[i], span)} · ${fmt.age(now - c.t[i])} ago`],
     ["", `busy ${fmt.percent(clamp(busy, 0, 1))} · cpu ${fmt.percent(p ? clamp(at(c.slot_cpu[i], j) / p, 0, 1) : null)}`]];
   const detail = [done ? `completed ${done}` : "", e ? `running ${fmt.duration(e)}` : "", m ? `longest ${fmt.duration(m)}` : ""];
   if (detail.some(Boolean)) lines.push(["", detail.filter(Boolean).join(" · ")]);
@@ -114,17 +135,18 @@ function tipLines(found, now) {
       : longest < row.threshold ? "under the slow threshold, no URL reported"
         : "slow, but its record has not arrived or has aged out"]);
   } else lines.push(["note", "idle"]);
+  if (row.ended) lines.push(["note", `process ${endedLabel(row.ended, span)}`]);
   return lines;
 }
 
-/** Show the tooltip for `found` (from `hit`, or null: hide it) next to `pointer` over `canvas`. */
-export function showTip(tip, canvas, pointer, found, now) {
+/** Show the tooltip for `found` (from `hit` on layout `lay`, or null: hide it) next to `pointer` over `canvas`. */
+export function showTip(tip, canvas, pointer, found, lay) {
   canvas.dataset.hover = found ? found.kind : "";
   if (!found) {
     tip.hidden = true;
     return;
   }
-  tip.replaceChildren(...tipLines(found, now).map(([kind, text]) => {
+  tip.replaceChildren(...tipLines(found, lay).map(([kind, text]) => {
     const div = document.createElement("div");
     if (kind) div.className = "cap-tip-" + kind;
     div.textContent = text;

@@ -9,7 +9,7 @@
 
 import * as fmt from "../format.js";
 import { byGroupStartPid, rowEnd, rowStart, stoppedAt, text } from "./processes_model.js";
-import { clockMs, fit, fitCanvas, lines, placeTooltip, timeTicks, windowLabel } from "./processes_ui.js";
+import { axisTicks, clockMs, fit, fitCanvas, lines, placeTooltip, windowLabel } from "./processes_ui.js";
 
 const ROW_H = 22;
 const AXIS_H = 24;
@@ -85,7 +85,7 @@ export function createGantt(view) {
     const gutter = gutterWidth(g, ganttRows);
     const plot = Math.max(10, width - gutter.total - PAD_RIGHT);
     const x = (t) => gutter.total + ((t - t0) / (t1 - t0)) * plot;
-    const ticks = timeTicks(t0, t1, Math.max(2, Math.min(6, Math.floor(plot / 80))));
+    const ticks = axisTicks(t0, t1, Math.max(2, Math.min(6, Math.floor(plot / 80))));
     const first = Math.max(0, Math.floor(top / ROW_H));
     const last = Math.min(ganttRows.length - 1, Math.ceil((top + viewH - AXIS_H) / ROW_H));
     const { colors, flash, selected } = view;
@@ -214,7 +214,7 @@ export function createGantt(view) {
     if (model.rowsTotal !== null && model.rowsTotal > model.rows.size) {
       parts.push("the console sent the " + fmt.count(model.rows.size) + " newest of " + fmt.count(model.rowsTotal) + " processes");
     }
-    if (view.pausedAt !== null) parts.push("paused at " + fmt.clock(view.pausedAt));
+    if (view.pausedAt !== null) parts.push("paused at " + clockMs(view.pausedAt, state.window));
     return [fmt.count(shown) + " process" + (shown === 1 ? "" : "es"), ...parts].join(" · ");
   }
 
@@ -234,17 +234,18 @@ export function createGantt(view) {
   }
 
   function tipLines(row) {
+    const at = (t) => clockMs(t, state.window);
     const out = ["pid " + row.pid + " · parent " + (row.parent ?? fmt.DASH) + (row.inc > 1 ? " · incarnation " + row.inc : ""),
       "group " + fmt.groupName(row.group),
-      "started " + (row.started != null ? clockMs(row.started) : "not seen (first sample " + clockMs(row.first_seen) + ")")];
-    if (row.stopping != null) out.push("stopping " + clockMs(row.stopping) + " · " + fmt.count(row.at_decision) + " in flight at decision");
-    if (row.stopped != null) out.push("stopped " + clockMs(row.stopped));
+      "started " + (row.started != null ? at(row.started) : "not seen (first sample " + at(row.first_seen) + ")")];
+    if (row.stopping != null) out.push("stopping " + at(row.stopping) + " · " + fmt.count(row.at_decision) + " in flight at decision");
+    if (row.stopped != null) out.push("stopped " + at(row.stopped));
     if (stoppedAt(row) !== null) out.push("reason " + (row.reason || "none given") + " (" + (row.category || "unplanned") + ")");
     if (row.stopped != null) {
       out.push("uptime " + fmt.age(row.uptime) + " · " + fmt.count(row.requests) + " requests");
       out.push(fmt.count(row.at_exit) + " in flight at exit · graceful drain " + (row.drain === true ? "yes" : row.drain === false ? "no" : fmt.DASH));
     } else if (row.state === "gone") {
-      out.push("state gone: silent since " + clockMs(row.last_seen) + ", no STOPPED received");
+      out.push("state gone: silent since " + at(row.last_seen) + ", no STOPPED received");
     } else {
       out.push("state " + text(row.state) + (row.started != null ? " · up " + fmt.age(view.now() - row.started) : ""));
     }

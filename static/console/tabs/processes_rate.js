@@ -7,7 +7,8 @@
 
 import * as fmt from "../format.js";
 import { CATEGORIES } from "./processes_model.js";
-import { fitCanvas, lines, placeTooltip, timeTicks, windowLabel } from "./processes_ui.js";
+import { timeLabel } from "../ticks.js";
+import { axisTicks, fitCanvas, lines, placeTooltip, windowLabel } from "./processes_ui.js";
 
 export function createRate(view) {
   const { state, $ } = view;
@@ -55,7 +56,7 @@ export function createRate(view) {
     g.lineTo(width, bottom + 0.5);
     g.stroke();
     g.textAlign = "center";
-    for (const tick of timeTicks(t0, t1, Math.max(2, Math.min(3, Math.floor(width / 90))))) {
+    for (const tick of axisTicks(t0, t1, Math.max(2, Math.min(3, Math.floor(width / 90))))) {
       g.fillText(tick.label, Math.min(Math.max(x(tick.t), left + 16), width - 20), height - 8);
     }
     g.textAlign = "start";
@@ -91,7 +92,7 @@ export function createRate(view) {
       return;
     }
     const n = b[1] + b[2] + b[3];
-    lines(rateTooltip, [fmt.clock(b[0]) + " – " + fmt.clock(b[0] + model.bucket),
+    lines(rateTooltip, [timeLabel(b[0], state.window) + " – " + timeLabel(b[0] + model.bucket, state.window),
       fmt.count(n) + " restart" + (n === 1 ? "" : "s") + " · " + fmt.number((n * 3600) / model.bucket) + "/h",
       CATEGORIES.map((c, i) => c + " " + b[1 + i]).join(" · ")]);
     placeTooltip(rateTooltip, rateCanvas.parentElement, px, py);

@@ -1,18 +1,27 @@
 // Processes tab, small DOM and canvas helpers shared by its parts: the lifecycle bars
 // (processes_gantt.js), restarts per hour (processes_rate.js) and the log and table
 // (processes_lists.js). Separate so those parts use one copy: tooltips, canvas
-// sizing, time ticks, the theme's colours (PALETTE) and time labels.
+// sizing, the theme's colours (PALETTE), time axes and time labels (those of every
+// chart of the page: ticks.js).
 
 import * as fmt from "../format.js";
+import { DATE_AFTER, timeLabel, timeTicks } from "../ticks.js";
 import { el, num } from "../util.js";
 
-const TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600,
-  43200, 86400, 172800];
-
-/** Wall-clock time with milliseconds: lifecycle events are often a few ms apart. */
-export function clockMs(t) {
+/**
+ * A time of day with milliseconds, in the charts' 24-hour format: lifecycle events are
+ * often a few ms apart. Over a window longer than a day (`span`), the date first.
+ */
+export function clockMs(t, span = 0) {
   if (num(t) === null) return fmt.DASH;
-  return fmt.clock(t) + "." + String(Math.floor((t - Math.floor(t)) * 1000)).padStart(3, "0");
+  const ms = String(Math.floor((t - Math.floor(t)) * 1000)).padStart(3, "0");
+  const day = span > DATE_AFTER ? timeLabel(t, span).slice(0, -5) : ""; // "Nov 26 15:32" less its "15:32"
+  return day + timeLabel(t, 0) + "." + ms;
+}
+
+/** Axis ticks across [t0, t1], at most `most`, each with its label as every chart of the page writes it. */
+export function axisTicks(t0, t1, most) {
+  return timeTicks(t0, t1, most).map((t) => ({ t, label: timeLabel(t, t1 - t0) }));
 }
 
 export function windowLabel(seconds) {
@@ -59,21 +68,6 @@ export function fit(g, value, max) {
     else hi = mid - 1;
   }
   return lo > 0 ? value.slice(0, lo) + "…" : "";
-}
-
-/** Time ticks at round local times, at most `most` of them across [t0, t1]. */
-export function timeTicks(t0, t1, most) {
-  const span = Math.max(1, t1 - t0);
-  const step = TIME_STEPS.find((s) => span / s <= most) ?? Math.ceil(span / most / 86400) * 86400;
-  const offset = -new Date(t1 * 1000).getTimezoneOffset() * 60;
-  const ticks = [];
-  for (let t = Math.ceil((t0 + offset) / step) * step - offset; t <= t1; t += step) ticks.push(t);
-  const label = (t) => {
-    const d = new Date(t * 1000);
-    if (step >= 86400) return (d.getMonth() + 1) + "/" + d.getDate();
-    return d.toTimeString().slice(0, step < 60 ? 8 : 5);
-  };
-  return ticks.map((t) => ({ t, label: label(t) }));
 }
 
 /** The theme colours the parts draw with (util.js readColors, read from the tab's panel). */
