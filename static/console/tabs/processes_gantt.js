@@ -178,7 +178,8 @@ export function createGantt(view) {
       g.moveTo(px, AXIS_H - 4);
       g.lineTo(px, height);
       g.stroke();
-      g.fillText(tick.label, Math.min(Math.max(px, left + 24), width - 28), AXIS_H / 2);
+      const half = g.measureText(tick.label).width / 2; // a date label is wide: keep it whole
+      g.fillText(tick.label, Math.min(Math.max(px, left + half + 2), width - half - 2), AXIS_H / 2);
     }
     g.beginPath();
     g.moveTo(left + 0.5, 0);

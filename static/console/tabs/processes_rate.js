@@ -57,7 +57,8 @@ export function createRate(view) {
     g.stroke();
     g.textAlign = "center";
     for (const tick of axisTicks(t0, t1, Math.max(2, Math.min(3, Math.floor(width / 90))))) {
-      g.fillText(tick.label, Math.min(Math.max(x(tick.t), left + 16), width - 20), height - 8);
+      const half = g.measureText(tick.label).width / 2; // a date label is wide: keep it whole
+      g.fillText(tick.label, Math.min(Math.max(x(tick.t), left + half), width - half - 2), height - 8);
     }
     g.textAlign = "start";
     for (const b of buckets) {
