@@ -49,7 +49,8 @@ def test_restarts_mean_one_thing():
     new host's first processes are ``started``, which no page calls restarts."""
     assert "restarts" in metrics.FLEET and "started" not in metrics.FLEET
     assert metrics.BY_NAME["started"].formula == "up"
-    assert metrics.BY_NAME["restarts"].label == "Restarts" and not metrics.BY_NAME["started"].label.startswith("R")
+    assert metrics.BY_NAME["restarts"].label == "Restarts"
+    assert not metrics.BY_NAME["started"].label.startswith("R")
 
 
 def _tick_second(t: int, period: float, requests: int, rss: float = 1e8) -> frames.Frame:

@@ -70,8 +70,10 @@ FLEET = {
         "idx-1": ({"env": "staging"}, ["--groups", "1", "--processes", "1", "--threads", "2", "--seed", "3",
                                        "--restart-probability", "0"]),
         XSS: ({"note": "<b>bold</b>"}, None),
-        # fed by real Apache + mod_wsgi in test_browser_modwsgi.py, not by a simulator
+        # fed by real Apache + mod_wsgi in test_browser_modwsgi.py and test_browser_exact.py,
+        # not by a simulator
         "apache-1": ({"env": "test"}, None),
+        "apache-2": ({"env": "test"}, None),
     }),
 }
 ANN_HOSTS = sorted(FLEET["payments"][1])

@@ -141,7 +141,8 @@ def test_view_state_comes_from_the_url(ann_client, hosts):
 @pytest.mark.parametrize(("query", "expected", "said"), [
     ("", HostView(), []),
     ("?tab=nope&window=abc", HostView(), ["no tab “nope”: showing Overview", "window “abc” is not a number"]),
-    ("?window=59", HostView(), ["window “59” is not a number of seconds from 60 to 1,209,600: showing 5 min"]),
+    ("?window=59", HostView(), ["window “59” is not a number of seconds from 60 to 1,209,600: "
+                                "showing 5 min"]),
     ("?window=1209601", HostView(), ["window “1209601”"]),
     ("?window=1209600&group=", HostView(window=1209600, group=""), []),
     ("?group=" + "x" * 257, HostView(), ["at most 256 characters: showing all groups"]),
