@@ -296,6 +296,29 @@ DOC_HEADER = (
 )
 
 
+#: Which seconds each kind of figure is taken over (docs/metrics.md), in words: a second is
+#: complete when the console publishes it, two seconds after it ends (every agent batch of it
+#: has come); before that it is sent ``partial`` and no figure a person reads as "now" uses it.
+SPANS_DOC: Final = (
+    "- **A second** (`host.frame`'s `groups`, a chart point at 1 s): the complete second, "
+    "published two seconds after it ends; the `partial` versions before it are an early look "
+    "that no headline and no chart point is made of.",
+    f"- **Headline** (fleet rows, `host.frame`'s `recent`, the Overview's readouts): the last "
+    f"{HEADLINE_SPAN} complete seconds, their frames merged and derived once (exact percentiles; "
+    "rates per second of the span, counted from its first second that holds data); `processes`, "
+    "`memory_rss` and `slow_active` are means over the span.",
+    "- **Chart points** (`host.snapshot`'s `series`): the seconds of each point's step merged; a "
+    "page folding per-second values itself uses the *seconds* column.",
+    "- **Window totals** (`host.snapshot`'s `totals`, the Overview's status line, the histograms): "
+    "every stored second of the window shown, merged.",
+    f"- **Restarts**: over the window shown on the Processes tab, over the last "
+    f"{RESTARTS_SPAN // 3600} h on a fleet row; both count the processes that stopped, each once.",
+    "- **Data age** (the top bar): the console's clock now minus the newest second the page shows; "
+    "**online** means the host's agent was heard from within `hello`'s `online_within` seconds, "
+    "aged on the page by the console's clock.",
+)
+
+
 def markdown_table() -> str:
     """The metric reference as Markdown: docs/metrics.md is this text."""
     lines = [DOC_HEADER, "| name | unit | from frame sums | seconds | groups | hosts | meaning |",
@@ -309,6 +332,7 @@ def markdown_table() -> str:
         lines.append(f"- {title}: " + ", ".join(f"`{n}`" for n in names))
     lines.append("- Processes tab, per process (its newest tick): "
                  + ", ".join(f"`{n}` (`{f}`)" for n, f in TICK_FIELDS))
+    lines += ["", "## Over which seconds", "", *SPANS_DOC]
     return "\n".join(lines) + "\n"
 
 
