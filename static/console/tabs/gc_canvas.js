@@ -180,10 +180,10 @@ function drawHistogram(g, width, height, v, total, chart) {
   }
   const marks = [];
   if (total.n > 0) {
-    for (const [name, p, color] of MARKERS) {
+    for (const [name, p, color] of [...MARKERS].reverse()) { // p50 drawn last: on top where they coincide
       const value = percentile(counts, p, total.min, total.max);
       const x = Math.round(axis.xOf(value)) + 0.5;
-      marks.push({ name, value, x });
+      marks.unshift({ name, value, x });
       g.strokeStyle = colors[color];
       g.lineWidth = 2;
       g.setLineDash([4, 3]);

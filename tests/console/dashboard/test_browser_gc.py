@@ -5,8 +5,13 @@ The console, agents and browser come from conftest.py. Every test fails on a Jav
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 from browser_support import messages, number, query_of, wait_message
+
+from ingest.model.histogram import bucket_bounds, bucket_index
 
 pytestmark = pytest.mark.browser
 
@@ -144,3 +149,119 @@ def test_gc_empty_state_says_what_to_do(tab):
     page.click("#gc-show-all")
     page.wait_for_selector("#gc-series tbody tr")
     assert "pid" not in query_of(page.url)
+
+
+CLOCK = re.compile(r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d")  # the one 24-hour format (static/console/ticks.js)
+TIME_STEPS = {1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600}
+
+
+def axis(page, chart: str) -> dict:
+    """What the hand-drawn chart drew (its figure's data-axis), once it has drawn with data."""
+    page.wait_for_function("""name => {
+        const fig = document.querySelector(`figure[data-chart="${name}"]`);
+        const a = fig && fig.dataset.axis && JSON.parse(fig.dataset.axis);
+        return a && (name !== "histogram" || a.marks.length === 3);
+    }""", arg=chart, timeout=20_000)
+    return json.loads(page.locator(f'figure[data-chart="{chart}"]').get_attribute("data-axis"))
+
+
+def edge_label(index: int) -> str:
+    """A bucket's lower edge as the axis labels it: bucket 0 starts its octave at 1 ms."""
+    edge = 0.001 if index == 0 else bucket_bounds(index)[0]
+    return f"{edge * 1000:.4g} ms" if edge < 1 else f"{edge:.4g} s"
+
+
+def sent_pauses(tab) -> list[tuple[float, float]]:
+    """(start, pause) of every GC event the page was sent, snapshot and frames."""
+    out = []
+    for m in messages(tab, "tab.snapshot", "tab.frame"):
+        if m.get("tab") == "gc":
+            out += [(e[0], e[1]) for e in m.get("events", [])]
+    return out
+
+
+def test_gc_histogram_axis_starts_at_the_first_bucket_and_draws_a_p50_below_the_next_tick(tab):
+    page = open_gc(tab)
+    drawn = axis(page, "histogram")
+    (snapshot,) = messages(tab, "tab.snapshot")[-1:]
+    occupied = {int(k) for h in snapshot["buckets"]["h"] for k, v in h.items() if v > 0}
+    occupied |= {bucket_index(d) for _, d in sent_pauses(tab)}
+    first = min(occupied)
+    ticks = drawn["ticks"]
+    assert ticks[0]["label"] == edge_label(first) and ticks[0]["label"] != "0"
+    assert len(ticks) >= 2 and [t["v"] for t in ticks] == sorted(t["v"] for t in ticks)
+    for tick in ticks[1:]:  # round durations after the first edge
+        mantissa = f"{tick['v']:.1e}".split("e")[0]
+        assert mantissa in {"1.0", "2.0", "5.0"}, tick
+    marks = {m["name"]: m for m in drawn["marks"]}
+    assert marks["p50"]["value"] <= marks["p95"]["value"] <= marks["p99"]["value"]
+    # the simulator's gen-0 pauses (0.1-0.6 ms) are most of them: p50 lies below the second tick
+    p50 = marks["p50"]
+    assert p50["value"] < ticks[1]["v"]
+    assert drawn["left"] <= p50["x"] < ticks[1]["x"]
+    # ... and it is on the canvas in its colour, not only in the readout (read in one go: it redraws)
+    found = page.evaluate("""() => {
+        const fig = document.querySelector('figure[data-chart="histogram"]');
+        const a = JSON.parse(fig.dataset.axis);
+        const x = a.marks.find((m) => m.name === "p50").x;
+        const c = fig.querySelector('canvas');
+        const r = window.devicePixelRatio || 1;
+        const want = a.colors.p50.match(/[0-9a-f]{2}/gi).map((h) => parseInt(h, 16));
+        const d = c.getContext('2d').getImageData(Math.floor((x - 2) * r), 0, 4 * r, c.height).data;
+        for (let i = 0; i < d.length; i += 4) {
+          if (d[i + 3] > 200 && want.every((v, k) => Math.abs(d[i + k] - v) < 24)) return true;
+        }
+        return false;
+    }""")
+    assert found, "no p50 marker drawn at its x"
+    readout = page.locator('figure[data-chart="histogram"] .readout').text_content()
+    assert "p50 " in readout and "p95 " in readout and "p99 " in readout
+
+
+def test_gc_timeline_has_round_time_ticks_from_where_the_data_starts(tab):
+    page = open_gc(tab)
+    drawn = axis(page, "timeline")
+    (snapshot,) = messages(tab, "tab.snapshot")[-1:]
+    labels = [t["label"] for t in drawn["ticks"]]
+    assert len(labels) >= 2 and all(CLOCK.fullmatch(label) for label in labels), labels
+    times = [t["t"] for t in drawn["ticks"]]
+    step = times[1] - times[0]
+    assert step in TIME_STEPS and all(t % step == 0 for t in times), times
+    # no empty stretch before any GC data: the axis starts at the window or at the first data, later
+    first = min([snapshot["now"], *snapshot["buckets"]["t"][:1],
+                 *(s["first"]["t"] for s in snapshot["series"]), *(t for t, _ in sent_pauses(tab))])
+    window_start = drawn["to"] - snapshot["span"]
+    assert drawn["from"] >= first - 10  # a console or agent younger than the window: no empty stretch first
+    assert drawn["from"] <= max(first, window_start) + 1  # and no data left out
+    # the other times of the tab are in the same format: Pause's badge and the rows' titles
+    page.click("#gc-pause")
+    badge = page.locator("#gc-paused").text_content()
+    assert CLOCK.search(badge) and badge.startswith("Paused at ")
+    page.click("#gc-pause")
+
+
+def test_gc_rows_of_a_stopped_process_stay_marked_ended(tab):
+    page = open_gc(tab)
+    # web-3 restarts a process every few seconds (--restart-probability 0.03)
+    page.wait_for_selector('#gc-series tbody tr[data-ended="stopped"]', timeout=60_000)
+    row = page.locator('#gc-series tbody tr[data-ended="stopped"]').first
+    pid, interp = row.get_attribute("data-pid"), row.get_attribute("data-interp")
+    assert "ended" in row.locator(".gc-end").text_content()
+    title = row.get_attribute("title")
+    assert title.startswith("process stopped at ") and CLOCK.search(title), title
+    # the registry says so too: the host messages list it stopped
+    states = {(p["pid"], p["state"]) for m in messages(tab, "host.snapshot", "host.frame")
+              for p in m.get("processes") or []}
+    assert (int(pid), "stopped") in states
+    # live rows first, ended ones after them
+    ended = page.locator("#gc-series tbody tr").evaluate_all(
+        "rows => rows.map(r => Boolean(r.dataset.ended))")
+    assert ended == sorted(ended)
+    # it stays while its last record is in the window: still there frames later
+    count = len(tab.frames)
+    wait_message(tab, lambda m: m.get("type") == "tab.frame" and m.get("tab") == "gc", count + 1, 10,
+                 "two more GC frames")
+    wait_message(tab, lambda m: m.get("type") == "tab.frame" and m.get("tab") == "gc", len(tab.frames), 10,
+                 "another GC frame")
+    again = page.locator(f'#gc-series tbody tr[data-pid="{pid}"][data-interp="{interp}"]')
+    assert again.count() == 1 and again.get_attribute("data-ended") == "stopped"

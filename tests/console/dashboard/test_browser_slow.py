@@ -10,9 +10,10 @@ import csv
 import io
 import json
 import re
+from urllib.parse import quote
 
 import pytest
-from browser_support import messages, query_of
+from browser_support import messages, query_of, wait_message
 
 pytestmark = pytest.mark.browser
 
@@ -318,3 +319,121 @@ def test_per_url_limit_clear_and_pause(tab):
     assert "paused at" in page.locator("#slow-summary").text_content()
     page.click("#slow-pause")
     assert page.locator("#slow-pause").text_content() == "Pause"
+
+
+CLOCK = re.compile(r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d")  # the one 24-hour format (static/console/ticks.js)
+DATED = re.compile(r"[A-Z][a-z]{2} \d{1,2} " + CLOCK.pattern + r"\.\d{3}")
+
+
+def record_subscribes(tab) -> list[dict]:
+    """The subscribe messages the page sends from now on (register before the page loads)."""
+    sent: list[dict] = []
+
+    def on_frame(payload) -> None:
+        text = payload if isinstance(payload, str) else payload.decode(errors="replace")
+        if text.startswith("{") and json.loads(text).get("type") == "subscribe":
+            sent.append(json.loads(text))
+
+    tab.page.on("websocket", lambda ws: ws.on("framesent", on_frame))
+    return sent
+
+
+def drill_down_is_open(page) -> bool:
+    return page.evaluate("() => Boolean(document.getElementById('request-drilldown')?.open)")
+
+
+def test_the_drill_down_is_a_history_entry_back_closes_it_and_a_reload_reopens_it(tab):
+    subscribes = record_subscribes(tab)
+    page = open_slow(tab)
+    page.wait_for_function(f"() => document.querySelector('{ROWS}[data-state=completed]')", timeout=20_000)
+    page.evaluate("() => { window.wfSamePage = true; }")  # gone if Back left or reloaded the page
+    before = page.evaluate("history.length")
+    row = page.locator(f"{ROWS}[data-state=completed]").first
+    key = row.get_attribute("data-key")
+    log_id = row.locator('td[data-field="log_id"]').text_content()
+    row.click()
+    assert drill_down_is_open(page)
+    assert query_of(page.url)["req"] == key and query_of(page.url)["tab"] == "slow"
+    assert page.evaluate("history.length") == before + 1
+    # times in the one format: the row's start and the drill-down's, with the date and milliseconds
+    assert CLOCK.fullmatch(row.locator('td[data-field="start"]').text_content())
+    assert DATED.fullmatch(row.locator('td[data-field="start"]').get_attribute("title"))
+    dialog = page.locator("#request-drilldown")
+    started, ended = (dialog.locator("dt", has_text=label).locator("xpath=following-sibling::dd[1]")
+                      .text_content() for label in ("Started", "Ended"))
+    assert DATED.fullmatch(started) and DATED.fullmatch(ended), (started, ended)
+    assert started == row.locator('td[data-field="start"]').get_attribute("title")
+
+    # Back closes the dialog and stays on the page, which keeps its data (no new subscribe)
+    subscribed = len(subscribes)
+    page.go_back()
+    page.wait_for_function("() => !document.getElementById('request-drilldown').open")
+    wait_url_without_req(page)
+    assert query_of(page.url)["tab"] == "slow"
+    assert page.evaluate("window.wfSamePage") is True
+    wait_frame_after(tab, len(tab.frames))  # a later frame: a subscribe sent by Back would be seen by now
+    assert len(subscribes) == subscribed, subscribes[subscribed:]
+    assert page.locator(ROWS).count() > 0
+
+    # Forward opens it again
+    page.go_forward()
+    page.wait_for_function("() => document.getElementById('request-drilldown').open")
+    assert query_of(page.url)["req"] == key and log_id in dialog.text_content()
+    # the close button goes back to the URL without it, in the same page
+    dialog.locator(".req-close").click()
+    assert not drill_down_is_open(page)
+    wait_url_without_req(page)
+    assert page.evaluate("window.wfSamePage") is True
+
+    # a reload of the drill-down's URL opens it again, and Back from there closes it
+    row = page.locator(f'{ROWS}[data-key="{key}"]')
+    row.click()
+    link = page.url
+    page.reload()
+    assert page.evaluate("window.wfSamePage") is None
+    page.wait_for_function("() => document.getElementById('request-drilldown')?.open")
+    page.wait_for_function("id => document.getElementById('request-drilldown').textContent.includes(id)",
+                           arg=log_id, timeout=20_000)
+    assert page.url == link
+    page.evaluate("() => { window.wfSamePage = true; }")
+    page.go_back()
+    page.wait_for_function("() => !document.getElementById('request-drilldown').open")
+    wait_url_without_req(page)
+    assert page.evaluate("window.wfSamePage") is True
+
+
+def wait_frame_after(tab, count: int) -> None:
+    wait_message(tab, lambda m: m.get("type") == "host.frame", count, 10, "a host.frame after Back")
+
+
+def test_a_capacity_drill_down_is_a_history_entry_too(tab):
+    subscribes = record_subscribes(tab)
+    tab.login("ann", "/hosts/web-3/?tab=capacity")
+    page = tab.page
+    snapshot = wait_message(tab, lambda m: m.get("type") == "tab.snapshot" and m.get("tab") == "capacity"
+                            and any(r.get("state") == "completed" for r in m.get("slow", [])), 0, 30,
+                            "a capacity snapshot with a completed slow record")
+    record = next(r for r in reversed(snapshot["slow"]) if r["state"] == "completed")
+    page.evaluate("() => { window.wfSamePage = true; }")
+    src = page.locator('script[src$="console/host.js"]').get_attribute("src")
+    # as a click on a slow run does (tabs/capacity.js): the shared drill-down, opened with the record
+    page.evaluate("async ([module, record]) => (await import(module)).openRequest(record, {threads: 4})",
+                  [src.replace("host.js", "drilldown.js"), record])
+    assert drill_down_is_open(page)
+    assert query_of(page.url)["req"] == record["key"] and query_of(page.url)["tab"] == "capacity"
+    subscribed = len(subscribes)
+    page.go_back()
+    page.wait_for_function("() => !document.getElementById('request-drilldown').open")
+    wait_url_without_req(page)
+    wait_frame_after(tab, len(tab.frames))
+    assert len(subscribes) == subscribed and page.evaluate("window.wfSamePage") is True
+    assert query_of(page.url)["tab"] == "capacity"
+    # the link opens it again: the Capacity tab's records reach the waiting dialog
+    page.goto(tab.base + "/hosts/web-3/?tab=capacity&req=" + quote(record["key"]))
+    page.wait_for_function("url => document.getElementById('request-drilldown')?.open"
+                           " && document.getElementById('request-drilldown').textContent.includes(url)",
+                           arg=record["url"], timeout=20_000)
+    page.keyboard.press("Escape")
+    assert not drill_down_is_open(page)
+    wait_url_without_req(page)
+    assert query_of(page.url)["tab"] == "capacity"
