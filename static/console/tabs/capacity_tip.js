@@ -92,7 +92,7 @@ function tipLines(found, lay) {
       ["", flag.label], ...flag.reasons.map((r) => ["note", r]), ...(flag.lean ? [["note", flag.lean]] : [])];
   }
   if (found.kind === "ended") {
-    return [["title", `pid ${row.pid} · ${endedLabel(row.ended, span)}`], ...endedLines(row.ended, span),
+    return [["title", `${endedLabel(row.ended, span)} · pid ${row.pid}`], ...endedLines(row.ended, span),
       ["note", "no ticks after its end; " + KEPT]];
   }
   if (found.kind === "run") {

@@ -158,7 +158,7 @@ def test_a_process_that_stops_keeps_its_band_marked_ended_and_a_reload_shows_it(
     # few seconds past the end: it draws every second)
     page.wait_for_timeout(max(0.0, stamp + 3 - time.time()) * 1000)
     greyed = hover(page, STOPS, -20)
-    assert greyed[0] == f"pid {STOPS} · {label}"
+    assert greyed[0] == f"{label} · pid {STOPS}"
     # the silent one is gone at the next process list
     page.wait_for_function("pid => document.querySelector(`#cap-cards tr[data-key='${pid}:1']`)"
                            "?.dataset.ended === 'gone'", arg=FALLS_SILENT, timeout=20_000)
