@@ -1,12 +1,18 @@
-"""The Overview's phase panels in a real browser: weighted means, the latency histogram
-with percentiles inside the observed min/max, hover, and the phase in the URL."""
+"""The Overview in a real browser: readouts over the last complete seconds that say their
+span, charts that end at the newest complete second, axes on round values in one time
+format, the latency chart's log/linear switch in the URL; the phase panels' weighted
+means, the latency histogram with percentiles inside the observed min/max, hover, and
+the phase in the URL."""
 
 from __future__ import annotations
 
+import itertools
+import json
+import math
 import re
 
 import pytest
-from browser_support import number, query_of
+from browser_support import messages, number, query_of, wait_readout
 
 pytestmark = pytest.mark.browser
 
@@ -69,3 +75,129 @@ def test_the_histogram_phase_lives_in_the_url(tab):
     # clicking a row of the table picks that phase too
     page.locator('#phase-table tr[data-phase="server"]').click()
     page.wait_for_function("() => new URLSearchParams(location.search).get('phase') === 'server'")
+
+
+#: The console sends second t complete once its clock reads t + PUBLISH_DELAY (summary.py).
+PUBLISH_DELAY = 2
+CHARTS = ("throughput", "latency", "capacity", "cpu", "rss", "phases")
+
+
+def rate_text(value: float) -> str:
+    """format.js's number(v) + "/s", for the rates the simulated hosts have (under 10k/s)."""
+    if float(value).is_integer():
+        return f"{int(value)}/s"
+    return f"{value:.{2 if abs(value) < 10 else 1}f}/s"
+
+
+def plot_data(page, name: str) -> dict:
+    """What charts.js keeps in a chart's dataset: ticks, labels, scale and the last point drawn."""
+    return page.evaluate(
+        "name => ({...document.querySelector(`figure[data-chart=\"${name}\"] .plot`).dataset})", name)
+
+
+def test_readouts_are_the_last_complete_seconds_and_say_so(tab):
+    tab.login("ann", "/hosts/web-1/?tab=overview&window=300")
+    page = tab.page
+    wait_readout(page)
+    samples = []
+    for _ in range(24):  # every 150 ms for about 4 s, while partial and complete seconds arrive
+        samples.append(page.evaluate("""() => ({
+            rate: document.querySelector('[data-readout="throughput"]').textContent.split(' · ')[0],
+            spans: Array.from(document.querySelectorAll('.readout-span')).map(s => s.textContent),
+            last: JSON.parse(document.querySelector('figure[data-chart="throughput"] .plot').dataset.last),
+        })"""))
+        page.wait_for_timeout(150)
+    page.wait_for_timeout(500)  # the frames the last sample saw have reached this side too
+    frames = messages(tab, "host.frame")
+    complete = [f for f in frames if not f.get("partial")]
+    partial = [f for f in frames if f.get("partial")]
+    assert partial and complete, "partial and complete seconds both arrived"
+    # every readout says its span; the value is a complete frame's headline, never a partial second
+    assert all(span == "last 10 s" for sample in samples for span in sample["spans"]), samples[-1]["spans"]
+    headlines = {rate_text(f["recent"]["groups"]["*"]["throughput"]) for f in complete if f.get("recent")}
+    shown = [sample["rate"] for sample in samples]
+    assert set(shown) <= headlines, (shown, headlines)
+    # it changes only when a complete second comes (about once a second, not at each batch)
+    changes = sum(1 for a, b in itertools.pairwise(shown) if a != b)
+    assert changes <= len(complete), (changes, len(complete))
+    assert len(partial) > 2 * len(complete), "more partial seconds than complete ones came meanwhile"
+    # the line ends at a complete second, with its complete value: no partial dip at the end
+    snapshot = messages(tab, "host.snapshot")[-1]
+    assert snapshot["step"] == 1
+    by_t = {f["t"]: f["groups"]["*"]["throughput"] for f in complete}
+    stored = dict(zip(snapshot["series"]["t"], snapshot["series"]["throughput"], strict=True))
+    for sample in samples:
+        t, value = sample["last"][0], sample["last"][1]
+        if t in by_t:
+            assert value == by_t[t], (t, value, by_t[t])
+        else:
+            assert t + PUBLISH_DELAY <= snapshot["now"] and value == stored[t], (t, value)
+
+
+def test_axes_read_at_a_glance(tab):
+    tab.login("ann", "/hosts/web-1/?tab=overview&window=300")
+    page = tab.page
+    wait_readout(page)
+    page.wait_for_function("""names => names.every(name =>
+        document.querySelector(`figure[data-chart="${name}"] .plot`).dataset.xTicks)""", arg=list(CHARTS))
+    page.wait_for_function("() => document.querySelector('#latency-hist canvas')?.dataset.markers")
+    data = {name: plot_data(page, name) for name in CHARTS}
+    # one time format (a 5 min window: 24-hour with seconds), on round minutes, the same ticks on every chart
+    ticks = {name: d["xTicks"] for name, d in data.items()}
+    assert len(set(ticks.values())) == 1, ticks
+    times = [float(t) for t in data["throughput"]["xTicks"].split(",")]
+    assert 4 <= len(times) <= 6 and all(t % 60 == 0 for t in times), times
+    for name, d in data.items():
+        labels = d["xLabels"].split("|")
+        assert len(labels) == len(times), (name, labels)
+        assert all(re.fullmatch(r"\d\d:\d\d:00", label) for label in labels), (name, labels)
+    # RSS ticks on round MiB (or GiB): 1, 2, 2.5 or 5 times a power of ten in the unit shown
+    labels = data["rss"]["yLabels"].split("|")
+    assert labels[0] == "0" and len(labels) >= 3, labels
+    values = [re.fullmatch(r"([0-9.]+) (KiB|MiB|GiB)", label) for label in labels[1:]]
+    assert all(values) and len({m.group(2) for m in values}) == 1, labels
+    numbers = [float(m.group(1)) for m in values]
+    step = numbers[0]
+    assert all(math.isclose(n, step * (i + 1)) for i, n in enumerate(numbers)), numbers
+    mantissa = step / 10 ** math.floor(math.log10(step))
+    assert any(math.isclose(mantissa, m) for m in (1, 2, 2.5, 5)), numbers
+    # the latency histogram's axis starts at its first bucket's lower edge, labelled; every marker is drawn
+    canvas = page.locator("#latency-hist canvas")
+    hist = canvas.evaluate("c => ({...c.dataset})")
+    first = hist["ticks"].split("|")[0]
+    low = seconds(page.locator('#phase-table tr[data-phase="request"] td').nth(5).text_content())
+    # that edge is at most the exact min, and within its bucket (a quarter octave: 1.25x) below it
+    edge = 0.0 if first == "0" else seconds(first)
+    assert edge is not None and edge <= low * 1.001 and (edge > low / 1.3 or low < 0.00125), (first, low)
+    markers = dict(m.split(":") for m in hist["markers"].split(","))
+    assert set(markers) == {"p50", "p95", "p99"}
+    assert all(int(x) >= int(hist["plotLeft"]) for x in markers.values()), markers
+
+
+def test_latency_axis_is_log_by_default_linear_on_request_and_kept_in_the_url(tab):
+    tab.login("ann", "/hosts/web-2/?tab=overview")
+    page = tab.page
+    wait_readout(page)
+    latency = 'figure[data-chart="latency"] .plot'
+    page.wait_for_function(f"() => document.querySelector('{latency}').dataset.yLabels")
+    assert page.locator("#latency-scale").input_value() == "log"
+    log = plot_data(page, "latency")
+    assert log["scale"] == "log"
+    # decades (and 2, 5 between them): each tick a 1-2-5 value, none at 0
+    ticks = [float(v) for v in log["yTicks"].split(",")]
+    assert ticks and all(v > 0 for v in ticks), ticks
+    assert all(f"{v:.0e}"[0] in "125" for v in ticks), ticks
+    page.select_option("#latency-scale", "linear")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('scale') === 'linear'")
+    page.wait_for_function(f"() => document.querySelector('{latency}').dataset.yLabels.startsWith('0|')")
+    assert plot_data(page, "latency")["scale"] == "linear"
+    page.reload()
+    assert page.locator("#latency-scale").input_value() == "linear"
+    page.wait_for_function(f"() => document.querySelector('{latency}').dataset.yLabels?.startsWith('0|')")
+    assert plot_data(page, "latency")["scale"] == "linear"
+    assert query_of(page.url)["scale"] == "linear"
+    # back to log: the URL drops the option (log is the default)
+    page.select_option("#latency-scale", "log")
+    page.wait_for_function("() => !new URLSearchParams(location.search).has('scale')")
+    page.wait_for_function(f"() => !document.querySelector('{latency}').dataset.yLabels.startsWith('0|')")
+    assert json.loads(plot_data(page, "latency")["last"])[0] > 0
