@@ -1,4 +1,4 @@
-"""The capacity tab: a worker-slot heatmap per live process (docs/live-protocol.md, "Capacity").
+"""The capacity tab: a worker-slot heatmap per process, live or ended (docs/live-protocol.md, "Capacity").
 
 Everything the page draws comes from kind-2 ticks (request_metrics): each
 tick becomes one *column* of its process, holding the tick's scalars
