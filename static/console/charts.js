@@ -286,7 +286,8 @@ export class TimeChart {
       scales: { x: { time: true }, y },
       axes: [timeAxis(this.plot), valueAxis(this)],
       series: [
-        {},
+        // the legend's time in the axis' format, not uPlot's own date format
+        { value: (u, t) => (t === null || t === undefined ? "--" : timeLabel(t, spanOf(u))) },
         ...this.series.map((s) => ({
           label: s.label,
           stroke: s.color,
