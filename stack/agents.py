@@ -30,7 +30,8 @@ class Agent:
 
     def __init__(self, work: Path, name: str, *, console_url: str, token_file: Path,
                  hostname: str | None = None, sock: Path | None = None, spool: bool = False,
-                 stats: bool = False, socket_mode: str | None = None, log_level: str | None = None,
+                 stats: bool = False, socket_mode: str | None = None, local_senders: bool = False,
+                 log_level: str | None = None,
                  log_interval: float | str = 0, log: Path | None = None,
                  env: Mapping[str, str] | None = None, base_env: Mapping[str, str] | None = None) -> None:
         self.work, self.name = work, name
@@ -42,6 +43,7 @@ class Agent:
         self.cmd = [PYTHON, "-m", "ingest", *(["--log-level", log_level] if log_level else []),
                     "serve", "--socket", str(self.sock),
                     *(["--socket-mode", socket_mode] if socket_mode else []),
+                    *(["--local-senders"] if local_senders else []),
                     "--console", console_url, "--token-file", str(token_file),
                     "--hostname", hostname or name,
                     *(["--stats-file", str(self.stats_file)] if stats else []),

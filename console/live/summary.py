@@ -29,8 +29,10 @@ ONLINE_WITHIN = 15.0
 #: the heartbeat reporting them arrived) and ``ticks`` (0: no process reported, a hole) let
 #: the charts mark the seconds where data is missing instead of drawing a line across them.
 SERIES_KEYS = metric_table.SERIES
+#: ``kernel_qlen`` is no loss: the agent's socket's kernel queue length (net.unix.max_dgram_qlen
+#: when it bound; 0 unknown), which the pages name as the likely cause of sequence loss.
 AGENT_KEYS = ("received", "decoded", "lost", "malformed", "spooled", "dropped", "bad_samples", "queue_drops",
-              "dropped_samples", "dropped_seconds", "refused_samples")
+              "dropped_samples", "dropped_seconds", "refused_samples", "kernel_qlen")
 FLEET_METRICS = metric_table.FLEET
 #: Seconds a frame waits for late samples before it is published.
 PUBLISH_DELAY = 2

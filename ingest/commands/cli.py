@@ -43,6 +43,9 @@ def _socket_options(p: argparse.ArgumentParser) -> None:
                    help="permissions of the socket file (default 0660)")
     p.add_argument("--socket-group", metavar="GROUP",
                    help="group of the socket file: Apache's daemon user must be in it")
+    p.add_argument("--local-senders", action="store_true",
+                   help="the senders run as this agent's user (a simulator, a test): no warnings "
+                        "about whether other users can reach the socket")
     p.add_argument("--rcvbuf", type=int, default=DEFAULT_RCVBUF, help=argparse.SUPPRESS)
     p.add_argument("--queue", type=int, default=DEFAULT_QUEUE, metavar="N",
                    help="datagrams held between the receive and decode threads (default %(default)s)")
@@ -58,7 +61,8 @@ def _socket_options(p: argparse.ArgumentParser) -> None:
 
 def _config(args: argparse.Namespace, log_interval: float) -> AgentConfig:
     return AgentConfig(socket=args.socket, socket_mode=args.socket_mode, socket_group=args.socket_group,
-                       rcvbuf=args.rcvbuf, max_queue=args.queue, max_queue_bytes=args.queue_bytes,
+                       local_senders=args.local_senders, rcvbuf=args.rcvbuf, max_queue=args.queue,
+                       max_queue_bytes=args.queue_bytes,
                        max_processes=args.max_processes, log_interval=log_interval,
                        capture=args.capture, stats_file=getattr(args, "stats_file", None),
                        quarantine=_quarantine_path(args))

@@ -31,7 +31,15 @@ from typing import Any
 from . import capture, wire
 from .faults import QUARANTINE_BYTES, Faults, Quarantine, describe
 from .ledger import Ledger
-from .receiver import DEFAULT_QUEUE, DEFAULT_QUEUE_BYTES, DEFAULT_RCVBUF, Receiver, ReceiverStats, bind_socket
+from .receiver import (
+    DEFAULT_QUEUE,
+    DEFAULT_QUEUE_BYTES,
+    DEFAULT_RCVBUF,
+    Receiver,
+    ReceiverStats,
+    bind_socket,
+    kernel_qlen,
+)
 from .state import MAX_KEPT_BYTES, MAX_PROCESSES, Process, ProcessTable
 
 log = logging.getLogger("ingest.agent")
@@ -51,6 +59,8 @@ class AgentConfig:
     socket: str
     socket_mode: int = 0o660
     socket_group: str | int | None = None
+    #: the senders run as this user (the demo's simulators): no warnings about other users' access
+    local_senders: bool = False
     rcvbuf: int = DEFAULT_RCVBUF
     max_queue: int = DEFAULT_QUEUE
     max_queue_bytes: int = DEFAULT_QUEUE_BYTES
@@ -73,6 +83,8 @@ class Agent:
         self.error_listeners: list[ErrorListener] = []
         self.receiver: Receiver | None = None
         self._received: ReceiverStats | None = None  # the receiver's, still read after stop
+        #: net.unix.max_dgram_qlen when the socket was bound (0: unknown, or not bound yet)
+        self.kernel_qlen = 0
         self.quarantine = Quarantine(config.quarantine, config.quarantine_bytes)
         self.faults = Faults(self.quarantine)
         self.error: BaseException | None = None  # what ended the decode thread, if anything did
@@ -96,8 +108,10 @@ class Agent:
         """Bind and start both threads; raises SocketSetupError or QuarantineError with a clear message."""
         self._stopping = False
         self.quarantine.open()
-        sock = bind_socket(self.config.socket, mode=self.config.socket_mode,
-                           group=self.config.socket_group, rcvbuf=self.config.rcvbuf)
+        sock = bind_socket(self.config.socket, mode=self.config.socket_mode, group=self.config.socket_group,
+                           rcvbuf=self.config.rcvbuf, local_senders=self.config.local_senders)
+        # The queue length a unix socket gets is the sysctl's value when it is made: this one's.
+        self.kernel_qlen = kernel_qlen() or 0
         if self.config.capture:
             self._capture = capture.Writer(self.config.capture)
         sys.setswitchinterval(SWITCH_INTERVAL)
@@ -262,6 +276,7 @@ class Agent:
             "evicted": t.evicted,
             "seq_jumps": t.seq_jumps,
             "resumed": t.resumed,
+            "kernel_qlen": self.kernel_qlen,
         })
 
     def write_stats(self, path: str) -> None:

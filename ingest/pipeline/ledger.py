@@ -36,7 +36,7 @@ from .resume import Mark
 log = logging.getLogger("ingest.forwarder")
 
 LEDGER = "ledger"
-GAUGES = frozenset({"processes", "spooled", "spool_bytes"})
+GAUGES = frozenset({"processes", "spooled", "spool_bytes", "kernel_qlen"})
 MAX_MARKS = 1 << 16  # more than the process table holds, running and gone
 
 

@@ -115,12 +115,14 @@ def kernel_qlen() -> int | None:
 
 
 def bind_socket(path: str, *, mode: int = 0o660, group: str | int | None = None,
-                rcvbuf: int = DEFAULT_RCVBUF) -> socket.socket:
+                rcvbuf: int = DEFAULT_RCVBUF, local_senders: bool = False) -> socket.socket:
     """Bind the telemetry socket with its final permissions from the start.
 
     The umask of 0077 around ``bind`` means the file never exists, even
     for an instant, with more permissions than its owner's; the requested
-    mode and group are applied right after.
+    mode and group are applied right after. ``local_senders``: the senders run
+    as this user (a simulator, a test), so whether other users can reach the
+    socket is not worth a warning.
     """
     gid = resolve_group(group)
     _check_parent(path)
@@ -141,10 +143,10 @@ def bind_socket(path: str, *, mode: int = 0o660, group: str | int | None = None,
         if exc.errno == errno.EACCES:
             raise SocketSetupError(f"cannot bind {path}: permission denied ({exc.strerror})") from None
         raise SocketSetupError(f"cannot bind {path}: {exc.strerror or exc}") from None
-    for directory in untraversable_parents(path, gid):
+    for directory in () if local_senders else untraversable_parents(path, gid):
         log.warning("senders other than this user cannot reach %s: parent %s is not searchable; "
                     "mod_wsgi drops datagrams silently when it cannot reach the socket", path, directory)
-    if not mode & 0o022 and gid is None and os.geteuid() == 0:
+    if not local_senders and not mode & 0o022 and gid is None and os.geteuid() == 0:
         log.warning("socket %s is mode %04o owned by root with no --socket-group: "
                     "Apache's daemon user cannot write to it", path, mode)
     qlen = kernel_qlen()

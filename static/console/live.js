@@ -65,6 +65,13 @@ export function setLoss(agent, { scope = "this host", reasons = null, charts = f
   button.dataset.lost = String(result.total);
   button.classList.toggle("bad", result.total > 0);
   button.title = loss.summaryText(result) + (result.kinds.length ? "\nClick for causes and fixes." : "");
+  // The likely cause of sequence loss, said beside the counter with its one-line fix.
+  const hint = $("loss-hint");
+  if (hint) {
+    const why = result.kinds.some((k) => k.key === "lost") && scope === "this host" ? loss.shortQueue(agent) : "";
+    if (hint.textContent !== why) hint.textContent = why;
+    hint.hidden = !why;
+  }
   const detail = $("loss-detail");
   // Frames come every second with the same totals: rebuild the popover only when they change.
   const shown = JSON.stringify([scope, result.kinds.map((k) => [k.key, k.count, k.detail]), lossReasons]);

@@ -16,6 +16,22 @@ const n = (agent, key) => Math.max(0, num(agent ? agent[key] : 0) ?? 0);
 
 const plural = (count, one, many) => `${fmt.count(count)} ${count === 1 ? one : many}`;
 
+/** The kernel's default datagram queue per unix socket (net.unix.max_dgram_qlen). */
+export const KERNEL_DEFAULT_QLEN = 10;
+export const QLEN_FIX = "sysctl -w net.unix.max_dgram_qlen=512";
+
+/**
+ * Why sequence loss happens on this host, when its agent's socket got the kernel's default
+ * queue (the agent reports `kernel_qlen`, the length its socket was made with): a burst of
+ * more datagrams than that is dropped by the kernel. "" when the queue is longer or unknown.
+ */
+export function shortQueue(agent) {
+  const qlen = n(agent, "kernel_qlen");
+  return qlen > 0 && qlen <= KERNEL_DEFAULT_QLEN
+    ? `the kernel queues only ${qlen} datagrams for the agent's socket: run ${QLEN_FIX}, then restart the agent`
+    : "";
+}
+
 const KINDS = [
   {
     key: "lost",
@@ -27,6 +43,7 @@ const KINDS = [
       + "Counted from the gaps in each process's sequence numbers.",
     fix: "Raise net.unix.max_dgram_qlen (sysctl net.unix.max_dgram_qlen=512; the agent warns at start "
       + "while it is the kernel default) and keep the agent running (e.g. systemd Restart=always).",
+    detail: (a) => shortQueue(a),
   },
   {
     key: "queue_drops",

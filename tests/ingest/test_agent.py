@@ -103,3 +103,20 @@ def test_serve_refuses_a_socket_another_agent_holds(sockdir):
     assert result.returncode == 2
     assert "another receiver is bound" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_agent_reports_the_kernel_queue_its_socket_got(sockdir):
+    """The heartbeat's kernel_qlen lets the pages name a short kernel queue as the cause of
+    sequence loss; it is the sysctl's value when the socket was bound, and no loss counter
+    (a gauge: a restarted agent does not add it to the last run's)."""
+    with open("/proc/sys/net/unix/max_dgram_qlen") as fh:
+        qlen = int(fh.read())
+    agent = Agent(AgentConfig(socket=str(sockdir / "q.sock"), socket_mode=0o600, log_interval=0))
+    assert agent.counters()["kernel_qlen"] == 0  # not bound yet: unknown
+    agent.start()
+    try:
+        assert agent.counters()["kernel_qlen"] == qlen
+    finally:
+        agent.stop()
+    from ingest.pipeline.ledger import GAUGES
+    assert "kernel_qlen" in GAUGES

@@ -85,6 +85,15 @@ def test_untraversable_parent_is_warned_about(sockdir, caplog):
     assert str(private) in caplog.text
 
 
+def test_local_senders_get_no_warning_about_other_users(sockdir, caplog):
+    """The demo's simulators run as the agent's user: a private directory is no problem there."""
+    private = sockdir / "private"
+    private.mkdir(mode=0o700)
+    with caplog.at_level(logging.WARNING):
+        bind_socket(str(private / "t.sock"), mode=0o600, local_senders=True).close()
+    assert "cannot reach" not in caplog.text and "cannot write" not in caplog.text
+
+
 def test_group_searchable_parent_is_fine_for_that_group(sockdir):
     shared = sockdir / "shared"
     shared.mkdir()

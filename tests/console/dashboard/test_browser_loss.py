@@ -59,7 +59,7 @@ def lossy(console, token) -> Iterator[LossyAgent]:
         time.sleep(5)
         assert raw.ticks_of({"request_count": "many"})["dropped"] == 1  # the console's checks refuse it
         agent.ticks(1.5)
-        agent.beat(**LOSSES)
+        agent.beat(**LOSSES, kernel_qlen=10)  # its socket got the kernel's default queue
         agent.ticks(1.5)
         yield agent
 
@@ -77,7 +77,9 @@ def test_every_kind_of_loss_is_counted_explained_and_marked(tab, lossy):
     assert heading == f"Loss on the 1 host you can see: {TOTAL} datagrams or samples", heading
     page.keyboard.press("Escape")
     title = cell.get_attribute("title")
-    for line in ("sequence gaps: 7 datagrams", "agent queue full: 5 datagrams",
+    short = ("the kernel queues only 10 datagrams for the agent's socket: "
+             "run sysctl -w net.unix.max_dgram_qlen=512")
+    for line in (f"sequence gaps: 7 datagrams ({short}", "agent queue full: 5 datagrams",
                  "spool full: 40 samples (2 batches, 4 seconds of data)", "refused by the console: 1 sample",
                  "undecodable datagrams: 3 datagrams", "fix: Raise net.unix.max_dgram_qlen"):
         assert line in title, (line, title)
@@ -88,6 +90,8 @@ def test_every_kind_of_loss_is_counted_explained_and_marked(tab, lossy):
                            timeout=20_000)
     assert loss.text_content() == f"loss {TOTAL}"
     assert "bad" in loss.get_attribute("class")
+    hint = page.locator("#loss-hint")  # the likely cause beside the counter, with its one-line fix
+    assert hint.is_visible() and hint.text_content().startswith(short), hint.text_content()
     detail = page.locator("#loss-detail")
     assert not detail.is_visible()
     loss.click()
@@ -127,7 +131,7 @@ def test_every_kind_of_loss_is_counted_explained_and_marked(tab, lossy):
     page.wait_for_function("el => el.textContent.includes('no data')", arg=tooltip.element_handle())
 
     # More loss while the page is open: the live frames bring the total and the new mark.
-    lossy.beat(**{**LOSSES, "lost": 10})
+    lossy.beat(**{**LOSSES, "lost": 10}, kernel_qlen=10)
     lossy.ticks(4, wait=lambda s: page.wait_for_timeout(s * 1000))
     page.wait_for_function("([el, n]) => el.dataset.lost === n", arg=[loss.element_handle(), str(TOTAL + 3)],
                            timeout=20_000)

@@ -42,6 +42,30 @@ DEMO_HOSTS = (
 
 #: daphne's default of 1 MiB is below the 4 MiB the console tells agents they may send.
 MAX_MESSAGE = settings.WSGI_FLEET["AGENT_MAX_MESSAGE"]
+#: The kernel's datagram queue per unix socket (net.unix.max_dgram_qlen) the demo asks for:
+#: the default of 10 drops a simulated GC burst, and the demo would show loss from the start.
+QLEN, QLEN_SYSCTL = 512, Path("/proc/sys/net/unix/max_dgram_qlen")
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def raise_qlen() -> str:
+    """Raise the queue before the agents bind (a socket keeps the length it was made with)
+    where this user may; what was done, or why not, in words."""
+    try:
+        now = int(QLEN_SYSCTL.read_text())
+    except (OSError, ValueError):
+        return ""
+    if now >= QLEN:
+        return ""
+    try:
+        QLEN_SYSCTL.write_text(f"{QLEN}\n")
+    except OSError:
+        return (f"net.unix.max_dgram_qlen is {now}: bursts will show as loss (as on a real host with "
+                f"that setting); as root: sysctl -w net.unix.max_dgram_qlen={QLEN}")
+    return f"raised net.unix.max_dgram_qlen from {now} to {QLEN} (the kernel's datagram queue per socket)"
 
 
 class Command(BaseCommand):
@@ -57,6 +81,9 @@ class Command(BaseCommand):
         from stack import Worker, stop_process
 
         call_command("migrate", interactive=False, verbosity=0)
+        # SIGTERM (a service manager, a terminal closing) stops the demo as Ctrl-C does, children too.
+        signal.signal(signal.SIGTERM, _interrupt)
+        qlen_note = raise_qlen()
         password = options["password"] or secrets.token_urlsafe(9)
         team, _ = Team.objects.get_or_create(name="demo")
         user, _ = User.objects.get_or_create(username="demo")
@@ -81,6 +108,8 @@ class Command(BaseCommand):
             self.stdout.write(self.style.SUCCESS(f"\nwsgi-fleet console: {url}"))
             self.stdout.write(f"login: demo / {password}")
             self.stdout.write(f"hosts: {', '.join(h[0] for h in DEMO_HOSTS)}; store: {store}")
+            if qlen_note:
+                self.stdout.write(qlen_note)
             self.stdout.write(f"logs: {workdir}; Ctrl-C stops the console and the demo agents\n")
             self.supervise([daphne.proc, *(child.proc for child in children)])
         except KeyboardInterrupt:
@@ -106,7 +135,8 @@ class Command(BaseCommand):
         token_file.write_text(token + "\n")
         token_file.chmod(0o600)
         agent = Agent(workdir, name, console_url=url, token_file=token_file, socket_mode="0600",
-                      log_interval=30, log=workdir / f"{name}-agent.log", base_env=os.environ)
+                      local_senders=True, log_interval=30, log=workdir / f"{name}-agent.log",
+                      base_env=os.environ)
         with contextlib.suppress(RuntimeError):  # not bound yet: supervise() stops the demo if it died
             agent.start(timeout=5)
         simulator = Simulator(agent.sock, processes=None, groups=None,
