@@ -151,6 +151,15 @@ def test_axes_read_at_a_glance(tab):
         labels = d["xLabels"].split("|")
         assert len(labels) == len(times), (name, labels)
         assert all(re.fullmatch(r"\d\d:\d\d:00", label) for label in labels), (name, labels)
+    # the cursor's time, in the tooltip and the legend, reads as the axis does
+    over = page.locator('figure[data-chart="latency"] .u-over')
+    box = over.bounding_box()
+    over.hover(position={"x": box["width"] - 40, "y": 30})
+    tooltip = page.locator('figure[data-chart="latency"] .chart-tooltip')
+    tooltip.wait_for(state="visible")
+    assert re.fullmatch(r"\d\d:\d\d:\d\d", tooltip.locator("div").first.text_content())
+    legend = page.locator('figure[data-chart="latency"] .u-legend .u-series').first.locator(".u-value")
+    assert re.fullmatch(r"\d\d:\d\d:\d\d", legend.text_content()), legend.text_content()
     # RSS ticks on round MiB (or GiB): 1, 2, 2.5 or 5 times a power of ten in the unit shown
     labels = data["rss"]["yLabels"].split("|")
     assert labels[0] == "0" and len(labels) >= 3, labels
