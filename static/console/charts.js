@@ -136,6 +136,8 @@ function valueAxis(chart) {
   return {
     ...axis(),
     splits: (u, i, min, max) => (chart.log ? logTicks(min, max) : linearTicks(min, max, chart.unitOf)),
+    // every split is labelled: uPlot's log filter would blank 2 and 5 between the decades
+    filter: (u, splits) => splits,
     values: (u, splits) => {
       const labels = splits.map((v) => chart.tickText(v, u));
       chart.plot.dataset.yTicks = splits.join(",");
