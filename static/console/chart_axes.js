@@ -67,20 +67,16 @@ function round125(value, up) {
 }
 
 /**
- * The log scale's [min, max] over the positive data: out to the nearest 1-2-5 values,
- * whole decades once it spans three or more, so both ends carry a labelled tick.
- * Without positive data: 1 ms to 1 s (the latency chart is the log chart).
+ * The log scale's [min, max] over the positive data: out to the nearest 1-2-5 values, so
+ * the data fills the chart (ticks.js's logTicks labels the ends too while the range spans
+ * fewer than three decades, and the decades inside it past that). Without positive data:
+ * 1 ms to 1 s (the latency chart is the log chart).
  */
 export function logRange(dataMin, dataMax) {
   if (!(dataMin > 0) || !(dataMax > 0)) return [1e-3, 1];
-  let low = round125(dataMin, false);
-  let high = round125(dataMax, true);
-  if (high <= low) high = round125(low * 1.5, true);
-  if (Math.log10(high / low) >= 3) {
-    low = 10 ** Math.floor(Math.log10(low) + 1e-9);
-    high = 10 ** Math.ceil(Math.log10(high) - 1e-9);
-  }
-  return [low, high];
+  const low = round125(dataMin, false);
+  const high = round125(dataMax, true);
+  return [low, high > low ? high : round125(low * 1.5, true)];
 }
 
 /** A log tick's label: each in the unit of its own size (1 ms, 10 ms, 1 s). */
