@@ -10,6 +10,7 @@ REDIS_URL; with DEBUG off the security settings are those that
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,23 @@ def env_bool(name: str, default: bool) -> bool:
 
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+def env_peppers(name: str) -> dict[str, str]:
+    """``id=secret,id=secret`` (newest first) as an ordered map; docs/tokens.md. A secret
+    shorter than 32 characters, a repeated or malformed id, or the reserved id is refused."""
+    peppers: dict[str, str] = {}
+    for item in env_list(name):
+        pepper_id, sep, secret = item.partition("=")
+        pepper_id, secret = pepper_id.strip(), secret.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z0-9._-]{1,32}", pepper_id) or pepper_id == "secret-key":
+            raise ImproperlyConfigured(f"{name}: {pepper_id!r} is not a pepper id (1-32 of A-Z a-z 0-9 . _ "
+                                       "-, not secret-key); the form is id=secret,id=secret, newest first")
+        if pepper_id in peppers or len(secret) < 32:
+            raise ImproperlyConfigured(f"{name}: pepper {pepper_id!r} is repeated or its secret is shorter "
+                                       "than 32 characters")
+        peppers[pepper_id] = secret
+    return peppers
 
 
 def env_int(name: str, default: int) -> int:
@@ -150,7 +168,12 @@ WSGI_FLEET = {
     "LIVE_MAX_SUBSCRIBES_PER_SECOND": env_int("WSGI_FLEET_LIVE_MAX_SUBSCRIBES_PER_SECOND", 20),
     "LIVE_SUBSCRIBE_BURST": env_int("WSGI_FLEET_LIVE_SUBSCRIBE_BURST", 20),
     "LIVE_FLOOD_CLOSE": env_int("WSGI_FLEET_LIVE_FLOOD_CLOSE", 100),
+    # Token hashes' keys, newest first: the first issues, all verify (console/fleet/tokens.py).
+    "TOKEN_PEPPERS": env_peppers("WSGI_FLEET_TOKEN_PEPPERS"),
+    # Before peppers had ids: the single pepper of the hashes marked "secret-key", if one was set.
     "TOKEN_PEPPER": env("WSGI_FLEET_TOKEN_PEPPER"),
+    # Seconds between the checks of an open connection's credentials and access (console/live/auth.py).
+    "AUTH_RECHECK": float(env_int("WSGI_FLEET_AUTH_RECHECK", 5)),
     # The worker allocates many short-lived dicts per sample and keeps few
     # cycles: a first-generation threshold of 50,000 (Python's is 700) took
     # ~10 % off the write path's CPU; 0 leaves the interpreter's default.

@@ -77,6 +77,8 @@ class Token(models.Model):
 
     key = models.CharField(max_length=tokens.KEY_LENGTH, unique=True, editable=False)
     digest = models.CharField(max_length=64, editable=False)
+    pepper = models.CharField(max_length=32, editable=False,
+                              help_text="Id of the pepper the digest was made with (docs/tokens.md).")
     created = models.DateTimeField(auto_now_add=True)
     expires = models.DateTimeField(null=True, blank=True)
     last_used = models.DateTimeField(null=True, blank=True, editable=False)
@@ -90,24 +92,44 @@ class Token(models.Model):
     class Meta:
         abstract = True
 
+    def new_secret(self) -> str:
+        """Give this (unsaved) token a new key and secret; the plaintext is returned once."""
+        plaintext, self.key = tokens.generate(self.PREFIX)
+        self.pepper, self.digest = tokens.digest(plaintext)
+        return plaintext
+
     @classmethod
     def issue(cls, **fields: Any) -> tuple[Token, str]:
         """Create a token; the plaintext is returned once and never kept."""
-        plaintext, key = tokens.generate(cls.PREFIX)
-        token = cls.objects.create(key=key, digest=tokens.digest(plaintext), **fields)
+        token = cls(**fields)
+        plaintext = token.new_secret()
+        token.save(force_insert=True)
         return token, plaintext
 
     @classmethod
     def authenticate(cls, plaintext: str) -> Token | None:
-        """The active token matching ``plaintext``, or None, in constant time per candidate."""
+        """The active token matching ``plaintext``, or None, in constant time per candidate.
+
+        A token hashed under an older pepper than the current one is hashed
+        again under the current one: the one moment its plaintext is at hand,
+        so old peppers empty out as tokens are used (docs/tokens.md).
+        """
         parsed = tokens.parse(plaintext)
         if parsed is None or parsed.prefix != cls.PREFIX:
             return None
         token = cls.objects.active().filter(key=parsed.key).first()
-        if token is None or not tokens.matches(plaintext, token.digest):
+        if token is None or not tokens.matches(plaintext, token.digest, token.pepper):
             return None
+        if token.pepper != tokens.current_id():
+            token.pepper, token.digest = tokens.digest(plaintext)
+            type(token).objects.filter(pk=token.pk).update(pepper=token.pepper, digest=token.digest)
         token.touch()
         return token
+
+    @classmethod
+    def still_active(cls, pk: int) -> bool:
+        """Whether the token ``pk`` is still neither revoked, expired nor deleted."""
+        return cls.objects.active().filter(pk=pk).exists()
 
     def touch(self) -> None:
         now = timezone.now()

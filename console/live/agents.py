@@ -32,7 +32,7 @@ from console.windows.checks import MAX_STAMP, CheckedSamples
 from ingest.model.fields import FIELDS
 from ingest.model.sample import Sample
 
-from . import health, protocol, publish, queries
+from . import auth, health, protocol, publish, queries
 from .health import faults
 from .limits import SLOW_DOWN, AgentLimits
 from .protocol import ProtocolError
@@ -133,8 +133,16 @@ class AgentConsumer(AsyncWebsocketConsumer):
         self.counters: dict[str, int] | None = None
         self.clock = AgentClock()
         await self.accept()
+        # the token's revocation ends the connection too, not only the next handshake (auth.py)
+        self.guard = auth.watch(lambda: auth.agent_verdict(self.scope), self.revoked)
+
+    async def revoked(self, code: int) -> None:
+        await self.refuse(code, "the agent token was revoked or has expired, or its host was deleted")
 
     async def disconnect(self, code: int) -> None:
+        guard: asyncio.Task[None] | None = getattr(self, "guard", None)
+        if guard is not None and guard is not asyncio.current_task():
+            guard.cancel()
         publisher: asyncio.Task[None] | None = getattr(self, "publisher", None)  # None: before connect
         if publisher is not None:
             publisher.cancel()

@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 
 from console.windows import durability
 
-from . import groups, publish, queries, tabs
+from . import auth, groups, publish, queries, tabs
 from .health import error_message, faults
 from .jsontext import dumps
 from .limits import SLOW_DOWN, SubscribeLimit
@@ -129,10 +129,19 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             hello.update(self.told[1])
         await self.send_json(hello)
         self.watcher = asyncio.create_task(self.watch_store())
+        # a revoked token, a closed session, a user who lost a team: closed within seconds (auth.py)
+        self.guard = auth.watch(lambda: auth.page_verdict(self.scope, list(self.joined)), self.revoked)
+
+    async def revoked(self, code: int) -> None:
+        self.closing = True
+        await self.leave()  # nothing more of what it may no longer see, even before the close lands
+        await self.close(code, "signed out, or the token was revoked" if code == auth.REVOKED
+                         else "no longer allowed to see this; reload the page")
 
     async def disconnect(self, code: int) -> None:
-        if getattr(self, "watcher", None) is not None:
-            self.watcher.cancel()
+        for task in (getattr(self, "watcher", None), getattr(self, "guard", None)):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
         await self.leave()
 
     async def watch_store(self) -> None:
