@@ -1,8 +1,5 @@
 import os
-import subprocess
-import sys
 from io import StringIO
-from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
@@ -10,7 +7,6 @@ from django.core.management import CommandError, call_command
 
 from console.fleet.models import AgentToken, ApiToken, Host, Team
 
-ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.django_db
 
 
@@ -92,12 +88,3 @@ def test_hosts_visible_to_members_staff_and_nobody_else():
     assert set(Host.objects.visible_to(boss)) == {pay, shop}
     assert shop not in Host.objects.visible_to(ann)
 
-
-def test_production_settings_pass_check_deploy():
-    env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECURE_SSL_REDIRECT")}
-    env.update(DJANGO_SECRET_KEY="a-long-random-production-secret-key-0123456789-abcdefghijklmnop",
-               ALLOWED_HOSTS="console.example", DJANGO_SETTINGS_MODULE="console.settings")
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr + result.stdout
-    assert "no issues" in result.stdout
