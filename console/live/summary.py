@@ -22,6 +22,7 @@ from ingest.model.kinds import HOST
 from .health import faults, not_decoding
 from .store import StoreUnavailable
 from .tabs import processes
+from .tabs.base import PUBLISH_DELAY
 
 #: A host is online while its agent was heard from within this many seconds.
 ONLINE_WITHIN = 15.0
@@ -34,8 +35,6 @@ SERIES_KEYS = metric_table.SERIES
 AGENT_KEYS = ("received", "decoded", "lost", "malformed", "spooled", "dropped", "bad_samples", "queue_drops",
               "dropped_samples", "dropped_seconds", "refused_samples", "kernel_qlen")
 FLEET_METRICS = metric_table.FLEET
-#: Seconds a frame waits for late samples before it is published.
-PUBLISH_DELAY = 2
 #: Seconds a fleet row's and a host frame's headline is taken over (docs/metrics.md).
 HEADLINE_SPAN = metric_table.HEADLINE_SPAN
 #: A fleet row's ``restarts`` are counted over RESTARTS_SPAN, re-read at most every

@@ -300,9 +300,9 @@ DOC_HEADER = (
 #: complete when the console publishes it, two seconds after it ends (every agent batch of it
 #: has come); before that it is sent ``partial`` and no figure a person reads as "now" uses it.
 SPANS_DOC: Final = (
-    "- **A second** (`host.frame`'s `groups`, a chart point at 1 s): the complete second, "
-    "published two seconds after it ends; the `partial` versions before it are an early look "
-    "that no headline and no chart point is made of.",
+    "- **A second** (`host.frame`'s `groups`, a chart point at 1 s): the complete second `t`, "
+    "published when the console's clock reads `t + 2`; the `partial` versions before it are an "
+    "early look that no headline and no chart point is made of.",
     f"- **Headline** (fleet rows, `host.frame`'s `recent`, the Overview's readouts): the last "
     f"{HEADLINE_SPAN} complete seconds, their frames merged and derived once (exact percentiles; "
     "rates per second of the span, counted from its first second that holds data); `processes`, "

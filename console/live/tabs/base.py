@@ -11,6 +11,11 @@ from typing import Any
 
 from ingest.model.sample import slow_request
 
+#: Seconds after a second starts that the console publishes it complete (``host.frame``
+#: without ``partial``: every agent batch of it has come). The Overview's page model keeps
+#: a copy (static/console/tabs/overview_model.js, pure for node's tests), held equal to
+#: this by tests/console/dashboard/test_tab_registry.py.
+PUBLISH_DELAY = 2
 #: Tab options a page may send (each tab reads the ones it knows); values
 #: are strings or numbers, at most this many, each at most MAX_OPTION long.
 MAX_OPTIONS = 16

@@ -87,8 +87,9 @@ REGISTRY: tuple[TabSpec, ...] = (
     TabSpec("processes", "Processes", "3", processes, params=("pid", "hide")),
     TabSpec("gc", "GC", "4", gc, params=("pid", "interp"),
             options={"pid": TabOption(), "interp": TabOption()}),
-    TabSpec("slow", "Slow requests", "5", slow,
-            params=("req", "sort", "state", "per", "q", "since")),
+    # ``req`` (the request drill-down open on a Slow or Capacity tab) is the dialog's own
+    # (static/console/drilldown.js), not a tab's.
+    TabSpec("slow", "Slow requests", "5", slow, params=("sort", "state", "per", "q", "since")),
 )
 
 BY_KEY: Mapping[str, TabSpec] = MappingProxyType({spec.key: spec for spec in REGISTRY})

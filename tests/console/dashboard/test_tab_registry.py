@@ -157,3 +157,11 @@ def test_the_capacity_span_choices_are_the_modules(ann_client, hosts):
     assert options == [("30", "30 s"), ("60", "1 min"), ("120", "2 min"), ("300", "5 min")]
     assert [int(value) for value, _ in options] == list(capacity.SPANS)
     assert BY_KEY["capacity"].options["span"].default == capacity.DEFAULT_SPAN
+
+
+def test_the_overview_page_model_waits_as_long_as_the_console_publishes():
+    """The page leaves out the seconds not yet sent complete: its copy of the delay is the console's."""
+    from console.live.tabs.base import PUBLISH_DELAY
+
+    source = (STATIC / "tabs" / "overview_model.js").read_text()
+    assert re.search(rf"^export const PUBLISH_DELAY = {PUBLISH_DELAY};$", source, re.M)
