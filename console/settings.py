@@ -73,6 +73,9 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DEBUG is off")
     SECRET_KEY = "insecure-development-key-only-for-DEBUG-" + "x" * 20
+#: Former keys, comma-separated: sessions, and token hashes still under "secret-key"
+#: (docs/tokens.md), keep working through a rotation of DJANGO_SECRET_KEY.
+SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 FORCE_SCRIPT_NAME = env("FORCE_SCRIPT_NAME") or None
