@@ -21,7 +21,7 @@ from django.test import Client
 from live_helpers import WAIT, Agent, Page, make_host, make_member, of
 
 from console.asgi import application
-from console.fleet.models import ApiToken
+from console.fleet.models import ApiToken, Host
 from console.live import auth
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -80,14 +80,20 @@ async def test_an_agent_whose_token_holds_stays_connected(monkeypatch):
     await agent.close()
 
 
-@pytest.mark.parametrize("how", ["revoke", "deactivate", "delete"])
-async def test_token_client_is_closed_when_its_token_or_user_goes(how):
+async def watching_ann() -> tuple[Host, str, Page]:
+    """ann, member of web-03's team, on web-03's page with her API token."""
     host, _ = await make_host("web-03")
     token = await make_member("ann", host)
     page = Page(token)
     await page.start()
     await page.send({"type": "subscribe", "scope": "host", "host": host.pk, "window": 600})
     await page.until(of("host.snapshot"))
+    return host, token, page
+
+
+@pytest.mark.parametrize("how", ["revoke", "deactivate", "delete"])
+async def test_token_client_is_closed_when_its_token_or_user_goes(how):
+    _, _, page = await watching_ann()
     user = await User.objects.aget(username="ann")
     if how == "revoke":
         api = await ApiToken.objects.aget(user=user)
@@ -101,12 +107,7 @@ async def test_token_client_is_closed_when_its_token_or_user_goes(how):
 
 
 async def test_a_user_taken_off_the_team_stops_receiving_the_host():
-    host, _ = await make_host("web-03")
-    token = await make_member("ann", host)
-    page = Page(token)
-    await page.start()
-    await page.send({"type": "subscribe", "scope": "host", "host": host.pk, "window": 600})
-    await page.until(of("host.snapshot"))
+    host, token, page = await watching_ann()
     user = await User.objects.aget(username="ann")
     await host.team.members.aremove(user)
     assert await closed_with(page.comm) == auth.LOST_ACCESS
