@@ -19,7 +19,7 @@ const COLUMNS = [
 ];
 // A metric cell's text, by the metric's unit (docs/metrics.md).
 // Requests and processes are means over the row's span (0.3 slow requests in flight).
-const BY_UNIT = { "req/s": fmt.number, ratio: fmt.percent, s: fmt.duration, requests: fmt.amount, processes: fmt.amount };
+const BY_UNIT = { "req/s": fmt.rate, ratio: fmt.percent, s: fmt.duration, requests: fmt.amount, processes: fmt.amount };
 const formatted = (name, value) => (BY_UNIT[metric(name).unit] || fmt.number)(value);
 // How a metric's cell is marked ("warn", "bad", "" for neither); unmarked metrics have none.
 const MARKS = {
@@ -253,7 +253,7 @@ function renderTotals() {
   const n = hosts.size;
   setTotals(`${n} host${n === 1 ? "" : "s"} · ${online} online`
     + (stalled ? ` · ${stalled} agent${stalled === 1 ? "" : "s"} not decoding` : "")
-    + ` · ${fmt.number(throughput)} req/s · ${fmt.number(errors)} 5xx/s`);
+    + ` · ${fmt.rate(throughput)} req/s · ${fmt.rate(errors)} 5xx/s`);
   setLoss(loss.sumCounters(Array.from(hosts.values(), (entry) => entry.agent)),
     { scope: `the ${n} host${n === 1 ? "" : "s"} you can see` });
   if (newest !== null) setDataTime(newest);

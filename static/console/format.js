@@ -16,6 +16,19 @@ export function number(value, digits = 1) {
   return value.toFixed(abs < 10 ? digits + 1 : digits);
 }
 
+/**
+ * A rate per second, to a tenth (a headline over 10 s is a count divided by 10, so a
+ * tenth is exact), the same number of decimals in every row: "5.0", "13.5", "262.6",
+ * "0.05" below a tenth, "12.3k" from 10,000.
+ */
+export function rate(value) {
+  if (missing(value)) return DASH;
+  const abs = Math.abs(value);
+  if (abs >= 1e4) return number(value);
+  if (abs > 0 && abs < 0.1) return value.toFixed(2);
+  return value.toFixed(1);
+}
+
 export function count(value) {
   return missing(value) ? DASH : Math.round(value).toLocaleString("en");
 }
@@ -27,8 +40,9 @@ export function count(value) {
 export function amount(value) {
   if (missing(value)) return DASH;
   const tenths = Math.round(value * 10) / 10;
+  if (tenths === 0 && value > 0) return "< 0.1";
   if (Math.abs(value) >= 100 || Number.isInteger(tenths)) return count(value);
-  return tenths === 0 ? (value > 0 ? "< 0.1" : "0") : tenths.toFixed(1);
+  return tenths.toFixed(1);
 }
 
 /** A 0..1 fraction as a percentage. */

@@ -10,7 +10,7 @@ import { PhasePanels } from "./overview_phases.js";
 /** The latency chart's y axis unless the URL says otherwise (`scale=linear`). */
 const DEFAULT_SCALE = "log";
 
-const perSecond = (v) => (v === null || v === undefined ? fmt.DASH : fmt.number(v) + "/s");
+const perSecond = (v) => (v === null || v === undefined ? fmt.DASH : fmt.rate(v) + "/s");
 const CHARTS = {
   throughput: {
     columns: ["throughput", "status_2xx_rate", "status_3xx_rate", "status_4xx_rate", "status_5xx_rate"],
