@@ -78,7 +78,10 @@ if not SECRET_KEY:
 SECRET_KEY_FALLBACKS = env_list("DJANGO_SECRET_KEY_FALLBACKS")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
-FORCE_SCRIPT_NAME = env("FORCE_SCRIPT_NAME") or None
+# The path prefix a reverse proxy serves the console under (docs/deploy.md), kept without its
+# trailing slash: "/fleet/" and "/fleet" alike (a trailing one would cut the slash off every
+# path Django resolves), "/" as no prefix.
+FORCE_SCRIPT_NAME = env("FORCE_SCRIPT_NAME").rstrip("/") or None
 
 INSTALLED_APPS = [
     "daphne",
@@ -252,7 +255,10 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-STATIC_URL = "static/"
+# Absolute under a path prefix: Django prefixes a relative STATIC_URL with the script prefix
+# once, when it is first read, and under ASGI that is at start-up, before any request set the
+# prefix, so the pages would link /static/ instead of /fleet/static/ (docs/deploy.md).
+STATIC_URL = f"{FORCE_SCRIPT_NAME}/static/" if FORCE_SCRIPT_NAME else "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env("STATIC_ROOT") or BASE_DIR / "staticfiles"
 #: WhiteNoise serves the static files from daphne itself; without a
