@@ -62,17 +62,20 @@ def tls(work: Path) -> Tls:
     return make_tls(work)
 
 
-def start_console(work: Path, prefix: str) -> tuple[Console, Worker, dict[str, Any]]:
+def start_console(work: Path, prefix: str, static_root: Path) -> tuple[Console, Worker, dict[str, Any]]:
     """A console as docs/deploy.md sets one up: DEBUG off, SECURE_SSL_REDIRECT and HSTS at
-    their defaults, USE_X_FORWARDED_PROTO=1, FORCE_SCRIPT_NAME under a prefix, daphne with
-    the unit's options."""
+    their defaults, USE_X_FORWARDED_PROTO=1, FORCE_SCRIPT_NAME under a prefix, the static
+    files collected into STATIC_ROOT and served from there, daphne with the unit's options."""
     work.mkdir(exist_ok=True)
     script_name = prefix.rstrip("/")
-    env = console_env(work, secret=secrets.token_urlsafe(50), USE_X_FORWARDED_PROTO="1", LOG_LEVEL="INFO")
+    env = console_env(work, secret=secrets.token_urlsafe(50), USE_X_FORWARDED_PROTO="1", LOG_LEVEL="INFO",
+                      STATIC_ROOT=str(static_root), WHITENOISE_USE_FINDERS="0")
     env.pop("SECURE_SSL_REDIRECT")  # stack's console turns it off; here it is at its default, on
     if script_name:
         env["FORCE_SCRIPT_NAME"] = script_name
     console = Console(work, env)
+    if not static_root.exists():  # once for both consoles: the files do not depend on the prefix
+        console.manage("collectstatic", "--no-input", "-v", "0")
     made = console.setup({"ops": {"hosts": ["via-nginx", "via-apache"], "users": ["ann"]}},
                          password=PASSWORD, api_tokens=False, note="deploy tests")
     worker = console.worker(free_port(), args=daphne_options(script_name))
@@ -89,7 +92,7 @@ def sites(work: Path, tls: Tls) -> Iterator[dict[tuple[str, str], Site]]:
     try:
         for prefix in ("/", "/fleet/"):
             console_work = work / ("console" + prefix.rstrip("/").replace("/", "-"))
-            console, worker, hosts = start_console(console_work, prefix)
+            console, worker, hosts = start_console(console_work, prefix, work / "static")
             consoles.append(console)
             for kind, cls in (("nginx", Nginx), ("apache", Apache)):
                 proxy_work = console_work / kind
