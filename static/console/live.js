@@ -68,8 +68,10 @@ export function setLoss(agent, { scope = "this host", reasons = null, charts = f
   // The likely cause of sequence loss, said beside the counter with its one-line fix.
   const hint = $("loss-hint");
   if (hint) {
-    const why = result.kinds.some((k) => k.key === "lost") && scope === "this host" ? loss.shortQueue(agent) : "";
+    const lost = result.kinds.some((k) => k.key === "lost") && scope === "this host";
+    const why = lost ? loss.shortQueueHint(agent) : "";
     if (hint.textContent !== why) hint.textContent = why;
+    hint.title = lost ? loss.shortQueue(agent) : "";
     hint.hidden = !why;
   }
   const detail = $("loss-detail");

@@ -20,16 +20,24 @@ const plural = (count, one, many) => `${fmt.count(count)} ${count === 1 ? one : 
 export const KERNEL_DEFAULT_QLEN = 10;
 export const QLEN_FIX = "sysctl -w net.unix.max_dgram_qlen=512";
 
-/**
- * Why sequence loss happens on this host, when its agent's socket got the kernel's default
- * queue (the agent reports `kernel_qlen`, the length its socket was made with): a burst of
- * more datagrams than that is dropped by the kernel. "" when the queue is longer or unknown.
- */
-export function shortQueue(agent) {
+/** The kernel queue length an agent's socket got (`kernel_qlen`, reported by the agent), when it
+ * is the kernel's short default: a burst of more datagrams than that is dropped. 0 otherwise. */
+function shortQlen(agent) {
   const qlen = n(agent, "kernel_qlen");
-  return qlen > 0 && qlen <= KERNEL_DEFAULT_QLEN
-    ? `the kernel queues only ${qlen} datagrams for the agent's socket: run ${QLEN_FIX}, then restart the agent`
-    : "";
+  return qlen > 0 && qlen <= KERNEL_DEFAULT_QLEN ? qlen : 0;
+}
+
+/** Why sequence loss happens on this host, in words with the fix; "" when the queue is not short. */
+export function shortQueue(agent) {
+  const qlen = shortQlen(agent);
+  return qlen ? `the kernel queues only ${qlen} datagrams for the agent's socket: run ${QLEN_FIX}, then `
+    + "restart the agent" : "";
+}
+
+/** The same, short enough for the top bar beside the loss counter. */
+export function shortQueueHint(agent) {
+  const qlen = shortQlen(agent);
+  return qlen ? `kernel queue ${qlen}: ${QLEN_FIX}` : "";
 }
 
 const KINDS = [

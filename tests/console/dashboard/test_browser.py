@@ -110,7 +110,8 @@ def test_view_state_lives_in_the_url_and_survives_a_reload(tab):
     page.select_option("#group", "app0")
     assert query_of(page.url) == {"tab": "processes", "group": "app0", "window": "900"}
     # web-2: one group of 3 processes; waited for, as the table is redrawn when the group's data lands
-    page.wait_for_function("document.querySelectorAll('#processes tbody tr').length === 3", timeout=20_000)
+    page.wait_for_function("() => document.querySelectorAll('#processes tbody tr').length === 3",
+                           timeout=20_000)
     assert page.locator("#processes tbody tr").count() == 3
     page.reload()
     assert query_of(page.url) == {"tab": "processes", "group": "app0", "window": "900"}

@@ -27,7 +27,7 @@ def open_capacity(tab, path: str = PATH, history: float = 10.0) -> dict:
     tab.login("ann", path)
     snapshot = wait_message(tab, lambda m: m.get("type") == "tab.snapshot" and m.get("tab") == "capacity",
                             0, 15, "the capacity snapshot")
-    tab.page.wait_for_function("document.querySelectorAll('#cap-cards tbody tr').length > 0")
+    tab.page.wait_for_function("() => document.querySelectorAll('#cap-cards tbody tr').length > 0")
     return snapshot
 
 
@@ -200,7 +200,7 @@ def test_span_and_threshold_live_in_the_url(tab):
     page = tab.page
     assert snapshot["span"] == 120
     assert page.locator("#cap-span").input_value() == "120"
-    page.wait_for_function("document.getElementById('cap-threshold').value === '2'")
+    page.wait_for_function("() => document.getElementById('cap-threshold').value === '2'")
     # the ladder starts at the processes' WSGISlowRequests (1 s): nothing below it is offered
     options = page.locator("#cap-threshold option").evaluate_all("os => os.map(o => o.textContent)")
     assert options == ["1 s", "2 s", "5 s", "10 s", "30 s"]
@@ -213,7 +213,7 @@ def test_span_and_threshold_live_in_the_url(tab):
                          since, 10, "a snapshot for the new span")
     assert again["span"] == 30
     page.reload()
-    page.wait_for_function("document.querySelectorAll('#cap-cards tbody tr').length > 0")
+    page.wait_for_function("() => document.querySelectorAll('#cap-cards tbody tr').length > 0")
     assert page.locator("#cap-span").input_value() == "30"
     assert page.locator("#cap-threshold").input_value() == "5"
 
@@ -222,7 +222,7 @@ def test_a_group_without_processes_says_what_to_do(tab):
     tab.login("ann", "/hosts/web-3/?tab=capacity&group=nosuch")
     empty = tab.page.locator("#cap-empty")
     tab.page.wait_for_function(
-        "document.getElementById('cap-empty').textContent.startsWith('No live process')")
+        "() => document.getElementById('cap-empty').textContent.startsWith('No live process')")
     assert "in group nosuch" in empty.text_content() and "pick All groups" in empty.text_content()
     assert tab.page.locator("#cap-cards").is_hidden()
 

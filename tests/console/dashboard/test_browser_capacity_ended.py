@@ -134,7 +134,7 @@ def history(page, pid: int) -> list[str] | None:
 def test_a_process_that_stops_keeps_its_band_marked_ended_and_a_reload_shows_it(tab, feeder):
     tab.login(USER, PATH)
     page = tab.page
-    page.wait_for_function("document.querySelectorAll('#cap-cards tbody tr').length === 3")
+    page.wait_for_function("() => document.querySelectorAll('#cap-cards tbody tr').length === 3")
     height = page.locator("#cap-canvas").evaluate("c => c.getBoundingClientRect().height")
     assert height == 4 + 3 * BAND + 22
     page.wait_for_timeout(3000)  # a few columns of history for each
@@ -178,7 +178,7 @@ def test_a_process_that_stops_keeps_its_band_marked_ended_and_a_reload_shows_it(
     assert listed[STOPS]["reason"] == "maximum_requests" and listed[FALLS_SILENT]["state"] == "gone"
     assert all(len(listed[pid]["columns"]["t"]) >= 3 for pid in (STOPS, FALLS_SILENT))
     assert all(t <= stamp for t in listed[STOPS]["columns"]["t"])
-    page.wait_for_function("document.querySelectorAll('#cap-cards tbody tr[data-ended]').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('#cap-cards tbody tr[data-ended]').length === 2")
     assert cards(page)[str(STOPS)] == {"ended": "stopped", "chip": label}
     assert page.locator("#cap-canvas").evaluate("c => c.getBoundingClientRect().height") == height
     again = history(page, STOPS)

@@ -60,7 +60,7 @@ def test_inline_script_and_style_are_refused(tab):
         div.innerHTML = '<span style="color: red">x</span>';
         document.body.appendChild(div);
     }""")
-    tab.page.wait_for_function("window.__csp.length >= 2")
+    tab.page.wait_for_function("() => window.__csp.length >= 2")
     assert tab.page.evaluate("window.__ran === undefined")
     found = " | ".join(violations(tab))
     assert "script-src" in found and "style-src" in found, found

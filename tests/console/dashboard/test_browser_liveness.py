@@ -16,7 +16,7 @@ from raw_agent import TICK_FIELDS, agent_token, raw_agent
 
 pytestmark = pytest.mark.browser
 
-HOST, USER, TEAM = "fading-1", "erin", "night-shift"
+HOST, USER, TEAM = "fading-1", "fern", "night-shift"
 
 
 @pytest.fixture(scope="module")

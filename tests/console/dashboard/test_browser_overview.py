@@ -77,17 +77,16 @@ def test_the_histogram_phase_lives_in_the_url(tab):
     page.wait_for_function("() => new URLSearchParams(location.search).get('phase') === 'server'")
 
 
-#: The console sends second t complete once its clock reads t + PUBLISH_DELAY (summary.py).
+#: The console sends second t complete once its clock reads t + PUBLISH_DELAY (tabs/base.py).
 PUBLISH_DELAY = 2
 CHARTS = ("throughput", "latency", "capacity", "cpu", "rss", "phases")
 
 
 def rate_text(value: float) -> str:
-    """format.js's number(v) + "/s", for the rates the simulated hosts have (under 10k/s):
-    toFixed rounds the double's exact value half up, where Python's format rounds half even."""
-    if float(value).is_integer():
-        return f"{int(value)}/s"
-    places = Decimal(1).scaleb(-(2 if abs(value) < 10 else 1))
+    """format.js's rate(v) + "/s", for the rates the simulated hosts have (under 10k/s): a
+    tenth, two places below 0.1; toFixed rounds the double's exact value half up, where
+    Python's format rounds half even."""
+    places = Decimal(1).scaleb(-(2 if 0 < abs(value) < 0.1 else 1))
     return f"{Decimal(value).quantize(places, rounding=ROUND_HALF_UP)}/s"
 
 

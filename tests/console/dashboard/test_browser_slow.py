@@ -206,11 +206,14 @@ def test_a_link_opens_its_request_and_a_stale_link_explains(tab):
     assert query_of(link)["req"] == key
     tab.page.goto(link)  # the copied link, in a fresh page load
     dialog = page.locator("#request-drilldown")
-    dialog.wait_for(state="visible")
-    assert log_id in dialog.text_content() and "completed" in dialog.text_content()
+    dialog.wait_for(state="visible")  # "Looking for this request...", until the tab's snapshot has it
+    page.wait_for_function("id => document.getElementById('request-drilldown').textContent.includes(id)",
+                           arg=log_id, timeout=20_000)
+    assert "completed" in dialog.text_content()
     tab.goto("/hosts/web-3/?tab=slow&req=1:1:gone")
-    dialog.wait_for(state="visible")
-    assert "No slow-request record with this key" in dialog.text_content()
+    dialog.wait_for(state="visible")  # looking for it, until the tab's snapshot says it is not there
+    page.wait_for_function("() => document.getElementById('request-drilldown').textContent"
+                           ".includes('No slow-request record with this key')", timeout=20_000)
     assert query_of(page.url)["req"] == "1:1:gone"  # the link stays what it was while it explains
     page.keyboard.press("Escape")
     assert not dialog.is_visible()
@@ -408,7 +411,9 @@ def wait_frame_after(tab, count: int) -> None:
 
 def test_a_capacity_drill_down_is_a_history_entry_too(tab):
     subscribes = record_subscribes(tab)
-    tab.login("ann", "/hosts/web-3/?tab=capacity")
+    # a 5 min span: the record must still be in the tab's data when the link is opened again below,
+    # however slow a busy machine makes the steps in between
+    tab.login("ann", "/hosts/web-3/?tab=capacity&span=300")
     page = tab.page
     snapshot = wait_message(tab, lambda m: m.get("type") == "tab.snapshot" and m.get("tab") == "capacity"
                             and any(r.get("state") == "completed" for r in m.get("slow", [])), 0, 30,
@@ -429,7 +434,7 @@ def test_a_capacity_drill_down_is_a_history_entry_too(tab):
     assert len(subscribes) == subscribed and page.evaluate("window.wfSamePage") is True
     assert query_of(page.url)["tab"] == "capacity"
     # the link opens it again: the Capacity tab's records reach the waiting dialog
-    page.goto(tab.base + "/hosts/web-3/?tab=capacity&req=" + quote(record["key"]))
+    page.goto(tab.base + "/hosts/web-3/?tab=capacity&span=300&req=" + quote(record["key"]))
     page.wait_for_function("url => document.getElementById('request-drilldown')?.open"
                            " && document.getElementById('request-drilldown').textContent.includes(url)",
                            arg=record["url"], timeout=20_000)
