@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 
 from console.windows.store import BaseWindowStore
 from ingest.model.frames import merge, merge_into
-from ingest.model.kinds import STATUS_CLASSES
+from ingest.model.kinds import STARTED, STATUS_CLASSES, STOPPED, STOPPING
 from ingest.model.sample import Sample
 
 from .groups import STAFF_GROUP, host_group, team_group
@@ -51,6 +51,7 @@ from .summary import (
     fleet_entry,
     fleet_metrics,
     host_status,
+    lifecycle_changed,
     metrics,
     recent,
 )
@@ -60,6 +61,8 @@ from .tabs.base import MAX_GROUPS, first_processes
 __all__ = ["AGENT_KEYS", "ONLINE_WITHIN", "PUBLISH_DELAY", "OpenSeconds", "fleet_entries", "host_snapshot",
            "metrics", "publish_increments", "run"]
 
+#: Samples that change a host's restarts or live processes (its fleet row re-reads them).
+LIFECYCLE_KINDS = frozenset({STARTED, STOPPING, STOPPED})
 #: Seconds between process lists in host frames (a page keeps its table current).
 PROCESSES_EVERY = 5
 #: The window's totals in a host snapshot: requests, and requests by status class.
@@ -261,6 +264,8 @@ async def publish_tabs(host: dict[str, Any], recent: list[Sample]) -> None:
         return
     samples = recent[:]
     del recent[:len(samples)]
+    if any(sample.get("k") in LIFECYCLE_KINDS for sample in samples):
+        lifecycle_changed(host["id"])
     now = time.time()
     for group, message in live_messages(host, samples, math.floor(now), now):
         try:

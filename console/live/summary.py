@@ -37,10 +37,17 @@ AGENT_KEYS = ("received", "decoded", "lost", "malformed", "spooled", "dropped", 
 FLEET_METRICS = metric_table.FLEET
 #: Seconds a fleet row's and a host frame's headline is taken over (docs/metrics.md).
 HEADLINE_SPAN = metric_table.HEADLINE_SPAN
-#: A fleet row's ``restarts`` are counted over RESTARTS_SPAN, re-read at most every
-#: RESTARTS_EVERY seconds (a lifecycle read per host per second would cost more than the row).
-RESTARTS_SPAN, RESTARTS_EVERY = metric_table.RESTARTS_SPAN, 10
-_restarts: dict[int, tuple[float, int]] = {}
+#: A fleet row's ``restarts`` (over RESTARTS_SPAN) and ``processes_live`` come from the host's
+#: lifecycle events and process registry, re-read when the host's lifecycle changes (a STARTED,
+#: STOPPING or STOPPED written: ``lifecycle_changed``) and at least every LIFECYCLE_EVERY
+#: seconds (a process that falls silent changes no event): a lifecycle read per host per second
+#: would cost more than the row.
+RESTARTS_SPAN, LIFECYCLE_EVERY = metric_table.RESTARTS_SPAN, 10
+_lifecycle: dict[int, tuple[float, dict[str, int]]] = {}
+#: The registry's states of a process that is alive.
+LIVE_STATES = frozenset({"running", "stopping"})
+#: The fleet row's metrics that are not the headline's.
+FROM_LIFECYCLE = ("restarts", "processes_live")
 
 # -- the agent's clock against the console's ---------------------------------------------
 #: The console's entries in a host's stored agent counters (ints, like every counter there):
@@ -134,27 +141,35 @@ async def recent(store: BaseWindowStore, host_id: int, second: int,
     return {"span": HEADLINE_SPAN, "since": until - HEADLINE_SPAN, "until": until, "groups": out}
 
 
-async def restarts(store: BaseWindowStore, host_id: int, now: float) -> int:
-    """Processes that stopped in the last RESTARTS_SPAN: the Processes tab's ``restarts``
-    (the same rows and rule) over a one-hour window."""
-    cached = _restarts.get(host_id)
-    if cached is None or now - cached[0] >= RESTARTS_EVERY or cached[0] > now:
+def lifecycle_changed(host_id: int) -> None:
+    """A lifecycle event of the host was written: its next fleet row reads the counts again."""
+    _lifecycle.pop(host_id, None)
+
+
+async def lifecycle_counts(store: BaseWindowStore, host_id: int, now: float) -> dict[str, int]:
+    """``restarts``, the processes that stopped in the last RESTARTS_SPAN (the Processes tab's
+    rows and rule over a one-hour window), and ``processes_live``, those alive now."""
+    cached = _lifecycle.get(host_id)
+    if cached is None or now - cached[0] >= LIFECYCLE_EVERY or cached[0] > now:
         since = now - RESTARTS_SPAN
+        registry = await store.aprocesses(host_id, now=now)
         events = [e for e in map(processes.event, await store.alifecycle(host_id, since)) if e is not None]
-        rows = processes.build_rows(await store.aprocesses(host_id, now=now), events, since)
-        cached = _restarts[host_id] = (now, int(processes.restarts(rows, since, RESTARTS_SPAN)["count"]))
+        rows = processes.build_rows(registry, events, since)
+        cached = _lifecycle[host_id] = (now, {
+            "restarts": int(processes.restarts(rows, since, RESTARTS_SPAN)["count"]),
+            "processes_live": sum(1 for r in registry if r.get("state") in LIVE_STATES)})
     return cached[1]
 
 
 async def fleet_metrics(store: BaseWindowStore, host_id: int, second: int, now: float,
                         headlines: dict[str, Any] | None = None) -> dict[str, Any]:
     """A host's fleet-row metrics: its headline (``recent``'s "*", read here unless given;
-    null without data in its span) and its restarts over RESTARTS_SPAN."""
+    null without data in its span), its restarts over RESTARTS_SPAN and its processes alive."""
     if headlines is None:
         headlines = await recent(store, host_id, second, ())
     host_recent = headlines["groups"].get(HOST) or {}
-    out = {name: host_recent.get(name) for name in FLEET_METRICS if name != "restarts"}
-    out["restarts"] = await restarts(store, host_id, now)
+    out = {name: host_recent.get(name) for name in FLEET_METRICS if name not in FROM_LIFECYCLE}
+    out.update(await lifecycle_counts(store, host_id, now))
     return out
 
 

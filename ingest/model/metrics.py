@@ -154,7 +154,8 @@ def _table() -> tuple[Metric, ...]:
           "derive", "derive", "Share of requests with a 5xx status."),
         M("processes", "processes", "per / span", lambda s: s.period / s.span, "mean", "sum", "sum",
           "Processes reporting: process-seconds observed per second, a mean over the span (one "
-          "1 s frame can hold two ticks of a process whose tick drifts across a second).", "Procs"),
+          "1 s frame can hold two ticks of a process whose tick drifts across a second; a process "
+          "that started 3 s into a 10 s span counts 0.7).", "Reporting"),
         M("ticks", "ticks", "n", _count("n"), "sum", "sum", "sum",
           "Kind-2 ticks seen (0: no process reported, a hole in the data)."),
         M("capacity", "ratio", "busy / avail", lambda s: _ratio(s.get("busy", 0.0), s.get("avail", 0.0)),
@@ -231,6 +232,10 @@ def _table() -> tuple[Metric, ...]:
           "Processes that stopped (each once, whatever replaced it), by category (planned, tuning, "
           "unplanned): the Processes tab's restarts over its window, the fleet row's over the last "
           "hour (RESTARTS_SPAN).", "Restarts"),
+        M("processes_live", "processes", "not from frame sums: the host's process registry, its "
+          "running and stopping processes", None, "last", "sum", "sum",
+          "Processes alive now (started, neither stopped nor silent past their tick interval): "
+          "the Processes tab's running and stopping ones, a whole number.", "Procs"),
         M("loss", "datagrams", "loss", _count("loss"), "sum", "sum", "sum",
           "Datagrams lost by sequence gaps, at the second the heartbeat reporting them arrived "
           "(the host's, in its \"*\" frames)."),
@@ -251,9 +256,10 @@ HOST_FRAME: Final = (
 #: The Overview's chart columns (host.snapshot ``series``).
 SERIES: Final = ("throughput", *(f"status_{c}_rate" for c in STATUS_CLASSES), "capacity", "cpu", "memory_rss",
                  "request_p50", "request_p95", "request_p99", "loss", "ticks")
-#: A fleet row's metrics: the host's headline (HEADLINE_SPAN), and its restarts over RESTARTS_SPAN.
+#: A fleet row's metrics: the host's headline (HEADLINE_SPAN), its restarts over RESTARTS_SPAN and
+#: its processes alive now (the registry's).
 FLEET: Final = ("throughput", "capacity", "request_p95", "status_4xx_rate", "status_5xx_rate", "slow_active",
-                "restarts", "processes")
+                "restarts", "processes_live")
 #: Seconds a headline figure is taken over (fleet rows, the Overview's readouts, ``host.frame``'s
 #: ``recent``): the newest complete seconds, so a figure neither jumps with one second's noise
 #: nor reads a second that is still filling.

@@ -125,11 +125,11 @@ export const METRICS = Object.freeze({
  },
  "processes": {
   "unit": "processes",
-  "label": "Procs",
+  "label": "Reporting",
   "seconds": "mean",
   "groups": "sum",
   "hosts": "sum",
-  "description": "Processes reporting: process-seconds observed per second, a mean over the span (one 1 s frame can hold two ticks of a process whose tick drifts across a second)."
+  "description": "Processes reporting: process-seconds observed per second, a mean over the span (one 1 s frame can hold two ticks of a process whose tick drifts across a second; a process that started 3 s into a 10 s span counts 0.7)."
  },
  "ticks": {
   "unit": "ticks",
@@ -763,6 +763,14 @@ export const METRICS = Object.freeze({
   "hosts": "sum",
   "description": "Processes that stopped (each once, whatever replaced it), by category (planned, tuning, unplanned): the Processes tab's restarts over its window, the fleet row's over the last hour (RESTARTS_SPAN)."
  },
+ "processes_live": {
+  "unit": "processes",
+  "label": "Procs",
+  "seconds": "last",
+  "groups": "sum",
+  "hosts": "sum",
+  "description": "Processes alive now (started, neither stopped nor silent past their tick interval): the Processes tab's running and stopping ones, a whole number."
+ },
  "loss": {
   "unit": "datagrams",
   "label": "loss",
@@ -775,7 +783,7 @@ export const METRICS = Object.freeze({
 
 export const HOST_FRAME = Object.freeze(["throughput", "capacity", "cpu", "memory_rss", "request_p50", "request_p95", "request_p99", "requests", "processes", "slow_active", "started", "status_1xx", "status_2xx", "status_3xx", "status_4xx", "status_5xx", "loss", "ticks", "status_1xx_rate", "status_2xx_rate", "status_3xx_rate", "status_4xx_rate", "status_5xx_rate"]);
 export const SERIES = Object.freeze(["throughput", "status_1xx_rate", "status_2xx_rate", "status_3xx_rate", "status_4xx_rate", "status_5xx_rate", "capacity", "cpu", "memory_rss", "request_p50", "request_p95", "request_p99", "loss", "ticks"]);
-export const FLEET = Object.freeze(["throughput", "capacity", "request_p95", "status_4xx_rate", "status_5xx_rate", "slow_active", "restarts", "processes"]);
+export const FLEET = Object.freeze(["throughput", "capacity", "request_p95", "status_4xx_rate", "status_5xx_rate", "slow_active", "restarts", "processes_live"]);
 export const TICK_COLUMNS = Object.freeze(["capacity", "cpu", "memory_rss", "throughput"]);
 
 /** The entry of `name`; an unknown name throws: a typo fails where the page loads. */

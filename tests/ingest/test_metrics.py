@@ -40,8 +40,9 @@ def test_names_are_unique_and_every_fold_is_known():
 def test_every_set_the_console_sends_names_metrics_of_the_table():
     for names in (metrics.HOST_FRAME, metrics.SERIES, metrics.FLEET, [n for n, _ in metrics.TICK_FIELDS]):
         assert set(names) <= set(metrics.BY_NAME)
-    # every metric the console sends is computed from frame sums, except the Processes tab's restarts
-    assert [m.name for m in metrics.METRICS if m.compute is None] == ["restarts"]
+    # every metric the console sends is computed from frame sums, except the two the registry and
+    # the lifecycle events give (the Processes tab's restarts and processes alive)
+    assert [m.name for m in metrics.METRICS if m.compute is None] == ["restarts", "processes_live"]
 
 
 def test_restarts_mean_one_thing():
@@ -103,8 +104,10 @@ def _frame() -> frames.Frame:
     return frame
 
 
-@pytest.mark.parametrize("names", [metrics.HOST_FRAME, tuple(n for n in metrics.FLEET if n != "restarts"),
-                                   metrics.SERIES])
+FROM_SUMS = tuple(n for n in metrics.FLEET if metrics.BY_NAME[n].compute)
+
+
+@pytest.mark.parametrize("names", [metrics.HOST_FRAME, FROM_SUMS, metrics.SERIES])
 def test_a_subset_computes_what_the_whole_table_does(names):
     frame = _frame()
     assert frames.derive(frame, 2.0, names) == {n: frames.derive(frame, 2.0)[n] for n in names}

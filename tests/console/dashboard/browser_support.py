@@ -212,6 +212,11 @@ class Tab:
         self.page.click("button[type=submit]")
         self.page.wait_for_url(lambda url: urlsplit(url).path != "/accounts/login/")
 
+    @staticmethod
+    def shooting() -> bool:
+        """Whether this run saves the README's screenshots (WSGI_FLEET_SCREENSHOTS=1)."""
+        return os.environ.get("WSGI_FLEET_SCREENSHOTS") == "1"
+
     def shot(self, name: str, *, history: float = 0.0, down_to: str | None = None) -> None:
         """Save docs/screenshots/NAME, only with WSGI_FLEET_SCREENSHOTS=1.
 
@@ -219,7 +224,7 @@ class Tab:
         (only then: CI does not wait for pictures); ``down_to``: crop the page
         just below that element.
         """
-        if os.environ.get("WSGI_FLEET_SCREENSHOTS") != "1":
+        if not self.shooting():
             return
         if history:
             self.page.wait_for_timeout(max(0.0, self.fed_since + history - time.monotonic()) * 1000)

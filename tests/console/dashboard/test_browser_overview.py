@@ -58,6 +58,8 @@ def test_phase_breakdown_and_histogram_show_the_windows_requests(tab):
             break
     assert tooltip.is_visible() and "≤ this bucket" in tooltip.text_content()
     assert page.locator('figure[data-chart="phases"] canvas').count() >= 1
+    if tab.shooting():  # the picture with its readouts, which come with the first complete second
+        wait_readout(page)
     tab.shot("tab-overview.png", history=20)
 
 
