@@ -58,7 +58,7 @@ def test_fleet_lists_exactly_the_users_hosts_and_they_go_live(tab):
     assert page.locator("#fleet tbody tr").count() == len(ANN_HOSTS)
     for name in ANN_HOSTS:
         assert row(page, name).locator('[data-field="team"]').text_content() == "payments"
-        assert number(row(page, name).locator('[data-field="processes"]').text_content()) > 0
+        assert number(row(page, name).locator('[data-field="processes_live"]').text_content()) > 0
     assert page.locator("#conn").get_attribute("data-state") == "connected"
     n = len(ANN_HOSTS)
     assert page.locator("#fleet-totals").text_content().startswith(f"{n} hosts · {n} online")

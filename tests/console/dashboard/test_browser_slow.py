@@ -433,7 +433,12 @@ def test_a_capacity_drill_down_is_a_history_entry_too(tab):
     wait_frame_after(tab, len(tab.frames))
     assert len(subscribes) == subscribed and page.evaluate("window.wfSamePage") is True
     assert query_of(page.url)["tab"] == "capacity"
-    # the link opens it again: the Capacity tab's records reach the waiting dialog
+    # a link opens it: the Capacity tab's records reach the waiting dialog. A snapshot holds the
+    # newest 100 records (capacity.RECORD_LIMIT), so the link is to the newest completed one
+    # (on a busy web-3 the first one may be past them by now).
+    capacity = [m for m in messages(tab, "tab.snapshot", "tab.frame") if m.get("tab") == "capacity"]
+    record = next(r for m in reversed(capacity) for r in reversed(m.get("slow", []))
+                  if r.get("state") == "completed")
     page.goto(tab.base + "/hosts/web-3/?tab=capacity&span=300&req=" + quote(record["key"]))
     page.wait_for_function("url => document.getElementById('request-drilldown')?.open"
                            " && document.getElementById('request-drilldown').textContent.includes(url)",
