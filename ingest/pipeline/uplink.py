@@ -225,7 +225,9 @@ class Uplink:
             return self._backoff()
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
-            self._log_failure(f"cannot connect to the console at {self.url}: {self.last_error}")
+            hint = ("; the console's certificate is not signed by a CA this host trusts: give its CA "
+                    "with --ca-file PATH" if isinstance(exc, ssl_module.SSLCertVerificationError) else "")
+            self._log_failure(f"cannot connect to the console at {self.url}: {self.last_error}{hint}")
             return self._backoff()
         began = time.monotonic()
         ours = False

@@ -141,8 +141,6 @@ def test_a_page_over_https_goes_live_with_an_agent_streaming_through_the_proxy(
     assert agent.connections() >= 1
 
 
-@pytest.mark.xfail(reason="ingest/pipeline/uplink.py logs the CERTIFICATE_VERIFY_FAILED without naming "
-                          "--ca-file yet (issue 17); strict: passes once it does")
 def test_an_agent_without_the_ca_file_says_to_give_it(sites: dict) -> None:
     site: Site = sites[("nginx", "/")]
     agent = start_agent(site, "no-ca-agent", "via-nginx", ca_file=None)
