@@ -1,11 +1,8 @@
 #!/usr/bin/env python
-"""Django's command-line utility for the wsgi-fleet console."""
+"""Django's command-line utility for the wsgi-fleet console, in a checkout (installed:
+``wsgi-fleet-console``, the same ``console.__main__``)."""
 
-import os
-import sys
+from console.__main__ import main
 
 if __name__ == "__main__":
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
-    from django.core.management import execute_from_command_line
-
-    execute_from_command_line(sys.argv)
+    main()

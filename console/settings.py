@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,10 @@ from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+#: Where templates/ and static/ are: the checkout, or for an installed wheel the
+#: <prefix>/share/wsgi-fleet/ its data files went to (pyproject.toml), which also holds the
+#: default SQLite file and collected static files there (a checkout keeps them at its top).
+ASSETS_DIR = BASE_DIR if (BASE_DIR / "templates").is_dir() else Path(sys.prefix) / "share" / "wsgi-fleet"
 
 
 def env(name: str, default: str = "") -> str:
@@ -118,7 +123,7 @@ ASGI_APPLICATION = "console.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [ASSETS_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -141,7 +146,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": env("SQLITE_PATH") or BASE_DIR / "db.sqlite3",
+            "NAME": env("SQLITE_PATH") or ASSETS_DIR / "db.sqlite3",
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -259,8 +264,8 @@ USE_TZ = True
 # once, when it is first read, and under ASGI that is at start-up, before any request set the
 # prefix, so the pages would link /static/ instead of /fleet/static/ (docs/deploy.md).
 STATIC_URL = f"{FORCE_SCRIPT_NAME}/static/" if FORCE_SCRIPT_NAME else "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = env("STATIC_ROOT") or BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [ASSETS_DIR / "static"]
+STATIC_ROOT = env("STATIC_ROOT") or ASSETS_DIR / "staticfiles"
 #: WhiteNoise serves the static files from daphne itself; without a
 #: ``collectstatic`` run it finds them in place (the demo, the tests).
 WHITENOISE_USE_FINDERS = env_bool("WHITENOISE_USE_FINDERS", True)
