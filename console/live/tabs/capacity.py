@@ -111,6 +111,8 @@ def slot_array(values: Any) -> list[Any]:
         if not isinstance(values, tuple | array):
             return []
         values = list(values)
+    if not values:  # an empty array is idle (and min() of nothing raises)
+        return []
     try:
         total = sum(values)
         clean = total - total == 0 and min(values) >= 0 and max(values) <= LONGEST
