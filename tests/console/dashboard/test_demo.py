@@ -20,7 +20,8 @@ QLEN = Path("/proc/sys/net/unix/max_dgram_qlen")
 
 
 def children_of(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False)
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True,
+                         check=False)
     return [int(p) for p in out.stdout.split()]
 
 
