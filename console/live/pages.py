@@ -99,11 +99,14 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if not ok and reason is None:
             reason = "window store unavailable; agents are spooling"
         message: Status = {"type": "status", "store_ok": ok, "now": time.time(), "reason": reason}
-        self.told = (ok, self.told[1] if state is None else state.message())
         if state is not None:
             message.update(state.message())
-        with contextlib.suppress(Exception):
+        try:
             await self.send_json(message)
+        except Exception as exc:  # not sent: the next check tells it again (told is unchanged)
+            faults.caught("store status", None, exc)
+            return
+        self.told = (ok, self.told[1] if state is None else state.message())
 
     async def connect(self) -> None:
         user = self.scope.get("user")

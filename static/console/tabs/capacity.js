@@ -14,7 +14,7 @@
 // capacity_tip.js (hover, tooltips), capacity_cards.js (the cards table),
 // capacity_keep.js (which rows are kept; ended processes keep their band).
 
-import { openKey, openRequest, updateRequest } from "../drilldown.js";
+import { openKey, openRequest, pendingKey, updateRequest } from "../drilldown.js";
 import * as fmt from "../format.js";
 import { num, readColors } from "../util.js";
 import { renderCards } from "./capacity_cards.js";
@@ -332,8 +332,16 @@ export function createTab(ctx) {
         if (!row.lastTick) row.lastTick = num(message.now) ?? 0;
         if (ENDED.has(p.state)) markEnded(row, p.state, p.ended, p.reason);
       }
+      // A link's request (the drill-down waits for it; asked before addRecord fills it in): shown
+      // with its process's request threads, as a click on its run shows it.
+      const wanted = pendingKey();
       for (const record of Array.isArray(message.slow) ? message.slow : []) addRecord(record);
       loaded = true;
+      const linked = wanted ? records.get(wanted) : null;
+      if (linked && ctx.visible()) {
+        const row = rows.get(linked.pid + ":" + linked.incarnation);
+        openRequest(linked, { threads: row ? row.slots : null });
+      }
       const newest = Math.max(0, ...Array.from(rows.values(), (r) => r.lastTick));
       if (newest) ctx.setDataTime(newest);
     },

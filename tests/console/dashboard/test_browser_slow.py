@@ -443,6 +443,8 @@ def test_a_capacity_drill_down_is_a_history_entry_too(tab):
     page.wait_for_function("url => document.getElementById('request-drilldown')?.open"
                            " && document.getElementById('request-drilldown').textContent.includes(url)",
                            arg=record["url"], timeout=20_000)
+    # with its process's request threads, as a click on its run shows it (web-3: 4 threads)
+    assert " / 4 at start" in page.locator("#request-drilldown").text_content()
     page.keyboard.press("Escape")
     assert not drill_down_is_open(page)
     wait_url_without_req(page)
