@@ -219,5 +219,7 @@ def test_a_skewed_browser_clock_draws_the_same_bars(tab):
             break
     assert "state running · up " in text, text
     up = re.search(r"up ([0-9.]+) (s|min)$", text)  # a browser-clock "now" would read "up 60 min"
-    assert text.startswith(f"pid {key.split(':')[0]} ") and up, text
+    # a running process's tooltip (the bars may move between reading a bar's place and hovering
+    # it, when a restart re-sorts them: whichever process is there, the clock is what is tested)
+    assert re.match(r"pid [0-9]+ ", text) and up, text
     assert up.group(2) == "s" or float(up.group(1)) < 10, text
