@@ -50,10 +50,11 @@ from .summary import (
     fleet_entries,
     fleet_entry,
     fleet_metrics,
+    headline_seconds,
     host_status,
     lifecycle_changed,
     metrics,
-    recent,
+    recent_of,
 )
 from .tabs import TabRequest, live_messages
 from .tabs.base import MAX_GROUPS, first_processes
@@ -155,14 +156,15 @@ async def publish_second(store: BaseWindowStore, host: dict[str, Any], groups: s
     status = await host_status(store, host)
     shown = sorted(groups)[:MAX_GROUPS]
     try:
-        headlines = await recent(store, host["id"], second, shown)
+        seconds = await headline_seconds(store, host["id"], second)  # the frame's and the headline's
+        headlines = recent_of(seconds, second, shown)
     except StoreUnavailable:
         raise
     except Exception as exc:  # the frame and the row go out without their headline
         faults.caught("headline", host, exc)
-        headlines = None
+        seconds, headlines = {}, None
     try:
-        frame = await host_frame(store, host, groups, second, status, now, headlines)
+        frame = await host_frame(store, host, groups, seconds, second, status, now, headlines)
         await _send(host_group(host["id"]), frame)
     except StoreUnavailable:
         raise
@@ -183,14 +185,16 @@ async def publish_second(store: BaseWindowStore, host: dict[str, Any], groups: s
         await get_channel_layer().group_send(group, {"type": "live.text", "text": text})
 
 
-async def host_frame(store: BaseWindowStore, host: dict[str, Any], groups: set[str], second: int,
-                     status: dict[str, Any], now: float, headlines: dict[str, Any] | None) -> dict[str, Any]:
-    """The stored second of the host and of its first MAX_GROUPS groups, with their headlines."""
+async def host_frame(store: BaseWindowStore, host: dict[str, Any], groups: set[str],
+                     seconds: dict[str, list[Any]], second: int, status: dict[str, Any], now: float,
+                     headlines: dict[str, Any] | None) -> dict[str, Any]:
+    """The stored second of the host and of its first MAX_GROUPS groups (the newest of the
+    ``seconds`` the headline was read from), with their headlines."""
     per_group: dict[str, Any] = {}
     for group in ["*", *sorted(groups)[:MAX_GROUPS]]:
-        series = await store.aframes(host["id"], group, second, second + 1, 1)
-        if series:
-            per_group[group] = metrics(series[0][1], 1.0)
+        frames = seconds.get(group)
+        if frames and frames[-1][0] == second:
+            per_group[group] = metrics(frames[-1][1], 1.0)
     frame = {"type": "host.frame", "host": host["id"], "t": second, "now": now, "groups": per_group,
              "groups_total": len(groups), "recent": headlines, "agent": agent_counters(status),
              "agent_state": agent_state(status, now),

@@ -125,12 +125,23 @@ def broken_entry(host: dict[str, Any], status: dict[str, Any], now: float) -> di
     return entry
 
 
+async def headline_seconds(store: BaseWindowStore, host_id: int, second: int) -> dict[str, list[Any]]:
+    """Every group's 1 s frames (and the host's) of the HEADLINE_SPAN seconds up to ``second``:
+    one read for the headline and, its newest entries, the host frame of ``second``."""
+    return await store.aseconds(host_id, second + 1 - HEADLINE_SPAN, second + 1)
+
+
 async def recent(store: BaseWindowStore, host_id: int, second: int,
                  groups: Iterable[str] | None = None) -> dict[str, Any]:
     """``host.frame``'s ``recent``: each group's headline (and the host's, "*") over the
     HEADLINE_SPAN complete seconds up to ``second``; ``groups`` limits which groups."""
+    return recent_of(await headline_seconds(store, host_id, second), second, groups)
+
+
+def recent_of(per_group: dict[str, list[Any]], second: int,
+              groups: Iterable[str] | None = None) -> dict[str, Any]:
+    """``recent`` from the seconds ``headline_seconds`` read."""
     until = second + 1
-    per_group = await store.aseconds(host_id, until - HEADLINE_SPAN, until)
     wanted = None if groups is None else {HOST, *groups}
     out = {}
     for group, frames in per_group.items():
