@@ -69,12 +69,24 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.scope = scope
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = await self.channel_layer.new_channel()
-        self.base_send = send
+        self.base_send = self.dropping_when_gone(send)
         self.layer_ok = True
         #: what the page was last told: store up (and layer) and what the store's Redis keeps
         self.told: tuple[bool, durability.StoreStateMessage | None] = (True, None)
         with contextlib.suppress(StopConsumer):
             await await_many_dispatch([receive, self.layer_receive], self.dispatch)
+
+    @staticmethod
+    def dropping_when_gone(send: Any) -> Any:
+        """The server's send, but a message for a connection that has closed meanwhile (the page
+        went away while its answer was being built) is dropped, not raised: that page needs
+        nothing more, and its disconnect is on its way to ``websocket_disconnect``."""
+        async def send_or_drop(message: dict[str, Any]) -> None:
+            try:
+                await send(message)
+            except _GONE:
+                log.debug("a %s for a connection that has gone away was not sent", message.get("type"))
+        return send_or_drop
 
     async def layer_receive(self) -> dict[str, Any]:
         while True:
@@ -297,13 +309,5 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json(await tabs.tab_snapshot(self.store, host, request, now))
 
     async def live_text(self, event: dict[str, Any]) -> None:
-        """Frames built once by the publisher, sent as they are to every subscriber.
-
-        A frame can reach a connection the server has just closed (the page went
-        away between the group send and this one): that page needs nothing more,
-        and the error must not surface as a traceback of the whole consumer.
-        """
-        try:
-            await self.send(text_data=event["text"])
-        except _GONE:
-            log.debug("a frame for a page that has gone away was not sent")
+        """Frames built once by the publisher, sent as they are to every subscriber."""
+        await self.send(text_data=event["text"])

@@ -184,10 +184,12 @@ export function renderDetail(container, result, { scope = "this host", reasons =
 /** Keep a top-layer popover under its button, inside the viewport, and its button's aria-expanded. */
 export function bindPopover(button, popover) {
   if (!button || !popover) return;
+  // beforetoggle runs before the popover shows or hides, so the attribute is never behind what is seen.
+  popover.addEventListener("beforetoggle", (event) => {
+    button.setAttribute("aria-expanded", event.newState === "open" ? "true" : "false");
+  });
   popover.addEventListener("toggle", (event) => {
-    const open = event.newState === "open";
-    button.setAttribute("aria-expanded", open ? "true" : "false");
-    if (!open) return;
+    if (event.newState !== "open") return;
     const r = button.getBoundingClientRect();
     popover.style.top = r.bottom + 6 + "px";
     popover.style.left = Math.max(8, Math.min(r.left, window.innerWidth - popover.offsetWidth - 8)) + "px";
