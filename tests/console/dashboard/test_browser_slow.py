@@ -440,9 +440,16 @@ def test_a_capacity_drill_down_is_a_history_entry_too(tab):
     record = next(r for m in reversed(capacity) for r in reversed(m.get("slow", []))
                   if r.get("state") == "completed")
     page.goto(tab.base + "/hosts/web-3/?tab=capacity&span=300&req=" + quote(record["key"]))
-    page.wait_for_function("url => document.getElementById('request-drilldown')?.open"
-                           " && document.getElementById('request-drilldown').textContent.includes(url)",
-                           arg=record["url"], timeout=20_000)
+    try:
+        page.wait_for_function("url => document.getElementById('request-drilldown')?.open"
+                               " && document.getElementById('request-drilldown').textContent.includes(url)",
+                               arg=record["url"], timeout=30_000)
+    except Exception:  # say whether the console sent the record, or the page did not show it
+        sent = [m for m in messages(tab, "tab.snapshot")[-1:] if any(r.get("key") == record["key"]
+                                                                     for r in m.get("slow", []))]
+        text = page.locator("#request-drilldown").text_content()
+        raise AssertionError(f"record {record['key']} ({record['url']}) in the reload's snapshot: "
+                             f"{bool(sent)}; the dialog says {text[:300]!r}") from None
     # with its process's request threads, as a click on its run shows it (web-3: 4 threads)
     assert " / 4 at start" in page.locator("#request-drilldown").text_content()
     page.keyboard.press("Escape")
