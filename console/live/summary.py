@@ -164,7 +164,8 @@ async def lifecycle_counts(store: BaseWindowStore, host_id: int, now: float) -> 
     if cached is None or now - cached[0] >= LIFECYCLE_EVERY or cached[0] > now:
         since = now - RESTARTS_SPAN
         registry = await store.aprocesses(host_id, now=now)
-        events = [e for e in map(processes.event, await store.alifecycle(host_id, since)) if e is not None]
+        events = [e for e in map(processes.lifecycle_event, await store.alifecycle(host_id, since))
+                  if e is not None]
         rows = processes.build_rows(registry, events, since)
         cached = _lifecycle[host_id] = (now, {
             "restarts": int(processes.restarts(rows, since, RESTARTS_SPAN)["count"]),

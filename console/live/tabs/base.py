@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import heapq
 import math
-from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-
-from ingest.model.sample import slow_request
 
 #: Seconds after a second starts that the console publishes it complete (``host.frame``
 #: without ``partial``: every agent batch of it has come). The Overview's page model keeps
@@ -106,56 +103,3 @@ def _option_ok(value: Any) -> bool:
     return value is None or isinstance(value, bool) or _finite(value)
 
 
-def display(value: Any) -> Any:
-    """A decoded value as strict JSON: bytes as text (undecodable bytes escaped,
-    as ``\\xNN``), arrays as lists, NaN and infinities as None."""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "backslashreplace")
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, array | list | tuple):
-        return [display(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): display(v) for k, v in value.items()}
-    return value
-
-
-def display_fields(fields: Mapping[str, Any], names: Any = None) -> dict[str, Any]:
-    """``fields`` (only ``names`` when given) made display-safe with ``display``."""
-    if names is None:
-        return {name: display(value) for name, value in fields.items()}
-    return {name: display(fields[name]) for name in names if name in fields}
-
-
-def request_url(fields: Mapping[str, Any]) -> str:
-    """``scheme://host`` + SCRIPT_NAME + PATH_INFO as mod_wsgi reported them (no query string
-    on the wire); undecodable bytes escaped, so the text is safe to show but never to follow."""
-    text = {name: display(fields.get(name) or "") for name in
-            ("slow_scheme", "slow_hostname", "slow_script_name", "slow_path_info")}
-    origin = f"{text['slow_scheme']}://{text['slow_hostname']}" if text["slow_hostname"] else ""
-    return origin + text["slow_script_name"] + text["slow_path_info"]
-
-
-def slow_record(view: Mapping[str, Any]) -> dict[str, Any]:
-    """One slow request as every tab sends it, from ``store.aslow``'s record or a sample.
-
-    ``key`` names the request across its records: the log id when Apache
-    gave one, else the thread and start stamp (same on every record).
-    """
-    if "f" in view:  # a raw sample, as the agent sent it
-        state = "completed" if view["f"].get("slow_record_state") == 1 else "active"
-        view = {"state": state, "pid": view["p"], "incarnation": view["i"], "group": view.get("g"),
-                "stamp": view["t"], "fields": view["f"]}
-    f = view["fields"]
-    log_id = display(f.get("slow_log_id")) or None
-    thread = f.get("slow_thread_id")
-    start = display(f.get("slow_start_stamp"))
-    key = f"{view['pid']}:{view['incarnation']}:{slow_request(f)}"
-    return {
-        "key": key, "state": view["state"], "pid": view["pid"], "incarnation": view["incarnation"],
-        "group": display(view.get("group")), "stamp": display(view["stamp"]), "start": start,
-        "duration": display(f.get("slow_duration")), "thread": thread,
-        "method": display(f.get("slow_method")) or None, "url": request_url(f),
-        "status": f.get("slow_status") or None, "log_id": log_id,
-        "fields": display_fields(f),
-    }

@@ -26,16 +26,23 @@ at. The live ones come first when a host has more than one message can list.
 from __future__ import annotations
 
 import math
-from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
 from console.windows.store import BaseWindowStore
-from ingest.model.fields import MAX_SLOTS
 from ingest.model.kinds import SLOW, STOPPED, TICK
+from ingest.model.records import (
+    display,
+    number,
+    scalar,
+    slot_array,
+    slots_of,
+    slow_record,
+    threshold_of,
+)
 from ingest.model.sample import Sample
 
-from .base import MAX_PROCESSES, TabRequest, display, slow_record
+from .base import MAX_PROCESSES, TabRequest
 
 SPANS: Final = (30, 60, 120, 300)
 DEFAULT_SPAN: Final = 60
@@ -53,8 +60,6 @@ LIVE_STATES: Final = frozenset({"running", "stopping"})
 ENDED_STATES: Final = frozenset({"stopped", "gone"})
 #: slack around a record's lifetime when deciding it overlaps the window (s)
 SLACK: Final = 2.0
-#: largest duration or age believed (s); anything beyond is clamped, not sent as is
-LONGEST: Final = 1e7
 
 #: Column keys: scalars, then slot arrays (docs/live-protocol.md, "Capacity"). The scalars
 #: past ``period`` are metrics of the table (docs/metrics.md), of the one tick the column is.
@@ -76,55 +81,6 @@ _ARRAY_FIELDS: Final = _FIELDS[8:]
 
 # -- numbers from the wire ----------------------------------------------------------------
 
-def _number(value: Any) -> float | None:
-    """A finite number, or None for anything else (missing, NaN, text, bools)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            value = float(value)
-        except OverflowError:  # an int beyond any float
-            return None
-        if math.isfinite(value):
-            return value
-    return None
-
-
-def _scalar(value: Any) -> Any:
-    """``value`` if it is a finite float (the common case, checked fast), else ``_number``."""
-    return value if type(value) is float and value - value == 0 else _number(value)
-
-
-def _clamped(value: Any) -> float:
-    number = _number(value)
-    return 0.0 if number is None else min(max(number, 0.0), LONGEST)
-
-
-def slot_array(values: Any) -> list[Any]:
-    """One slot array safe for JSON: ``[]`` when idle, else the values as they are.
-
-    This runs for every process every second, so the common case stays in C
-    and copies nothing: ``sum`` finds all-zero arrays, a finite sum proves
-    every value is a finite number, ``min`` and ``max`` that all are in
-    range. Only hostile arrays (text, NaN, negative or huge values) are
-    cleaned one by one.
-    """
-    if type(values) is not list:
-        if not isinstance(values, tuple | array):
-            return []
-        values = list(values)
-    if not values:  # an empty array is idle (and min() of nothing raises)
-        return []
-    try:
-        total = sum(values)
-        clean = total - total == 0 and min(values) >= 0 and max(values) <= LONGEST
-    except (TypeError, OverflowError):  # text or None among the values, ints beyond a float
-        total, clean = 1, False
-    if not total:
-        return []
-    if not clean:
-        values = [_clamped(v) for v in values]
-    return values if len(values) <= MAX_SLOTS else values[:MAX_SLOTS]
-
-
 def column(f: Mapping[str, Any], stamp: Any) -> tuple[Any, ...]:
     """One tick as a heatmap column: values in COLUMN_KEYS order.
 
@@ -132,29 +88,12 @@ def column(f: Mapping[str, Any], stamp: Any) -> tuple[Any, ...]:
     slot); the page divides by ``period`` for fractions.
     """
     get = f.get
-    scalars = [v if type(v) is float and v - v == 0 else _number(v) for v in map(get, _SCALAR_FIELDS)]
+    scalars = [v if type(v) is float and v - v == 0 else number(v) for v in map(get, _SCALAR_FIELDS)]
     if scalars[0] is not None and scalars[0] <= 0:
         scalars[0] = None  # no period: no fractions
     requests = scalars[5]
     scalars[5] = int(min(max(requests, 0.0), 1e12)) if requests is not None else 0
-    return (_scalar(stamp), *scalars, *map(slot_array, map(get, _ARRAY_FIELDS)))
-
-
-def _slots(f: Mapping[str, Any]) -> int:
-    """Worker slots of a tick: its slot array's length (one per thread, at most 128)."""
-    busy = f.get("request_threads_busy_time")
-    if isinstance(busy, list | tuple | array) and busy:
-        return min(len(busy), MAX_SLOTS)
-    threads = _number(f.get("request_threads_maximum"))
-    return int(min(max(threads or 0.0, 0.0), MAX_SLOTS))
-
-
-def _threshold(f: Mapping[str, Any]) -> float:
-    """WSGISlowRequests in seconds; 0 when off (or unreadable)."""
-    value = f.get("slow_requests_threshold")
-    if type(value) is float and 0 <= value <= LONGEST:
-        return value
-    return min(max(_number(value) or 0.0, 0.0), LONGEST)
+    return (scalar(stamp), *scalars, *map(slot_array, map(get, _ARRAY_FIELDS)))
 
 
 def _text(value: Any) -> Any:
@@ -232,9 +171,9 @@ def span_of(request: TabRequest) -> int:
 def _overlaps(record: dict[str, Any], since: float) -> bool:
     if record["state"] == "active":
         return True
-    start, duration = _number(record["start"]), _number(record["duration"])
+    start, duration = number(record["start"]), number(record["duration"])
     if start is None:
-        return _number(record["stamp"]) is not None and record["stamp"] >= since
+        return number(record["stamp"]) is not None and record["stamp"] >= since
     return start + (duration or 0.0) >= since - SLACK
 
 
@@ -243,8 +182,8 @@ def ended_at(record: Mapping[str, Any]) -> float | None:
     one gone silent (also a stopped one whose STOPPED stamp is unreadable); None while alive."""
     if record["state"] not in ENDED_STATES:
         return None
-    stamp = _number(record.get("stopped")) if record["state"] == "stopped" else None
-    return stamp if stamp is not None else _number(record.get("last_seen"))
+    stamp = number(record.get("stopped")) if record["state"] == "stopped" else None
+    return stamp if stamp is not None else number(record.get("last_seen"))
 
 
 Key = tuple[int, int]  # pid, incarnation
@@ -291,7 +230,7 @@ async def snapshot(store: BaseWindowStore, host: dict[str, Any], request: TabReq
         shown = {k: shown[k] for k in keep}
     # Cut by TICK_LIMIT: the page says the columns before this were not loaded.
     loaded = raw[0]["t"] if len(raw) >= TICK_LIMIT else None
-    cells = sum(_slots(s["f"]) for key in shown for s in ticks[key])
+    cells = sum(slots_of(s["f"]) for key in shown for s in ticks[key])
     step = max(1, math.ceil(cells / CELL_BUDGET))
     processes = []
     for key in sorted(shown, key=lambda k: (display(shown[k].get("group")) or "", k)):
@@ -302,7 +241,7 @@ async def snapshot(store: BaseWindowStore, host: dict[str, Any], request: TabReq
         processes.append({
             "pid": record["pid"], "incarnation": record["incarnation"], "group": display(record.get("group")),
             "state": record["state"], "ended": ended_at(record), "reason": _text(reason) or None,
-            "slots": _slots(latest), "threshold": _threshold(latest),
+            "slots": slots_of(latest), "threshold": threshold_of(latest),
             "columns": _columnar(merge_columns(cols[i:i + step]) for i in range(0, len(cols), step)),
         })
     records = [slow_record(r) for r in await store.aslow(host["id"], limit=RECORD_LIMIT, now=now)
@@ -339,7 +278,7 @@ def live(samples: Sequence[Sample], second: int) -> dict[str, Any] | None:
             if shown is not None and (sample["p"], sample["i"]) not in shown:
                 continue
             f = sample["f"]
-            values = (sample["p"], sample["i"], _text(sample["g"]), _slots(f), _threshold(f),
+            values = (sample["p"], sample["i"], _text(sample["g"]), slots_of(f), threshold_of(f),
                       *column(f, sample["t"]))
             for target, value in zip(lists, values, strict=True):
                 target.append(value)
@@ -347,7 +286,7 @@ def live(samples: Sequence[Sample], second: int) -> dict[str, Any] | None:
             slow.append(sample)
         elif kind == STOPPED:
             reason = sample["f"].get("shutdown_reason")
-            stopped.append([sample["p"], sample["i"], _scalar(sample["t"]), _text(reason) or None])
+            stopped.append([sample["p"], sample["i"], scalar(sample["t"]), _text(reason) or None])
     if not ticks["t"] and not slow and not stopped:
         return None
     # Completed records first: they end a run, and only they carry status and CPU.

@@ -29,9 +29,10 @@ from console.windows.store import BaseWindowStore
 from ingest.model import frames
 from ingest.model.histogram import PERCENTILES, bucket_index
 from ingest.model.kinds import GC_EVENT, GC_SNAPSHOT
+from ingest.model.records import display
 from ingest.model.sample import Sample
 
-from .base import MAX_PROCESSES, TabRequest, display
+from .base import MAX_PROCESSES, TabRequest
 
 #: Seconds of raw GC samples a snapshot reads; a longer page window is capped (and says so).
 RAW_SPAN = 300

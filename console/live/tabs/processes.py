@@ -21,24 +21,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from console.windows.store import BaseWindowStore
-from ingest.model.kinds import STARTED, STOPPED, STOPPING, TICK
+from ingest.model.kinds import TICK
 from ingest.model.metrics import TICK_FIELDS
+from ingest.model.records import KIND_NAMES, category, compact, finite, lifecycle_event, text_or_none
 from ingest.model.sample import Sample
 
-from .base import MAX_PROCESSES, TabRequest, display
+from .base import MAX_PROCESSES, TabRequest
 
 #: Newest events sent with a snapshot; a busy host over 24 h has far more.
 MAX_EVENTS = 2000
 #: Rows sent with a snapshot: every live process, then the most recently ended.
 MAX_ROWS = 500
-KIND_NAMES = {STARTED: "started", STOPPING: "stopping", STOPPED: "stopped"}
-#: Why mod_wsgi stops a daemon process, by what an operator should make of it.
-CATEGORIES = {
-    **dict.fromkeys(("restart_interval", "maximum_requests", "inactivity_timeout", "script_reload"),
-                    "planned"),
-    **dict.fromkeys(("request_timeout", "cpu_time_limit", "eviction_signal", "graceful_signal",
-                     "startup_timeout"), "tuning"),
-}
 CATEGORY_NAMES = ("planned", "tuning", "unplanned")
 #: Widths of the restart-rate buckets; the first that cuts the window into at most MAX_BUCKETS.
 BUCKET_WIDTHS = (10, 30, 60, 300, 900, 3600, 10800, 21600, 86400)
@@ -50,58 +43,8 @@ METRICS = tuple(name for name, _ in TICK_FIELDS)
 TICK_INTERVALS = 3
 
 
-def category(reason: Any) -> str:
-    """planned, tuning or unplanned; a missing or unknown reason is unplanned (nobody chose it)."""
-    return CATEGORIES.get(reason, "unplanned") if isinstance(reason, str) else "unplanned"
-
-
 def bucket_width(window: float) -> int:
     return next((w for w in BUCKET_WIDTHS if window / w <= MAX_BUCKETS), BUCKET_WIDTHS[-1])
-
-
-def _num(value: Any) -> float | int | None:
-    """A finite number, or None for anything else (missing, NaN, text, bool)."""
-    if type(value) is int or (type(value) is float and math.isfinite(value)):
-        return value
-    return None
-
-
-def _text(value: Any) -> str | None:
-    text = display(value)
-    return text if isinstance(text, str) and text else None
-
-
-def _compact(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
-
-
-def event(sample: Mapping[str, Any]) -> dict[str, Any] | None:
-    """One STARTED / STOPPING / STOPPED sample as the event log shows it (None: not one).
-
-    ``in_flight`` is the requests in flight at the decision to stop
-    (STOPPING) or cut off at exit (STOPPED); ``drain`` is True when the
-    process drained cleanly.
-    """
-    kind, pid, inc, stamp = sample.get("k"), sample.get("p"), sample.get("i"), _num(sample.get("t"))
-    if kind not in KIND_NAMES or type(pid) is not int or type(inc) is not int or stamp is None:
-        return None
-    f = sample.get("f")
-    f = f if isinstance(f, Mapping) else {}
-    out: dict[str, Any] = {"t": stamp, "kind": KIND_NAMES[kind], "pid": pid, "inc": inc,
-                           "group": _text(sample.get("g")) or ""}
-    if kind == STARTED:
-        out["parent"] = _num(f.get("process_parent_pid"))
-    else:
-        reason = _text(f.get("shutdown_reason"))
-        out.update(reason=reason, category=category(reason))
-    if kind == STOPPING:
-        out["in_flight"] = _num(f.get("active_requests_at_decision"))
-    elif kind == STOPPED:
-        drain = _num(f.get("graceful_drain"))
-        out.update(in_flight=_num(f.get("active_requests_at_exit")), uptime=_num(f.get("process_uptime")),
-                   requests=_num(f.get("lifetime_request_count")),
-                   drain=None if drain is None else bool(drain))
-    return _compact(out)
 
 
 def apply_event(row: dict[str, Any], e: Mapping[str, Any]) -> None:
@@ -123,21 +66,22 @@ def apply_event(row: dict[str, Any], e: Mapping[str, Any]) -> None:
 
 
 def _row_of_record(record: Mapping[str, Any]) -> dict[str, Any]:
-    reason = _text(record.get("shutdown_reason"))
-    drain = _num(record.get("graceful_drain"))
+    reason = text_or_none(record.get("shutdown_reason"))
+    drain = finite(record.get("graceful_drain"))
     identity = record.get("identity") or {}
     return {
         "key": f"{record['pid']}:{record['incarnation']}", "pid": record["pid"], "inc": record["incarnation"],
-        "group": _text(record.get("group")) or "", "state": record.get("state"),
-        "parent": _num(identity.get("process_parent_pid")),
-        "first_seen": _num(record.get("first_seen")), "last_seen": _num(record.get("last_seen")),
-        "interval": _num(record.get("interval")),
-        "started": _num(record.get("started")), "stopping": _num(record.get("stopping")),
-        "stopped": _num(record.get("stopped")),
+        "group": text_or_none(record.get("group")) or "", "state": record.get("state"),
+        "parent": finite(identity.get("process_parent_pid")),
+        "first_seen": finite(record.get("first_seen")), "last_seen": finite(record.get("last_seen")),
+        "interval": finite(record.get("interval")),
+        "started": finite(record.get("started")), "stopping": finite(record.get("stopping")),
+        "stopped": finite(record.get("stopped")),
         "reason": reason, "category": category(reason) if record.get("stopping") or record.get("stopped")
         else None,
-        "uptime": _num(record.get("process_uptime")), "requests": _num(record.get("lifetime_request_count")),
-        "at_exit": _num(record.get("active_requests_at_exit")),
+        "uptime": finite(record.get("process_uptime")),
+        "requests": finite(record.get("lifetime_request_count")),
+        "at_exit": finite(record.get("active_requests_at_exit")),
         "drain": None if drain is None else bool(drain),
     }
 
@@ -172,7 +116,7 @@ def build_rows(records: Iterable[Mapping[str, Any]], events: Sequence[Mapping[st
         apply_event(row, e)
     visible = [row for row in rows.values() if (_row_end(row) or math.inf) >= since]
     visible.sort(key=lambda r: (r["group"], r.get("started") or r.get("first_seen") or 0, r["pid"], r["inc"]))
-    return [_compact(row) for row in visible]
+    return [compact(row) for row in visible]
 
 
 def restarts(rows: Sequence[Mapping[str, Any]], since: float, window: float) -> dict[str, Any]:
@@ -208,7 +152,7 @@ def _latest_metrics(ticks: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, A
 
 def tick(sample: Mapping[str, Any]) -> dict[str, Any] | None:
     """A kind-2 tick as the process table's live columns (None when malformed)."""
-    pid, inc, stamp, f = sample.get("p"), sample.get("i"), _num(sample.get("t")), sample.get("f")
+    pid, inc, stamp, f = sample.get("p"), sample.get("i"), finite(sample.get("t")), sample.get("f")
     if type(pid) is not int or type(inc) is not int or stamp is None or not isinstance(f, Mapping):
         return None
     out: dict[str, Any] = {"pid": pid, "inc": inc, "t": stamp}
@@ -219,7 +163,7 @@ def tick(sample: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def _round(value: Any) -> float | int | None:
     # Three decimals are all a table cell shows; they halve what 1,000 processes send a second.
-    value = _num(value)
+    value = finite(value)
     return None if value is None else round(value, 3)
 
 
@@ -236,7 +180,7 @@ async def snapshot(store: BaseWindowStore, host: dict[str, Any], request: TabReq
                    now: float) -> dict[str, Any]:
     since = now - request.window
     records = [r for r in await store.aprocesses(host["id"], now=now) if request.wants(r.get("group"))]
-    events = [e for e in map(event, await store.alifecycle(host["id"], since))
+    events = [e for e in map(lifecycle_event, await store.alifecycle(host["id"], since))
               if e is not None and request.wants(e["group"])]
     rows = build_rows(records, events, since)
     live_rows = [r for r in rows if r.get("state") in ("running", "stopping")]
@@ -276,7 +220,7 @@ def live(samples: Sequence[Sample], second: int) -> dict[str, Any] | None:
                 if key not in ticks or ticks[key]["t"] <= entry["t"]:
                     ticks[key] = entry
         elif kind in KIND_NAMES:
-            e = event(sample)
+            e = lifecycle_event(sample)
             if e is not None:
                 events.append(e)
     if not events and not ticks:

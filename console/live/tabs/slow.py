@@ -20,9 +20,10 @@ from typing import Any
 
 from console.windows.store import BaseWindowStore
 from ingest.model.kinds import SLOW
+from ingest.model.records import slow_record
 from ingest.model.sample import Sample
 
-from .base import TabRequest, slow_record
+from .base import TabRequest
 
 #: Records in a snapshot, newest first (active ones always first).
 SNAPSHOT_LIMIT = 500

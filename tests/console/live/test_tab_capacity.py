@@ -12,6 +12,7 @@ from console.live.tabs import capacity, live_messages
 from console.live.tabs.base import MAX_PROCESSES, TabRequest
 from console.windows import get_store
 from ingest.commands.simulate import Fleet
+from ingest.model import records
 from ingest.model.kinds import SLOW, STARTED, STOPPED, TICK
 from ingest.pipeline.samples import replay
 
@@ -215,11 +216,11 @@ def test_hostile_values_do_not_crash_and_stay_strict_json(value):
         json.dumps(body, allow_nan=False)
         ticks = body["ticks"]
         assert ticks["group"] == ["\\xff<b>"]
-        assert 0 <= ticks["slots"][0] <= 128 and 0 <= ticks["threshold"][0] <= capacity.LONGEST
+        assert 0 <= ticks["slots"][0] <= 128 and 0 <= ticks["threshold"][0] <= records.LONGEST
         for key in capacity.ARRAYS:
             values = ticks[key][0]
             assert len(values) <= 128
-            assert all(isinstance(v, int | float) and 0 <= v <= capacity.LONGEST for v in values if v)
+            assert all(isinstance(v, int | float) and 0 <= v <= records.LONGEST for v in values if v)
 
 
 @pytest.mark.asyncio
@@ -234,7 +235,7 @@ async def test_hostile_samples_in_the_store_do_not_crash_the_snapshot(store):
     (row,) = body["processes"]
     assert row["group"] == "<script>" and row["threshold"] == 0.0
     assert row["columns"]["period"][0] is None  # a zero period: no fractions
-    assert row["columns"]["busy"][0] == [0.0, capacity.LONGEST, 0.0]
+    assert row["columns"]["busy"][0] == [0.0, records.LONGEST, 0.0]
     assert row["columns"]["requests"][0] == 0
     assert body["slow"][0]["url"] == "\\xff\\xfe"
 
