@@ -59,6 +59,9 @@ from .summary import (
 from .tabs import TabRequest, live_messages
 from .tabs.base import MAX_GROUPS, first_processes
 
+#: Tabs whose host snapshot carries the chart series: the Overview's charts, top's sparklines.
+SERIES_TABS = frozenset({"overview", "top"})
+
 __all__ = ["AGENT_KEYS", "ONLINE_WITHIN", "PUBLISH_DELAY", "OpenSeconds", "fleet_entries", "host_snapshot",
            "metrics", "publish_increments", "run"]
 
@@ -93,10 +96,11 @@ async def host_snapshot(store: BaseWindowStore, host: dict[str, Any], request: T
 async def _host_snapshot(store: BaseWindowStore, host: dict[str, Any], request: TabRequest,
                          now: float) -> dict[str, Any]:
     since = now - request.window
-    points = request.points if request.tab == "overview" else 1
+    charts = request.tab in SERIES_TABS
+    points = request.points if charts else 1
     series = await store.aframes(host["id"], request.group, since, now, points, now=now)
     columns: dict[str, list[Any]] = {}
-    if request.tab == "overview":
+    if charts:
         columns["t"] = [t for t, _ in series]
         values = [metrics(frame, float(series.step)) for _, frame in series]
         for key in SERIES_KEYS:

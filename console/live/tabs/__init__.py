@@ -38,11 +38,15 @@ from ingest.model.sample import Sample, dense_counts
 from ..groups import tab_group
 from ..health import error_message, faults
 from ..store import StoreUnavailable
+from . import top
 from .base import DEFAULT_TAB, TabRequest
 from .registry import REGISTRY
 
-#: The registry's tabs by key, in nav order: what a subscribe may name and what a second feeds.
-TABS: dict[str, ModuleType] = {spec.key: spec.module for spec in REGISTRY}
+#: Tabs no page shows, for token clients: ``top``, the terminal monitor's frames.
+CLIENT_TABS: dict[str, ModuleType] = {"top": top}
+#: The registry's tabs by key, in nav order, then the client tabs: what a subscribe may name
+#: and what a second feeds.
+TABS: dict[str, ModuleType] = {**{spec.key: spec.module for spec in REGISTRY}, **CLIENT_TABS}
 SLOT_COUNTS = "request_threads_completed"
 
 
@@ -95,4 +99,4 @@ def live_messages(host: dict[str, Any] | int, samples: Sequence[Sample], second:
     return out
 
 
-__all__ = ["DEFAULT_TAB", "REGISTRY", "TABS", "TabRequest", "live_messages", "tab_snapshot"]
+__all__ = ["CLIENT_TABS", "DEFAULT_TAB", "REGISTRY", "TABS", "TabRequest", "live_messages", "tab_snapshot"]
