@@ -1,0 +1,391 @@
+"""What ``top`` knows of the fleet or of one host, kept from the live protocol's messages.
+
+The console (or the agent's local view) sends frames: the additive sums
+of ``ingest.model.frames``. Every figure on screen is derived here from
+them by the metric table over a stated span, with ``frames.headline``, the
+function behind the fleet rows and the Overview's readouts; nothing is
+averaged from single ticks. The header is the host frame's ``recent``
+itself, so ``top`` and the pages agree on it to the digit.
+
+Seconds are the samples' own (their stamps), complete once the console
+has published them (``PUBLISH_DELAY``): a view reads ``[until - span,
+until)`` with ``until`` the end of the newest complete second.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model import frames, metrics, topview
+from ..model.fields import PHASES
+from ..model.frames import Frame
+
+#: Seconds of history kept: the longest window a view offers (10 min) and a little more.
+KEEP = 660
+#: A view's windows (seconds): the header's span, a minute, ten minutes.
+WINDOWS = (10, 60, 600)
+#: An active slow request not reported for this long is expired (3 report intervals + 1 s).
+SLOW_SILENCE = 4.0
+#: Seconds after a second starts that it is complete (the console's PUBLISH_DELAY).
+COMPLETE_AFTER = 2
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+@dataclass
+class Process:
+    """One process incarnation: its registry record, its frames by second, its newest tick."""
+
+    pid: int
+    inc: int
+    group: str = ""
+    state: str = "running"
+    seconds: dict[int, Frame] = field(default_factory=dict)
+    #: the snapshot's merged frame of [first, until), until live seconds cover a whole span
+    base: tuple[int, int, Frame] | None = None
+    tick: dict[str, Any] = field(default_factory=dict)
+
+    def window(self, until: int, span: int = topview.SPAN) -> tuple[float, dict[str, float | None]] | None:
+        """(seconds covered, the row's metrics) over the span up to ``until``; None without data."""
+        merged: Frame = {}
+        start = until - span
+        first: int | None = None
+        if self.base is not None and self.base[0] > start:  # live seconds do not cover the span yet
+            base_until, first, frame = self.base
+            frames.merge_into(merged, frame)
+            start = base_until
+        for sec, frame in self.seconds.items():
+            if start <= sec < until:
+                frames.merge_into(merged, frame)
+                first = sec if first is None else min(first, sec)
+        if not merged or first is None:
+            return None
+        covered = float(until - first)
+        return covered, topview.row_metrics(merged, covered)
+
+
+@dataclass
+class Host:
+    """One host's view: what its snapshot and frames said."""
+
+    id: Any = None
+    name: str = ""
+    group: str = "*"
+    groups: list[str] = field(default_factory=lambda: ["*"])
+    series: dict[str, list[Any]] = field(default_factory=dict)
+    recent: dict[str, Any] | None = None
+    agent: dict[str, Any] = field(default_factory=dict)
+    agent_state: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[int, Frame] = field(default_factory=dict)
+    tens: dict[int, Frame] = field(default_factory=dict)
+    tens_step: int = 10
+    #: the end of the snapshot's frames: live seconds before it are already in them
+    until: int = 0
+    processes: dict[tuple[int, int], Process] = field(default_factory=dict)
+    processes_total: int = 0
+    slow: dict[str, dict[str, Any]] = field(default_factory=dict)
+    life: list[dict[str, Any]] = field(default_factory=list)
+    omitted: int = 0
+    snapshot_at: float | None = None
+    live_frames: int = 0
+
+
+class Model:
+    """Everything ``top`` was told, and the figures each view shows from it."""
+
+    def __init__(self) -> None:
+        self.hello: dict[str, Any] | None = None
+        self.fleet: dict[Any, dict[str, Any]] = {}
+        self.fleet_at: float | None = None
+        self.host: Host | None = None
+        self.now = 0.0  # the console's clock, from its messages
+        self.received = 0
+        self.errors: list[str] = []
+        self.store_ok = True
+        self.store_reason: str | None = None
+        self.offset = 0.0  # console clock - this machine's clock
+
+    # -- clocks ------------------------------------------------------------------------------------
+
+    def console_now(self) -> float:
+        return time.time() + self.offset
+
+    def until(self) -> int:
+        """The end of the newest complete second, on the console's clock."""
+        return math.floor(self.console_now()) - COMPLETE_AFTER + 1
+
+    # -- messages ----------------------------------------------------------------------------------
+
+    def apply(self, message: Mapping[str, Any]) -> None:
+        self.received += 1
+        now = _num(message.get("now"))
+        if now is not None:
+            self.now = now
+            self.offset = now - time.time()
+        handler = getattr(self, "on_" + str(message.get("type", "")).replace(".", "_"), None)
+        if handler is not None:
+            handler(message)
+
+    def on_hello(self, m: Mapping[str, Any]) -> None:
+        self.hello = dict(m)
+
+    def on_status(self, m: Mapping[str, Any]) -> None:
+        self.store_ok = bool(m.get("store_ok", True))
+        self.store_reason = m.get("reason") if not self.store_ok else None
+
+    def on_error(self, m: Mapping[str, Any]) -> None:
+        self.errors = [*self.errors[-4:], str(m.get("reason", "error"))]
+
+    def on_fleet_snapshot(self, m: Mapping[str, Any]) -> None:
+        self.fleet = {}
+        self.on_fleet_update(m)
+
+    def on_fleet_update(self, m: Mapping[str, Any]) -> None:
+        for entry in m.get("hosts") or []:
+            if isinstance(entry, Mapping) and "id" in entry:
+                self.fleet[entry["id"]] = dict(entry)
+        self.fleet_at = self.now
+
+    def on_host_snapshot(self, m: Mapping[str, Any]) -> None:
+        host = Host(id=m.get("host"), group=str(m.get("group", "*")))
+        entry = self.fleet.get(host.id)  # the console names hosts by id; its fleet, by name too
+        host.name = str(entry.get("name") if entry else m.get("host"))
+        host.groups = [str(g) for g in m.get("groups") or ["*"]]
+        host.series = dict(m.get("series") or {})
+        host.agent = dict(m.get("agent") or {})
+        host.agent_state = dict(m.get("agent_state") or {})
+        host.snapshot_at = self.now
+        self.host = host
+        self._registry(m)
+
+    def _registry(self, m: Mapping[str, Any]) -> None:
+        host = self.host
+        if host is None or not isinstance(m.get("processes"), list):
+            return
+        host.processes_total = int(_num(m.get("processes_total")) or 0)
+        seen = set()
+        for record in m["processes"]:
+            if not isinstance(record, Mapping):
+                continue
+            pid, inc = record.get("pid"), record.get("incarnation")
+            if not isinstance(pid, int) or not isinstance(inc, int):
+                continue
+            seen.add((pid, inc))
+            proc = self._process(pid, inc, record.get("group"))
+            proc.state = str(record.get("state") or "running")
+        for key, proc in host.processes.items():
+            if key not in seen and proc.state in ("running", "stopping"):
+                proc.state = "gone"
+
+    def _process(self, pid: int, inc: int, group: Any) -> Process:
+        assert self.host is not None
+        proc = self.host.processes.get((pid, inc))
+        if proc is None:
+            proc = self.host.processes[(pid, inc)] = Process(pid, inc, str(group or ""))
+        return proc
+
+    def on_host_frame(self, m: Mapping[str, Any]) -> None:
+        host = self.host
+        if host is None or m.get("host") != host.id:
+            return
+        if not m.get("partial"):
+            if "recent" in m:
+                host.recent = m.get("recent")
+            groups = m.get("groups") or {}
+            point = groups.get(host.group) if isinstance(groups, Mapping) else None
+            t = _num(m.get("t"))
+            if isinstance(point, Mapping) and t is not None and host.series.get("t") is not None:
+                self._extend_series(host, t, point)
+        for key in ("agent", "agent_state"):
+            if isinstance(m.get(key), Mapping):
+                setattr(host, key, dict(m[key]))
+        self._registry(m)
+
+    @staticmethod
+    def _extend_series(host: Host, t: float, point: Mapping[str, Any]) -> None:
+        ts = host.series["t"]
+        if ts and t <= ts[-1]:
+            return
+        ts.append(t)
+        for name, values in host.series.items():
+            if name != "t" and isinstance(values, list):
+                values.append(point.get(name))
+        if len(ts) > KEEP:
+            for values in host.series.values():
+                del values[: len(values) - KEEP]
+
+    def on_tab_snapshot(self, m: Mapping[str, Any]) -> None:
+        host = self.host
+        if host is None or m.get("tab") != "top" or m.get("host") != host.id:
+            return
+        host.until = int(_num(m.get("until")) or 0)
+        host.seconds = {int(t): dict(f) for t, f in m.get("seconds") or []}
+        host.tens_step = int(_num(m.get("tens_step")) or 10)
+        host.tens = {int(t): dict(f) for t, f in m.get("tens") or []}
+        window = m.get("processes") or {}
+        until = int(_num(window.get("until")) or host.until)
+        for pid, inc, group, first, frame in window.get("procs") or []:
+            self._process(pid, inc, group).base = (until, int(first), dict(frame))
+        self._ticks(window.get("ticks") or [])
+        host.omitted = int(_num((window.get("omitted") or {}).get("processes")) or 0)
+        for record in m.get("slow") or []:
+            self._slow(record)
+        host.life = list(m.get("life") or [])[-200:]
+
+    def on_tab_frame(self, m: Mapping[str, Any]) -> None:
+        host = self.host
+        if host is None or m.get("tab") != "top" or m.get("host") != host.id:
+            return
+        host.live_frames += 1
+        for group, sec, frame in m.get("groups") or []:
+            if sec < host.until or not (host.group == "*" or group == host.group):
+                continue
+            frames.merge_into(host.seconds.setdefault(sec, {}), frame)
+            frames.merge_into(host.tens.setdefault(sec - sec % host.tens_step, {}), frame)
+        for pid, inc, group, sec, frame in m.get("procs") or []:
+            if sec < host.until or not (host.group == "*" or group == host.group):
+                continue
+            frames.merge_into(self._process(pid, inc, group).seconds.setdefault(sec, {}), frame)
+        self._ticks(m.get("ticks") or [])
+        for record in m.get("slow") or []:
+            self._slow(record)
+        for event in m.get("life") or []:
+            if isinstance(event, Mapping) and (host.group == "*" or event.get("group") == host.group):
+                host.life.append(dict(event))
+                if event.get("kind") == "stopped":
+                    key = (event.get("pid"), event.get("inc"))
+                    if key in host.processes:
+                        host.processes[key].state = "stopped"
+        del host.life[:-200]
+        omitted = (m.get("omitted") or {}).get("processes")
+        if omitted:
+            host.omitted = int(omitted)
+        self._trim(host)
+
+    def _ticks(self, ticks: list[Any]) -> None:
+        assert self.host is not None
+        for pid, inc, info in ticks:
+            if isinstance(info, Mapping):
+                proc = self._process(pid, inc, None)
+                if _num(info.get("t")) is not None and (info["t"] >= (proc.tick.get("t") or 0)):
+                    proc.tick = dict(info)
+
+    def _slow(self, record: Any) -> None:
+        assert self.host is not None
+        if not isinstance(record, Mapping) or not isinstance(record.get("key"), str):
+            return
+        if self.host.group != "*" and (record.get("group") or "") != self.host.group:
+            return
+        old = self.host.slow.get(record["key"])
+        if old is not None and old.get("state") == "completed" and record.get("state") != "completed":
+            return  # a late active copy never undoes a completion
+        self.host.slow[record["key"]] = dict(record)
+
+    def _trim(self, host: Host) -> None:
+        oldest = self.until() - KEEP
+        for table in (host.seconds, host.tens):
+            for sec in [s for s in table if s < oldest]:
+                del table[sec]
+        for key, proc in list(host.processes.items()):
+            for sec in [s for s in proc.seconds if s < oldest]:
+                del proc.seconds[sec]
+            if proc.state in ("stopped", "gone") and not proc.seconds and (proc.tick.get("t") or 0) < oldest:
+                del host.processes[key]
+        if len(host.slow) > 500:
+            for old in sorted(host.slow, key=lambda k: host.slow[k].get("stamp") or 0)[:-500]:
+                del host.slow[old]
+
+    # -- what the views read ----------------------------------------------------------------------
+
+    def headline(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """(the host frame's ``recent`` for the view's group, and its span), as the Overview has it."""
+        host = self.host
+        if host is None or not isinstance(host.recent, Mapping):
+            return None, None
+        groups = host.recent.get("groups") or {}
+        return groups.get(host.group), {k: host.recent.get(k) for k in ("span", "since", "until")}
+
+    def window_frame(self, span: int) -> tuple[Frame, float] | None:
+        """The host's (or group's) frames of ``[until - span, until)`` merged, and the seconds
+        they cover (from the first second with data, as ``headline``)."""
+        host = self.host
+        if host is None:
+            return None
+        until = self.until()
+        if span <= 60:
+            chosen = [(t, f) for t, f in host.seconds.items() if until - span <= t < until]
+        else:
+            step = host.tens_step
+            chosen = [(t, f) for t, f in host.tens.items() if until - span <= t and t + step <= until]
+        if not chosen:
+            return None
+        first = min(t for t, _ in chosen)
+        return frames.merge(f for _, f in chosen), float(until - first)
+
+    def window_metrics(self, span: int, names: tuple[str, ...] | None = None) -> dict[str, float | None]:
+        got = self.window_frame(span)
+        return metrics.derive(got[0], got[1], names) if got else {}
+
+    def phase_histogram(self, phase: str, span: int) -> tuple[dict[int, float], dict[str, float | None]]:
+        """The phase's bucket counts over the window and its metrics (percentiles, min, max, mean)."""
+        got = self.window_frame(span)
+        if got is None:
+            return {}, {}
+        i = PHASES.index(phase)
+        names = tuple(f"{phase}_{s}" for s in ("p50", "p95", "p99", "min", "max", "mean"))
+        return frames.histogram(got[0], f"h{i}"), metrics.derive(got[0], got[1], names)
+
+    def process_rows(self) -> list[dict[str, Any]]:
+        """One row per process with data in the span or alive in the registry."""
+        host = self.host
+        if host is None:
+            return []
+        until = self.until()
+        rows = []
+        for (pid, inc), proc in host.processes.items():
+            got = proc.window(until)
+            if got is None and proc.state not in ("running", "stopping"):
+                continue
+            covered, figures = got if got else (0.0, {})
+            slow = sum(1 for r in host.slow.values() if r.get("pid") == pid and r.get("incarnation") == inc)
+            rows.append({"pid": pid, "incarnation": inc, "group": proc.group, "state": proc.state,
+                         "threads": proc.tick.get("threads"), "busy": busy_slots(proc.tick),
+                         "span": covered, "slow": slow, **figures})
+        return rows
+
+    def slow_rows(self) -> list[dict[str, Any]]:
+        """Slow records with their state on the console's clock (active ones age, then expire)."""
+        host = self.host
+        if host is None:
+            return []
+        now = self.console_now()
+        rows = []
+        for record in host.slow.values():
+            row = dict(record)
+            if row.get("state") == "active":
+                stamp, start = _num(row.get("stamp")) or 0.0, _num(row.get("start"))
+                if now - stamp > SLOW_SILENCE:
+                    row["state"] = "expired"
+                elif start is not None:
+                    row["duration"] = max(_num(row.get("duration")) or 0.0, now - start)
+            rows.append(row)
+        return rows
+
+    def longest_active(self, pid: int, inc: int) -> dict[str, Any] | None:
+        """The process's longest running slow request (for the slot grid's URL)."""
+        active = [r for r in self.slow_rows() if r.get("pid") == pid and r.get("incarnation") == inc
+                  and r.get("state") == "active"]
+        return max(active, key=lambda r: r.get("duration") or 0.0) if active else None
+
+
+def busy_slots(tick: Mapping[str, Any]) -> int:
+    """Slots with a request running at the process's newest tick."""
+    return sum(1 for v in tick.get("elapsed") or [] if (_num(v) or 0) > 0)
