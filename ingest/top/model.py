@@ -56,19 +56,22 @@ class Process:
     def window(self, until: int, span: int = topview.SPAN) -> tuple[float, dict[str, float | None]] | None:
         """(seconds covered, the row's metrics) over the span up to ``until``; None without data."""
         merged: Frame = {}
-        start = until - span
+        start = window_start = until - span
         first: int | None = None
         if self.base is not None and self.base[0] > start:  # live seconds do not cover the span yet
             base_until, first, frame = self.base
             frames.merge_into(merged, frame)
-            start = base_until
+            start, window_start = base_until, base_until - topview.SPAN
         for sec, frame in self.seconds.items():
             if start <= sec < until:
                 frames.merge_into(merged, frame)
                 first = sec if first is None else min(first, sec)
         if not merged or first is None:
             return None
-        covered = float(until - first)
+        # A process seen before the window counts its whole span (a tick drifting across a second
+        # leaves one second empty, not the process younger); a new one, from its first second.
+        known = min([*self.seconds, *([self.base[1]] if self.base else [])])
+        covered = float(until - max(min(first, known), window_start))
         return covered, topview.row_metrics(merged, covered)
 
 
