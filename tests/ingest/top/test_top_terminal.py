@@ -1,0 +1,112 @@
+"""The curses ``top`` in a real terminal (tmux), against a real console fed by a real agent:
+every view and its keys, a pause that freezes, resize, scrolling, reconnecting after a restart."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+
+import pytest
+from support.console import unique
+from terminal import Terminal
+from top_helpers import ROOT, fed_host, http_url, token_file
+
+
+@pytest.fixture
+def screen(deploy):
+    tag = unique()
+    host, user = f"{tag}-web", f"{tag}-ann"
+    dep = deploy({f"{tag}-t": {"hosts": [host], "users": [user]}})
+    fed_host(dep, host, processes=3, groups=1)
+    term = Terminal([sys.executable, "-m", "ingest", "top", "--console", http_url(dep),
+                     "--token-file", token_file(dep, user), "--host", host], env={"PYTHONPATH": str(ROOT)})
+    try:
+        term.wait_for(lambda s: f"host={host}" in s and "req/s" in s)
+        yield term, dep, host
+    finally:
+        term.close()
+
+
+def received(text: str) -> int:
+    found = re.search(r"received (\d+)", text)
+    return int(found.group(1)) if found else -1
+
+
+def test_every_view_answers_its_key(screen):
+    term, _, host = screen
+    text = term.wait_for(lambda s: "where the time went" in s and "req/s" in s)
+    assert "last 10 s" in text and "request" in text
+    term.keys("p")
+    text = term.wait_for(lambda s: "processes: 3" in s and "PID" in s)
+    pids = [line.split()[0] for line in text.splitlines() if re.match(r"\s*4000\d ", line)]
+    assert len(pids) == 3, text
+    term.keys("I")  # sort by pid
+    text = term.wait_for(lambda s: "sorted by pid" in s)
+    term.keys("r")  # ascending
+    text = term.wait_for(lambda s: "sorted by pid)" in s)
+    shown = [line.split()[0] for line in text.splitlines() if re.match(r"\s*4000\d ", line)]
+    assert shown == sorted(shown), text
+    term.keys("w")
+    term.wait_for(lambda s: "slots: . idle" in s and re.search(r"\[[.*#!]{4}\]", s) is not None)
+    term.keys("l")
+    text = term.wait_for(lambda s: "request over the last 1 min" in s and "p95" in s)
+    term.keys("]")
+    term.wait_for(lambda s: "gil_wait over the last 1 min" in s)
+    term.keys(">")
+    term.wait_for(lambda s: "gil_wait over the last 10 min" in s)
+    term.keys("s")
+    term.wait_for(lambda s: "slow requests:" in s and "STATE" in s)
+    term.keys("f")
+    term.wait_for(lambda s: "state active" in s)
+    term.keys("/", "o", "r", "d", "e", "r", "s", "Enter")
+    term.wait_for(lambda s: "url contains 'orders'" in s)
+    term.keys("g")
+    term.wait_for(lambda s: "GEN0/S" in s)
+    term.keys("e")
+    term.wait_for(lambda s: "EVENT" in s and "started" in s)
+    term.keys("f")
+    term.wait_for(lambda s: "1 hosts" in s and host in s and "online" in s)
+    term.keys("?")
+    term.wait_for(lambda s: "space   pause" in s)
+    term.keys("q")
+    assert pytest.approx(0) == 0
+    deadline = time.monotonic() + 10
+    while term.alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not term.alive()
+
+
+def test_a_pause_freezes_the_screen_while_data_keeps_arriving(screen):
+    term, _, _ = screen
+    term.keys("p")
+    term.wait_for(lambda s: "processes: 3" in s)
+    term.keys("Space")
+    first = term.wait_for(lambda s: "paused:" in s)
+    time.sleep(3)
+    later = term.wait_for(lambda s: "paused:" in s and received(s) > received(first))
+    body = lambda text: text.splitlines()[6:-1]  # noqa: E731 - below the header, above the footer
+    assert body(first) == body(later)
+    arrived = int(re.search(r"paused: (\d+) messages", later).group(1))
+    assert arrived > 0
+    term.keys("Space")
+    term.wait_for(lambda s: "[live]" in s)
+
+
+def test_resize_redraws_to_the_new_size(screen):
+    term, _, _ = screen
+    term.keys("p")
+    term.wait_for(lambda s: "processes: 3" in s)
+    term.resize(80, 20)
+    text = term.wait_for(lambda s: len(s.splitlines()) <= 20 and "processes" in s)
+    assert all(len(line) <= 80 for line in text.splitlines())
+    term.resize(140, 45)
+    term.wait_for(lambda s: len(s.splitlines()) > 20 and "PID" in s)
+
+
+def test_reconnects_after_the_console_restarts(screen):
+    term, dep, _ = screen
+    dep.site.stop()
+    term.wait_for(lambda s: "[live]" not in s, timeout=20)
+    dep.site.start()
+    term.wait_for(lambda s: "[live]" in s, timeout=30)
