@@ -77,13 +77,14 @@ def _quarantine_path(args: argparse.Namespace) -> str | None:
 
 
 def run_agent(agent: Agent, done: threading.Event | None = None, forwarder: Any = None,
-              drain_timeout: float = 10.0, spooling: bool = False) -> int:
+              drain_timeout: float = 10.0, spooling: bool = False, local: Any = None) -> int:
     """Start the agent and run until SIGTERM/SIGINT (or ``done``), then drain.
 
     The signal handlers go in before the socket exists, so a SIGTERM that
     arrives as soon as the socket appears still stops the agent cleanly.
     Should a thread of the agent end on its own, it returns
-    EXIT_THREAD_ENDED after one log line saying which and why.
+    EXIT_THREAD_ENDED after one log line saying which and why. ``local``: the
+    local view's server (``localserve.LocalServer``), started after the agent.
     """
     stop = done or threading.Event()
     failure = None
@@ -92,8 +93,11 @@ def run_agent(agent: Agent, done: threading.Event | None = None, forwarder: Any 
         if forwarder is not None:
             forwarder.start()
         agent.start()
+        if local is not None:
+            local.start()
     except (SocketSetupError, QuarantineError) as exc:
         log.error("%s", exc)
+        agent.stop()  # nothing when it did not start
         if forwarder is not None:
             forwarder.stop(0)
         return 2
@@ -106,6 +110,8 @@ def run_agent(agent: Agent, done: threading.Event | None = None, forwarder: Any 
                 break
     finally:
         agent.stop()  # first: its last datagrams still reach the forwarder
+        if local is not None:
+            local.stop()
         if forwarder is not None and not forwarder.stop(drain_timeout):
             log.warning("console did not take every batch before the deadline; the rest %s",
                         "stays in the spool" if spooling else "is lost (no --spool-dir)")
@@ -162,8 +168,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except Exception as exc:  # bad URL, unusable or locked spool directory
         log.error("cannot forward to the console: %s", exc)
         return 2
+    local = None
+    if not args.no_local_socket:
+        from ..pipeline import localserve
+
+        local = localserve.attach(agent, args.local_socket, args.local_socket_mode, args.hostname)
     return run_agent(agent, forwarder=forwarder, drain_timeout=args.drain_timeout,
-                     spooling=bool(args.spool_dir))
+                     spooling=bool(args.spool_dir), local=local)
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
@@ -229,6 +240,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="keep the datagrams that caused internal errors in this capture file, "
                             f"the latest {QUARANTINE_BYTES >> 20} MiB of them (read it with dump --input; "
                             f"default: {QUARANTINE_NAME} in --spool-dir when forwarding with one, else none)")
+    serve.add_argument("--local-socket", metavar="PATH",
+                       help="serve the agent's own view of this host (python -m ingest top --local) on this "
+                            "UNIX socket (default: top.sock beside --socket, skipped with a warning when "
+                            "another agent holds it)")
+    serve.add_argument("--no-local-socket", action="store_true", help="do not serve the local view")
+    serve.add_argument("--local-socket-mode", type=_octal, default=0o600, metavar="MODE",
+                       help="permissions of the local view's socket (default 0600: its owner only)")
     serve.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("dump", help="print every datagram, from the socket or a capture file")
