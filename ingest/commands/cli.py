@@ -269,6 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo_module.add_arguments(demo)
     demo.set_defaults(func=lambda args: demo_module.run(args))
 
+    top = sub.add_parser("top", help="the terminal monitor: one host or the fleet, from a console or "
+                                     "the agent on this box")
+    from .. import top as top_module
+
+    top_module.add_arguments(top)
+    top.set_defaults(func=top_module.main, parser=top)
+
     f = sub.add_parser("fields", help="print the field table as Markdown")
     f.set_defaults(func=cmd_fields)
 
@@ -280,7 +287,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the subcommand's parser: ``top`` exits 64 on a bad line (2 means "no answer")
+        getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     try:

@@ -36,6 +36,13 @@ from .sample import Sample
 
 #: Seconds the process table and the header average over (the fleet row's span).
 SPAN: Final = metrics.HEADLINE_SPAN
+#: Seconds of 1 s frames a snapshot carries (the 10 s and 1 min windows), of 10 s frames (the
+#: 10 min window), and the points that cut the latter into TEN-second frames exactly (a store
+#: point step fits ``points - 1`` aligned cells in the range).
+SECONDS: Final = 60
+TENS: Final = 600
+TEN: Final = 10
+TENS_POINTS: Final = TENS // TEN + 1
 #: Processes one message describes at most (the lowest pids, the same every second).
 MAX_PROCESSES: Final = 1000
 #: Slow records one live message carries at most (completed ones first).

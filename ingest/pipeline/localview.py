@@ -31,7 +31,7 @@ from .wire import Datagram
 
 #: The console's timing and bounds (console/live/tabs/base.py, console/live/tabs/top.py).
 PUBLISH_DELAY, ONLINE_WITHIN, MAX_GROUPS, PROCESSES_EVERY = 2, 15, 64, 5
-SECONDS, TENS, TEN = 60, 600, 10
+SECONDS, TENS = topview.SECONDS, topview.TENS
 SLOW_LIMIT = LIFE_LIMIT = 200
 LIFE_SPAN: Final = metrics.RESTARTS_SPAN
 WINDOWS, POINTS, MAX_GROUP = (60, 14 * 86400, 300), (10, 2000, 300), 256  # (least, most, default)
@@ -331,7 +331,7 @@ class LocalView:
             self._drain(now)
             per = self._frames.get(request.group, {})
             seconds = [[t, frames.compact(per[t])] for t in sorted(per) if until - SECONDS <= t < until]
-            step, tens = downsample(per, until - TENS, until, TENS // TEN)
+            step, tens = downsample(per, until - TENS, until, topview.TENS_POINTS)
             window = topview.process_window(
                 (s for _, _, s in self._window.items if request.wants(s["g"])), until)
             slow = [slow_record({**r, "state": self._slow_state(r, now)})
@@ -339,8 +339,10 @@ class LocalView:
                     if request.wants(r["group"])]
             life = [e for e in sorted(self._life, key=lambda e: e["t"])
                     if e["t"] >= now - LIFE_SPAN and request.wants(e["group"])]
+        # the header of the very seconds the process window covers, as the console sends it
+        recent = self.recent(until - 1, [] if request.group == HOST else [request.group])
         return {"type": "tab.snapshot", "tab": "top", "host": self.hostname, "group": request.group,
-                "window": request.window, "now": now, "until": until, "seconds": seconds,
+                "window": request.window, "now": now, "until": until, "recent": recent, "seconds": seconds,
                 "tens": [[t, frames.compact(f)] for t, f in tens], "tens_step": step,
                 "processes": window, "slow": slow, "life": life[-LIFE_LIMIT:], "life_total": len(life)}
 

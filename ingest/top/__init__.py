@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         print(f"{p.prog}: error: {message}", file=sys.stderr)
         sys.exit(USAGE)
 
-    p.error = usage_error  # type: ignore[method-assign]
+    p.error = usage_error  # type: ignore[method-assign,assignment]
     p.epilog = EPILOG
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     where = p.add_mutually_exclusive_group()

@@ -230,6 +230,10 @@ class Model:
         if host is None or m.get("tab") != "top" or m.get("host") != host.id:
             return
         host.until = int(_num(m.get("until")) or 0)
+        recent = m.get("recent")
+        if isinstance(recent, Mapping) and (host.recent is None or
+                                            (host.recent.get("until") or 0) <= (recent.get("until") or 0)):
+            host.recent = dict(recent)
         host.seconds = {int(t): dict(f) for t, f in m.get("seconds") or []}
         host.tens_step = int(_num(m.get("tens_step")) or 10)
         host.tens = {int(t): dict(f) for t, f in m.get("tens") or []}
@@ -346,12 +350,13 @@ class Model:
         names = tuple(f"{phase}_{s}" for s in ("p50", "p95", "p99", "min", "max", "mean"))
         return frames.histogram(got[0], f"h{i}"), metrics.derive(got[0], got[1], names)
 
-    def process_rows(self) -> list[dict[str, Any]]:
-        """One row per process with data in the span or alive in the registry."""
+    def process_rows(self, until: int | None = None) -> list[dict[str, Any]]:
+        """One row per process with data in the span up to ``until`` (default: the newest
+        complete second) or alive in the registry."""
         host = self.host
         if host is None:
             return []
-        until = self.until()
+        until = self.until() if until is None else until
         rows = []
         for (pid, inc), proc in host.processes.items():
             got = proc.window(until)

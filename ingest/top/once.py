@@ -78,11 +78,12 @@ class Once:
                 self.finish(NO_DATA, f"host {self.host!r} is offline: {when}")
         elif kind == "error" and message.get("reason") == "no such host":
             self.finish(UNKNOWN_HOST, f"no host {self.host!r}")
-        elif kind == "host.frame" and not message.get("partial") and self.model.host is not None:
+        elif kind == "tab.snapshot" and self.model.host is not None and self.code is None:
+            # the snapshot's header and process rows are the same ten seconds
             figures, _ = self.model.headline()
             if figures is None:
                 self.finish(NO_DATA, f"host {self.host!r} sent no data in its last 10 s")
-            elif self.model.host.until:
+            else:
                 self.finish(OK)
 
     async def run(self, timeout: float) -> int:
@@ -109,7 +110,7 @@ def snapshot_json(model: Model) -> dict[str, Any]:
     figures, span = model.headline()
     return {"type": "host", "now": model.console_now(), "host": model.host.name, "group": model.host.group,
             "span": span, "metrics": figures, "agent": model.host.agent,
-            "processes": model.process_rows()}
+            "processes": model.process_rows(model.host.until)}
 
 
 def main(target: Target, host: str | None, group: str, timeout: float, as_json: bool, source: str) -> int:
@@ -123,7 +124,7 @@ def main(target: Target, host: str | None, group: str, timeout: float, as_json: 
         else:
             lines = views.header(model, source, "once")
             lines += views.fleet(model, views.ViewState()) if model.host is None else \
-                views.processes(model, views.ViewState(view="processes"))
+                views.processes(model, views.ViewState(view="processes"), model.host.until)
             print("\n".join(text for text, _ in lines))
     else:
         print(f"wsgi-fleet top: {once.reason} (after {time.monotonic() - started:.1f} s)", file=sys.stderr)

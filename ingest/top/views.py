@@ -134,8 +134,8 @@ def _span(seconds: int) -> str:
     return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min"
 
 
-def processes(model: Model, state: ViewState) -> list[Line]:
-    rows = model.process_rows()
+def processes(model: Model, state: ViewState, until: int | None = None) -> list[Line]:
+    rows = model.process_rows(until)
     rows.sort(key=lambda r: _sort_value(r.get(state.sort)), reverse=state.reverse)
     spans = sorted({r["span"] for r in rows if r["span"]})
     said = f"last {spans[-1]:.0f} s" if spans else "no data yet"

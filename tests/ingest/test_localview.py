@@ -30,7 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import unix_connect
 
 from ingest.commands import cli, simulate
-from ingest.model import frames, metrics
+from ingest.model import frames, metrics, topview
 from ingest.model.kinds import SLOW, STARTED, STOPPED, STOPPING, TICK
 from ingest.pipeline import capture, localserve, localview, wire
 from ingest.pipeline.localserve import LocalServer, dumps, process_records
@@ -41,7 +41,8 @@ from ingest.pipeline.state import ProcessTable
 ROOT = Path(__file__).resolve().parents[2]
 HOST_SNAPSHOT_KEYS = {"type", "host", "group", "tab", "now", "step", "groups", "groups_total", "series",
                       "totals", "agent", "agent_state", "bad_reasons", "processes", "processes_total"}
-TAB_SNAPSHOT_KEYS = {"type", "tab", "host", "group", "window", "now", "until", "seconds", "tens", "tens_step",
+TAB_SNAPSHOT_KEYS = {"type", "tab", "host", "group", "window", "now", "until", "recent", "seconds", "tens",
+                     "tens_step",
                      "processes", "slow", "life", "life_total"}
 HOST_SUBSCRIBE = {"type": "subscribe", "scope": "host", "host": "ignored", "tab": "top", "group": "*",
                   "window": 300, "points": 300}
@@ -125,8 +126,8 @@ def test_tab_snapshot_holds_what_the_console_s_top_snapshot_holds():
     assert set(snap) == TAB_SNAPSHOT_KEYS and snap["until"] == until
     assert [t for t, _ in snap["seconds"]] == list(range(until - 60, until))
     assert dict(snap["seconds"])[T0 + 30]["req"] == 31 + 2
-    # 600 s of 1 s frames in at most 60 points: the console's store makes them 11 s wide
-    assert snap["tens_step"] == 11 and all(t % 11 == 0 for t, _ in snap["tens"])
+    # 600 s of 1 s frames as 10 s frames, aligned: the 10 min window of top
+    assert snap["tens_step"] == topview.TEN and all(t % topview.TEN == 0 for t, _ in snap["tens"])
     assert sum(f.get("req", 0) for _, f in snap["tens"]) == sum(range(1, until - T0 + 1)) + 2 * (until - T0)
     procs = {(p, i): (group, first, frame) for p, i, group, first, frame in snap["processes"]["procs"]}
     assert procs[(1, 1)][0] == "app0"

@@ -21,11 +21,6 @@ from ingest.model.sample import Sample
 
 from .base import PUBLISH_DELAY, TabRequest
 
-#: Seconds of 1 s group frames a snapshot carries (the 10 s and 1 min windows), and of
-#: 10 s frames (the 10 min window).
-SECONDS: Final = 60
-TENS: Final = 600
-TEN: Final = 10
 #: Slow records and lifecycle events a snapshot carries at most (newest), and how far back.
 SLOW_LIMIT: Final = 200
 LIFE_LIMIT: Final = 200
@@ -44,8 +39,11 @@ async def snapshot(store: BaseWindowStore, host: dict[str, Any], request: TabReq
                    now: float) -> dict[str, Any]:
     until = complete_until(now)
     group = request.group
-    seconds = (await store.aseconds(host["id"], until - SECONDS, until)).get(group, [])
-    tens = await store.aframes(host["id"], group, until - TENS, until, TENS // TEN, now=now)
+    from ..summary import recent_of  # summary imports the tabs package: read it here, not at import
+
+    per_group = await store.aseconds(host["id"], until - topview.SECONDS, until)
+    seconds = per_group.get(group, [])
+    tens = await store.aframes(host["id"], group, until - topview.TENS, until, topview.TENS_POINTS, now=now)
     raw = await store.araw(host["id"], until - topview.SPAN, until,
                            kinds=(TICK, SLOW, GC_EVENT, STARTED, STOPPING, STOPPED), limit=RAW_LIMIT)
     window = topview.process_window((s for s in raw if request.wants(s.get("g"))), until)
@@ -55,6 +53,9 @@ async def snapshot(store: BaseWindowStore, host: dict[str, Any], request: TabReq
             if e is not None and request.wants(e["group"])]
     return {
         "until": until,
+        # the host frame's ``recent`` of the snapshot's last second: the header of the very
+        # seconds ``processes`` covers (the fleet row's numbers, one read shared)
+        "recent": recent_of(per_group, until - 1, [group] if group != "*" else None),
         "seconds": [[t, frames.compact(f)] for t, f in seconds],
         "tens": [[int(t), frames.compact(f)] for t, f in tens], "tens_step": tens.step,
         "processes": window,
