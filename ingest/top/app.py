@@ -21,6 +21,8 @@ from .model import WINDOWS, Model
 VIEW_KEYS = {"o": "overview", "1": "overview", "p": "processes", "2": "processes", "w": "workers",
              "3": "workers", "l": "latency", "4": "latency", "s": "slow", "5": "slow", "g": "gc", "6": "gc",
              "e": "events", "7": "events", "f": "fleet", "8": "fleet"}
+#: Seconds between draws of arriving data (a key redraws at once).
+DRAW_EVERY = 0.5
 VIEWS = ("overview", "processes", "workers", "latency", "slow", "gc", "events", "fleet")
 HELP = (
     "views:  o/1 overview   p/2 processes   w/3 workers   l/4 latency   s/5 slow   g/6 gc",
@@ -51,6 +53,7 @@ class App:
         self.host_id: Any = None
         self.quit = asyncio.Event()
         self.dirty = asyncio.Event()
+        self.link.wanted = self.subscription()
 
     # -- data ----------------------------------------------------------------------------------------
 
@@ -62,15 +65,12 @@ class App:
         if self.state.view == "fleet" or (self.host_id is None and not self.target.local):
             return {"type": "subscribe", "scope": "fleet"}
         return {"type": "subscribe", "scope": "host", "host": self.host_id, "tab": "top", "group": self.group,
-                "window": 600, "points": max(60, curses.COLS - 30)}
+                "window": 600, "points": max(60, getattr(curses, "COLS", 80) - 30)}
 
     def received(self, message: dict[str, Any]) -> None:
         self.model.apply(message)
         kind = message.get("type")
-        if kind == "hello" and self.target.local:
-            self.host_id = message.get("host")
-            self.link.ask(self.subscription())
-        elif kind == "fleet.snapshot" and self.wanted_host and self.host_id is None:
+        if kind == "fleet.snapshot" and self.wanted_host and self.host_id is None:
             wanted = self.wanted_host
             found = [e for e in self.model.fleet.values() if wanted in (e.get("name"), str(e.get("id")))]
             if found:
@@ -79,7 +79,6 @@ class App:
                     self.link.ask(self.subscription())
             else:
                 self.status = f"no host {self.wanted_host!r} among the hosts you may see"
-        self.dirty.set()
 
     # -- keys ----------------------------------------------------------------------------------------
 
@@ -88,7 +87,7 @@ class App:
         if self.typing is not None:
             self.type_key(ch)
             return
-        c = chr(ch) if 0 <= ch < 256 else ""
+        c = chr(ch) if 0 <= ch < 256 else "\0"  # never "" (which is "in" every string)
         if c == "q":
             self.quit.set()
         elif c == "?" or c == "h":
@@ -202,18 +201,23 @@ class App:
 
         def read_keys() -> None:
             while (ch := screen.getch()) != -1:
+                if ch == 27:  # a lone Esc, or a sequence the terminal's terminfo does not name
+                    rest = []
+                    while (more := screen.getch()) != -1:
+                        rest.append(more)
+                    if rest:
+                        continue  # unknown keys do nothing, rather than act as "[", "4" and "~"
                 self.key(ch)
 
         loop.add_reader(0, read_keys)
         task = asyncio.ensure_future(self.link.run())
         try:
-            while not self.quit.is_set():
+            while not self.quit.is_set():  # data is drawn twice a second, a key at once
                 self.draw(screen)
                 self.dirty.clear()
                 waiter = asyncio.ensure_future(self.dirty.wait())
-                await asyncio.wait([waiter], timeout=0.5)
+                await asyncio.wait([waiter], timeout=DRAW_EVERY)
                 waiter.cancel()
-                await asyncio.sleep(0.05 if self.paused is None else 0.2)
         finally:
             loop.remove_reader(0)
             task.cancel()

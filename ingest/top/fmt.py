@@ -41,7 +41,7 @@ def amount(value: Any, digits: int = 1) -> str:
         return f"{v / 1e6:.1f}M"
     if abs(v) >= 1e4:
         return f"{v / 1e3:.1f}k"
-    if v == int(v) and digits <= 1 and abs(v) >= 100:
+    if v == int(v):
         return f"{int(v)}"
     return f"{v:.{digits}f}"
 

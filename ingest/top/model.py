@@ -24,8 +24,10 @@ from ..model import frames, metrics, topview
 from ..model.fields import PHASES
 from ..model.frames import Frame
 
-#: Seconds of history kept: the longest window a view offers (10 min) and a little more.
+#: Seconds of history kept: the longest window a view offers (10 min) and a little more; of
+#: each process, its rows' span and as much again (a thousand processes' 10 min would be 1 GB).
 KEEP = 660
+PROCESS_KEEP = 2 * topview.SPAN
 #: A view's windows (seconds): the header's span, a minute, ten minutes.
 WINDOWS = (10, 60, 600)
 #: An active slow request not reported for this long is expired (3 report intervals + 1 s).
@@ -97,6 +99,7 @@ class Host:
     slow: dict[str, dict[str, Any]] = field(default_factory=dict)
     life: list[dict[str, Any]] = field(default_factory=list)
     omitted: int = 0
+    trimmed: int = 0
     snapshot_at: float | None = None
     live_frames: int = 0
 
@@ -275,7 +278,9 @@ class Model:
         omitted = (m.get("omitted") or {}).get("processes")
         if omitted:
             host.omitted = int(omitted)
-        self._trim(host)
+        if self.until() != host.trimmed:  # once a second, not once a message
+            host.trimmed = self.until()
+            self._trim(host)
 
     def _ticks(self, ticks: list[Any]) -> None:
         assert self.host is not None
@@ -302,7 +307,7 @@ class Model:
             for sec in [s for s in table if s < oldest]:
                 del table[sec]
         for key, proc in list(host.processes.items()):
-            for sec in [s for s in proc.seconds if s < oldest]:
+            for sec in [s for s in proc.seconds if s < self.until() - PROCESS_KEEP]:
                 del proc.seconds[sec]
             if proc.state in ("stopped", "gone") and not proc.seconds and (proc.tick.get("t") or 0) < oldest:
                 del host.processes[key]
@@ -357,16 +362,19 @@ class Model:
         if host is None:
             return []
         until = self.until() if until is None else until
+        slow: dict[tuple[Any, Any], int] = {}
+        for record in host.slow.values():
+            key = (record.get("pid"), record.get("incarnation"))
+            slow[key] = slow.get(key, 0) + 1
         rows = []
         for (pid, inc), proc in host.processes.items():
             got = proc.window(until)
             if got is None and proc.state not in ("running", "stopping"):
                 continue
             covered, figures = got if got else (0.0, {})
-            slow = sum(1 for r in host.slow.values() if r.get("pid") == pid and r.get("incarnation") == inc)
             rows.append({"pid": pid, "incarnation": inc, "group": proc.group, "state": proc.state,
                          "threads": proc.tick.get("threads"), "busy": busy_slots(proc.tick),
-                         "span": covered, "slow": slow, **figures})
+                         "span": covered, "slow": slow.get((pid, inc), 0), **figures})
         return rows
 
     def slow_rows(self) -> list[dict[str, Any]]:
@@ -387,11 +395,16 @@ class Model:
             rows.append(row)
         return rows
 
-    def longest_active(self, pid: int, inc: int) -> dict[str, Any] | None:
-        """The process's longest running slow request (for the slot grid's URL)."""
-        active = [r for r in self.slow_rows() if r.get("pid") == pid and r.get("incarnation") == inc
-                  and r.get("state") == "active"]
-        return max(active, key=lambda r: r.get("duration") or 0.0) if active else None
+    def longest_active(self) -> dict[tuple[Any, Any], dict[str, Any]]:
+        """Each process's longest running slow request (for the slot grid's URL)."""
+        out: dict[tuple[Any, Any], dict[str, Any]] = {}
+        for r in self.slow_rows():
+            key = (r.get("pid"), r.get("incarnation"))
+            known = out.get(key)
+            duration = r.get("duration") or 0.0
+            if r.get("state") == "active" and (known is None or duration >= (known.get("duration") or 0.0)):
+                out[key] = r
+        return out
 
 
 def busy_slots(tick: Mapping[str, Any]) -> int:

@@ -40,6 +40,8 @@ class Once:
         self.reason = ""
         self.last_state = ""
         self.local = target.local is not None
+        if self.local and host is not None:  # the agent serves its own host: no name to look up
+            self.link.wanted = self.host_subscribe(None)
 
     def state(self, state: str) -> None:
         self.last_state = state
@@ -58,9 +60,7 @@ class Once:
     def received(self, message: dict[str, Any]) -> None:
         self.model.apply(message)
         kind = message.get("type")
-        if kind == "hello" and self.local and self.host is not None:
-            self.link.ask(self.host_subscribe(message.get("host")))
-        elif kind == "fleet.snapshot":
+        if kind == "fleet.snapshot" and not (self.local and self.host is not None):
             if self.host is None:
                 self.finish(OK)
                 return

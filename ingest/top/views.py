@@ -37,7 +37,7 @@ PROCESS_COLUMNS: tuple[tuple[str, int, str, Callable[[dict[str, Any]], str]], ..
 PROCESS_SORTS = ("throughput", "cpu", "memory_rss", "request_p95", "slow", "pid")
 SORT_KEYS = {"T": "throughput", "C": "cpu", "M": "memory_rss", "P": "request_p95", "S": "slow", "I": "pid"}
 FLEET_COLUMNS: tuple[tuple[str, int, str], ...] = (
-    ("HOST", 18, "name"), ("STATE", 12, "state"), ("REQ/S", 8, "throughput"), ("CAP", 5, "capacity"),
+    ("HOST", 28, "name"), ("STATE", 12, "state"), ("REQ/S", 8, "throughput"), ("CAP", 5, "capacity"),
     ("P95", 8, "request_p95"), ("4XX/S", 7, "status_4xx_rate"), ("5XX/S", 7, "status_5xx_rate"),
     ("SLOW", 5, "slow_active"), ("RESTARTS", 9, "restarts"), ("PROCS", 6, "processes_live"),
     ("LOSS", 6, "loss"), ("SEEN", 10, "age"),
@@ -155,6 +155,7 @@ def processes(model: Model, state: ViewState, until: int | None = None) -> list[
 def workers(model: Model, state: ViewState) -> list[Line]:
     lines: list[Line] = [("  slots: . idle  * under 1 s  # 1 s or more  ! past the slow threshold", "head")]
     host = model.host
+    running = model.longest_active()
     for (pid, inc), proc in sorted(host.processes.items()) if host else []:
         if proc.state not in ("running", "stopping") or not proc.tick:
             continue
@@ -168,7 +169,7 @@ def workers(model: Model, state: ViewState) -> list[Line]:
         if any(elapsed):
             longest = max(range(len(elapsed)), key=lambda i: elapsed[i])
             line += f"  longest: slot {longest + 1} running {fmt.seconds(elapsed[longest])}"
-        record = model.longest_active(pid, inc)
+        record = running.get((pid, inc))
         if record is not None:
             line += f"  {record.get('method') or ''} {record.get('url') or ''}"
         lines.append((line, "bad" if "!" in grid else ""))
@@ -251,13 +252,17 @@ def fleet(model: Model, state: ViewState) -> list[Line]:
     lines: list[Line] = [(f"  {len(rows)} hosts (sorted by {state.fleet_sort})", "head"),
                          (_cells([(h, w) for h, w, _ in FLEET_COLUMNS]), "head")]
     for row in rows:
-        cells = [(fmt.value(key, row.get(key)) if key not in ("name", "state", "age", "loss", "restarts",
-                                                               "processes_live", "slow_active")
-                  else fmt.age(row["age"]) if key == "age" else str(row.get(key) if row.get(key) is not None
-                                                                      else "-"), w)
-                 for _, w, key in FLEET_COLUMNS]
+        cells = [(fleet_cell(row, key), w) for _, w, key in FLEET_COLUMNS]
         lines.append((_cells(cells), "" if row["state"] == "online" else "bad"))
     return lines
+
+
+def fleet_cell(row: dict[str, Any], key: str) -> str:
+    if key in ("name", "state"):
+        return str(row.get(key))
+    if key == "age":
+        return fmt.age(row["age"])
+    return fmt.value(key, row.get(key))
 
 
 def fleet_row(model: Model, entry: dict[str, Any]) -> dict[str, Any]:

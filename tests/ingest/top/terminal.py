@@ -25,7 +25,7 @@ class Terminal:
         self.socket = f"wf-top-{uuid.uuid4().hex[:8]}"
         self.width, self.height = width, height
         environment = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
-        line = f"env TERM=xterm-256color {environment} {shlex.join(command)}; sleep 30"
+        line = f"env {environment} {shlex.join(command)}; sleep 30"  # TERM: tmux's own
         self.tmux("new-session", "-d", "-x", str(width), "-y", str(height), "-s", "top", line)
 
     def tmux(self, *args: str) -> str:

@@ -110,3 +110,34 @@ def test_reconnects_after_the_console_restarts(screen):
     term.wait_for(lambda s: "[live]" not in s, timeout=20)
     dep.site.start()
     term.wait_for(lambda s: "[live]" in s, timeout=30)
+
+
+def test_two_hundred_processes_scroll(deploy):
+    tag = unique()
+    host, user = f"{tag}-big", f"{tag}-ann"
+    dep = deploy({f"{tag}-t": {"hosts": [host], "users": [user]}})
+    fed_host(dep, host, processes=200, groups=1, extra=("--restart-probability", "0"))
+    term = Terminal([sys.executable, "-m", "ingest", "top", "--console", http_url(dep),
+                     "--token-file", token_file(dep, user), "--host", host], env={"PYTHONPATH": str(ROOT)})
+    try:
+        term.wait_for(lambda s: "req/s" in s)
+        term.keys("p", "I", "r")  # by pid, ascending
+        first = term.wait_for(lambda s: "processes: 200" in s and "sorted by pid)" in s)
+
+        def pids(text: str) -> list[int]:
+            return [int(line.split()[0]) for line in text.splitlines() if re.match(r"\s*4\d{4} ", line)]
+
+        top_rows = pids(first)
+        assert top_rows[0] == 40000 and 20 < len(top_rows) < 40, first  # what fits in 40 lines
+        term.keys("NPage")
+        paged = term.wait_for(lambda s: pids(s) and pids(s)[0] > top_rows[-1] - 2)
+        assert pids(paged) == sorted(pids(paged)), paged
+        term.keys("End")
+        end = term.wait_for(lambda s: pids(s) and pids(s)[-1] == 40199)
+        assert re.search(r"202 lines, \d+-202", end), end
+        term.keys("Home")
+        term.wait_for(lambda s: pids(s) and pids(s)[0] == 40000)
+        term.keys("Down", "Down", "Down")
+        term.wait_for(lambda s: pids(s) and pids(s)[0] == 40001)  # two heading lines scrolled first
+    finally:
+        term.close()

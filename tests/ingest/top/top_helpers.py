@@ -31,10 +31,12 @@ def top_json(*args: str) -> tuple[int, Any]:
     return done.returncode, json.loads(done.stdout) if done.stdout.strip() else done.stderr
 
 
-def fed_host(dep: Deployment, name: str, processes: int = 2, groups: int = 2) -> int:
-    """Start ``name``'s agent and a simulator; its id once its ticks are in the store."""
+def fed_host(dep: Deployment, name: str, processes: int = 2, groups: int = 2,
+             extra: tuple[str, ...] = ()) -> int:
+    """Start ``name``'s agent and a simulator (``extra``: more of its options); the host's id
+    once the store holds 13 s of its ticks."""
     host_id = dep.fleet["hosts"][name]["id"]
-    dep.simulator(dep.agent(name), seed=host_id, processes=processes, groups=groups)
+    dep.simulator(dep.agent(name), seed=host_id, processes=processes, groups=groups, extra=extra)
     since = time.time() - 60
 
     def ticked_for(seconds: float) -> bool:  # the snapshot's process window has whole seconds of it
