@@ -242,8 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
                             f"default: {QUARANTINE_NAME} in --spool-dir when forwarding with one, else none)")
     serve.add_argument("--local-socket", metavar="PATH",
                        help="serve the agent's own view of this host (python -m ingest top --local) on this "
-                            "UNIX socket (default: top.sock beside --socket, skipped with a warning when "
-                            "another agent holds it)")
+                            "UNIX socket (default: --socket's name with .top.sock, e.g. telemetry.top.sock; "
+                            "skipped with a warning when something else holds it)")
     serve.add_argument("--no-local-socket", action="store_true", help="do not serve the local view")
     serve.add_argument("--local-socket-mode", type=_octal, default=0o600, metavar="MODE",
                        help="permissions of the local view's socket (default 0600: its owner only)")

@@ -40,7 +40,9 @@ log = logging.getLogger("ingest.localview")
 _library_log = logging.getLogger("ingest.localview.websockets")
 _library_log.setLevel(logging.WARNING)
 
-DEFAULT_NAME: Final = "top.sock"
+#: What the local view's socket adds to the telemetry socket's name: ``telemetry.sock`` serves
+#: ``telemetry.top.sock``, so agents whose sockets share a directory each have their own.
+SUFFIX: Final = ".top.sock"
 #: ``serve``'s default telemetry socket (``cli.DEFAULT_SOCKET``; a test keeps them equal).
 DEFAULT_SOCKET: Final = "/run/wsgi-fleet/telemetry.sock"
 DEFAULT_MODE: Final = 0o600
@@ -56,9 +58,10 @@ CLOSE_TIMEOUT: Final = 2.0
 
 
 def default_path(socket_path: str | None = None) -> str:
-    """The local view's socket for the telemetry socket ``socket_path``: ``top.sock`` beside it;
-    None: beside the agent's default one (``serve``'s ``--socket``, /run/wsgi-fleet/telemetry.sock)."""
-    return os.path.join(os.path.dirname(socket_path or DEFAULT_SOCKET), DEFAULT_NAME)
+    """The local view's socket for the telemetry socket ``socket_path`` (None: the agent's default
+    ``--socket``, /run/wsgi-fleet/telemetry.sock): beside it, named after it (``SUFFIX``)."""
+    base, _ = os.path.splitext(socket_path or DEFAULT_SOCKET)
+    return base + SUFFIX
 
 
 def dumps(message: Mapping[str, Any]) -> str:

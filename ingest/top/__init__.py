@@ -34,8 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     where.add_argument("--console", metavar="URL", default=os.environ.get("WSGI_FLEET_CONSOLE"),
                        help="the console's address, e.g. https://console.example (env WSGI_FLEET_CONSOLE)")
     where.add_argument("--local", nargs="?", const="", metavar="SOCKET",
-                       help="the agent running on this box, on its local socket (default: top.sock beside "
-                            "the agent's --socket, /run/wsgi-fleet/top.sock)")
+                       help="the agent running on this box, on its local socket (default: the one of an "
+                            "agent on the default --socket, /run/wsgi-fleet/telemetry.top.sock)")
     p.add_argument("--token-file", metavar="FILE",
                    help="a file holding a user API token (manage.py createtoken USER); "
                         "else env WSGI_FLEET_TOKEN")

@@ -118,6 +118,7 @@ class Model:
         self.store_ok = True
         self.store_reason: str | None = None
         self.offset = 0.0  # console clock - this machine's clock
+        self._rows: tuple[tuple[int, int] | None, list[dict[str, Any]]] = (None, [])
 
     # -- clocks ------------------------------------------------------------------------------------
 
@@ -362,6 +363,8 @@ class Model:
         if host is None:
             return []
         until = self.until() if until is None else until
+        if self._rows[0] == (until, id(host)):  # once a second: the processes and GC views share it
+            return [dict(row) for row in self._rows[1]]
         slow: dict[tuple[Any, Any], int] = {}
         for record in host.slow.values():
             key = (record.get("pid"), record.get("incarnation"))
@@ -375,7 +378,8 @@ class Model:
             rows.append({"pid": pid, "incarnation": inc, "group": proc.group, "state": proc.state,
                          "threads": proc.tick.get("threads"), "busy": busy_slots(proc.tick),
                          "span": covered, "slow": slow.get((pid, inc), 0), **figures})
-        return rows
+        self._rows = ((until, id(host)), rows)
+        return [dict(row) for row in rows]
 
     def slow_rows(self) -> list[dict[str, Any]]:
         """Slow records with their state on the console's clock (active ones age, then expire)."""

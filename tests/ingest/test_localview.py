@@ -243,9 +243,9 @@ def test_a_subscribe_is_read_with_the_console_s_bounds():
     assert parse({"group": 7, "window": float("nan"), "points": "x"}) == HostRequest("*", 300, 300)
     with pytest.raises(ValueError, match="top tab only"):
         parse({"tab": "overview"})
-    assert localserve.default_path("/run/wsgi-fleet/telemetry.sock") == "/run/wsgi-fleet/top.sock"
+    assert localserve.default_path("/run/wsgi-fleet/telemetry.sock") == "/run/wsgi-fleet/telemetry.top.sock"
     assert localserve.default_path(None) == localserve.default_path(cli.DEFAULT_SOCKET)  # top --local's
-    assert localserve.default_path("t.sock") == "top.sock"
+    assert localserve.default_path("t.sock") == "t.top.sock"
 
 
 # -- the socket --------------------------------------------------------------------------------------
@@ -365,30 +365,31 @@ def stop(proc: subprocess.Popen) -> str:
 
 
 def test_serve_puts_the_socket_beside_the_telemetry_socket_and_gives_way_there(sockdir):
-    """The default path is a convenience: taken (another agent beside, or a file), the agent
-    warns and runs without the local view; a path given on the command line must be bound."""
+    """The default path is named after the telemetry socket, so agents sharing a directory each
+    serve their own; taken by something else (a file), the agent warns and runs without the
+    local view; a path given on the command line must be bound."""
     first = serve(sockdir)
     try:
-        assert wait_for(lambda: (sockdir / "top.sock").exists())
+        assert wait_for(lambda: (sockdir / "t.top.sock").exists())
         second = subprocess.Popen([sys.executable, "-m", "ingest", "serve", "--socket",
                                    str(sockdir / "two.sock"), "--log-interval", "0"],
                                   cwd=ROOT, stderr=subprocess.PIPE, text=True)
-        assert wait_for(lambda: (sockdir / "two.sock").exists())
+        assert wait_for(lambda: (sockdir / "two.top.sock").exists())
         log = stop(second)
-        assert second.returncode == 0 and "another agent serves its local view" in log, log
+        assert second.returncode == 0 and "local view on" in log and "not served" not in log, log
     finally:
         log = stop(first)
-    assert first.returncode == 0 and not (sockdir / "top.sock").exists(), log
-    (sockdir / "top.sock").write_text("mine")
+    assert first.returncode == 0 and not (sockdir / "t.top.sock").exists(), log
+    (sockdir / "t.top.sock").write_text("mine")
     proc = serve(sockdir)
     assert wait_for(lambda: (sockdir / "t.sock").exists())
     log = stop(proc)
     assert proc.returncode == 0 and "is not a socket" in log and "the local view is not served" in log
     result = subprocess.run([sys.executable, "-m", "ingest", "serve", "--socket", str(sockdir / "t.sock"),
-                             "--local-socket", str(sockdir / "top.sock"), "--log-interval", "0"],
+                             "--local-socket", str(sockdir / "t.top.sock"), "--log-interval", "0"],
                             cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "is not a socket" in result.stderr and "Traceback" not in result.stderr
-    assert not (sockdir / "t.sock").exists() and (sockdir / "top.sock").read_text() == "mine"
+    assert not (sockdir / "t.sock").exists() and (sockdir / "t.top.sock").read_text() == "mine"
     proc = serve(sockdir, "--no-local-socket", "--local-socket", str(sockdir / "other.sock"))
     assert wait_for(lambda: (sockdir / "t.sock").exists())
     log = stop(proc)

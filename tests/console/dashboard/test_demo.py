@@ -52,6 +52,15 @@ def test_the_demo_prints_its_login_goes_live_without_false_warnings_and_stops_on
             return json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else []
 
         assert wait_until(lambda: len(live()) == 3, 40, step=1), live()
+        # the terminal monitor's line works as printed: one snapshot of the first demo host
+        line = re.search(r"terminal: (python -m ingest top .+)", text).group(1).split()
+        assert line[-2:] == ["--host", "demo-web-1"], line
+
+        def top_once() -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, *line[1:], "--once", "--json"], cwd=ROOT, env=env,
+                                  capture_output=True, text=True, timeout=60, check=False)
+        assert wait_until(lambda: top_once().returncode == 0, 30, step=1), top_once().stderr
+        assert json.loads(top_once().stdout)["host"] == "demo-web-1"
         for log in logs.glob("*-agent.log"):
             warned = [line for line in log.read_text().splitlines() if " WARNING " in line]
             # only the kernel's queue may be said, where the demo could not raise it

@@ -27,7 +27,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from console.fleet.models import AgentToken, Host, Team
+from console.fleet.models import AgentToken, ApiToken, Host, Team
 
 if TYPE_CHECKING:
     from stack import Agent, Simulator
@@ -107,6 +107,7 @@ class Command(BaseCommand):
                 "in-process store (single process; set REDIS_URL for Redis)"
             self.stdout.write(self.style.SUCCESS(f"\nwsgi-fleet console: {url}"))
             self.stdout.write(f"login: demo / {password}")
+            self.stdout.write(f"terminal: {self.top_command(user, workdir, url)}")
             self.stdout.write(f"hosts: {', '.join(h[0] for h in DEMO_HOSTS)}; store: {store}")
             if qlen_note:
                 self.stdout.write(qlen_note)
@@ -122,6 +123,19 @@ class Command(BaseCommand):
             for proc in procs:
                 stop_process(proc, signal.SIGTERM, 15)
             daphne.stop(15)
+
+    @staticmethod
+    def top_command(user: User, workdir: Path, url: str) -> str:
+        """A fresh API token for the demo user in a file, and the ``top`` line that reads it."""
+        from django.utils import timezone
+
+        user.fleet_api_tokens.active().filter(note="demo").update(revoked=timezone.now())
+        _, token = ApiToken.issue(user=user, note="demo")
+        token_file = workdir / "top.token"
+        token_file.write_text(token + "\n")
+        token_file.chmod(0o600)
+        return (f"python -m ingest top --console {url.rstrip('/')} --token-file {token_file} "
+                f"--host {DEMO_HOSTS[0][0]}")
 
     def start_host(self, name: str, labels: dict[str, str], shape: list[str], team: Team, workdir: Path,
                    url: str) -> list[Agent | Simulator]:
