@@ -114,7 +114,9 @@ class Model:
         self.host: Host | None = None
         self.now = 0.0  # the console's clock, from its messages
         self.received = 0
+        self.bad = 0  # messages that did not keep to the protocol
         self.errors: list[str] = []
+        self.error_at = 0.0
         self.store_ok = True
         self.store_reason: str | None = None
         self.offset = 0.0  # console clock - this machine's clock
@@ -132,14 +134,20 @@ class Model:
     # -- messages ----------------------------------------------------------------------------------
 
     def apply(self, message: Mapping[str, Any]) -> None:
+        """Take one message in. One that does not keep to the protocol (another version, a bug)
+        is counted in ``bad`` and shown, never raised: the monitor goes on with the next."""
         self.received += 1
-        now = _num(message.get("now"))
-        if now is not None:
-            self.now = now
-            self.offset = now - time.time()
         handler = getattr(self, "on_" + str(message.get("type", "")).replace(".", "_"), None)
-        if handler is not None:
-            handler(message)
+        try:
+            now = _num(message.get("now"))
+            if now is not None:
+                self.now = now
+                self.offset = now - time.time()
+            if handler is not None:
+                handler(message)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+            self.bad += 1
+            self.said(f"a {message.get('type')!r} message not understood: {exc!r}"[:200])
 
     def on_hello(self, m: Mapping[str, Any]) -> None:
         self.hello = dict(m)
@@ -149,7 +157,15 @@ class Model:
         self.store_reason = m.get("reason") if not self.store_ok else None
 
     def on_error(self, m: Mapping[str, Any]) -> None:
-        self.errors = [*self.errors[-4:], str(m.get("reason", "error"))]
+        self.said(str(m.get("reason", "error")))
+
+    def said(self, text: str) -> None:
+        self.errors = [*self.errors[-4:], text]
+        self.error_at = time.monotonic()
+
+    def recent_error(self, within: float = 10.0) -> str | None:
+        """The console's latest error, while it is news."""
+        return self.errors[-1] if self.errors and time.monotonic() - self.error_at < within else None
 
     def on_fleet_snapshot(self, m: Mapping[str, Any]) -> None:
         self.fleet = {}

@@ -33,8 +33,8 @@ PROCESS_COLUMNS: tuple[tuple[str, int, str, Callable[[dict[str, Any]], str]], ..
     ("P95", 8, "request_p95", lambda r: fmt.value("request_p95", r.get("request_p95"))),
     ("SLOW", 5, "slow", lambda r: str(r["slow"])),
 )
-#: The sort keys ``<`` and ``>`` step through, and the key that picks each directly.
-PROCESS_SORTS = ("throughput", "cpu", "memory_rss", "request_p95", "slow", "pid")
+#: The sort keys ``<`` and ``>`` step through (every column), and the key that picks some directly.
+PROCESS_SORTS = tuple(key for _, _, key, _ in PROCESS_COLUMNS)
 SORT_KEYS = {"T": "throughput", "C": "cpu", "M": "memory_rss", "P": "request_p95", "S": "slow", "I": "pid"}
 FLEET_COLUMNS: tuple[tuple[str, int, str], ...] = (
     ("HOST", 28, "name"), ("STATE", 12, "state"), ("REQ/S", 8, "throughput"), ("CAP", 5, "capacity"),
@@ -81,8 +81,7 @@ def header(model: Model, source: str, status: str) -> list[Line]:
     if host is None:
         return lines
     if figures is None or span is None:
-        lines.append(("  no data in the last 10 s", "warn"))
-        return lines
+        return [*lines, ("  no data in the last 10 s", "warn"), *_said(model)]
     said = f"last {span['span']} s, {fmt.clock(span['since'])}-{fmt.clock(span['until'])}"
     v = figures.get
     lines += [
@@ -96,9 +95,17 @@ def header(model: Model, source: str, status: str) -> list[Line]:
         (f"  latency p50 {fmt.seconds(v('request_p50'))}  p95 {fmt.seconds(v('request_p95'))}"
          f"  p99 {fmt.seconds(v('request_p99'))}   slow {fmt.amount(v('slow_active'))} active", ""),
     ]
+    return [*lines, *_said(model)]
+
+
+def _said(model: Model) -> list[Line]:
+    """What the console said is wrong: its store down, its latest error while it is news."""
+    out: list[Line] = []
     if not model.store_ok and model.store_reason:
-        lines.append((f"  console: {model.store_reason}", "warn"))
-    return lines
+        out.append((f"  console: {model.store_reason}", "warn"))
+    if (error := model.recent_error()) is not None:
+        out.append((f"  console said: {error}", "warn"))
+    return out
 
 
 def sparkline(values: list[Any], width: int) -> str:
