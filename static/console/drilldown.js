@@ -14,7 +14,9 @@
 // pushes it, Back closes the dialog and leaves the page as it was, closing goes
 // back to the URL without it, and a link or reload with `req` opens it again:
 // the dialog waits with a note until a tab has the record (the Slow tab looks it
-// up after its snapshot; the Capacity tab's records reach updateRequest).
+// up after its snapshot; the Capacity tab subscribes with pendingKey() as its `req`
+// option, so its snapshot carries that record however many newer ones there are,
+// and its records reach updateRequest).
 //
 // Nothing here may throw on odd input: a broken drill-down must never take the
 // page's redraws with it.

@@ -8,6 +8,11 @@ request, longest finished request; the page divides by the period). Slow-request
 records travel beside them, so the page can put a URL on a busy slot and
 open the drill-down on a slow run.
 
+A link to one request (the drill-down's ``req=<key>``, on a reload or a
+shared URL) subscribes with that key as option ``req``: its record comes in
+the snapshot even when newer ones fill the newest RECORD_LIMIT, as long as
+it is of a process shown and overlaps the span like the others.
+
 The window is short on purpose (``span``: 30 s to 5 min, 1 min by
 default): a heatmap of worker slots is about *now*, and its size grows
 with processes x slots x ticks. A snapshot that would hold more than
@@ -40,7 +45,7 @@ from ingest.model.records import (
     slow_record,
     threshold_of,
 )
-from ingest.model.sample import Sample
+from ingest.model.sample import Sample, slow_request
 
 from .base import MAX_PROCESSES, TabRequest
 
@@ -55,6 +60,9 @@ TICK_LIMIT: Final = 6_000
 #: slow records in a snapshot (the newest; ~1.2 kB each), and in one second of live data
 RECORD_LIMIT: Final = 100
 LIVE_RECORD_LIMIT: Final = 256
+#: newest slow records searched for a link's request (option ``req``) past the newest RECORD_LIMIT:
+#: as deep as the Slow tab reads (slow.STORE_LIMIT), so a request the console holds opens from a link
+LINK_LIMIT: Final = 2000
 #: rows are the processes the registry still calls alive, and those that ended in the span
 LIVE_STATES: Final = frozenset({"running", "stopping"})
 ENDED_STATES: Final = frozenset({"stopped", "gone"})
@@ -246,12 +254,35 @@ async def snapshot(store: BaseWindowStore, host: dict[str, Any], request: TabReq
         })
     records = [slow_record(r) for r in await store.aslow(host["id"], limit=RECORD_LIMIT, now=now)
                if (r["pid"], r["incarnation"]) in shown]
+    linked = await _linked(store, host, request.option("req"), shown, {r["key"] for r in records}, now)
+    if linked is not None:  # older than those: last, as the list is newest first
+        records.append(linked)
+    records = [r for r in records if _overlaps(r, since)]
     out: dict[str, Any] = {"span": span, "step": step, "loaded_since": loaded, "processes": processes,
-                           "processes_total": total, "ended_total": ended_total,
-                           "slow": [r for r in records if _overlaps(r, since)]}
+                           "processes_total": total, "ended_total": ended_total, "slow": records}
     if omitted_ended:
         out["omitted_ended"] = omitted_ended
     return out
+
+
+async def _linked(store: BaseWindowStore, host: dict[str, Any], key: Any, shown: Mapping[Key, Any],
+                  sent: set[str], now: float) -> dict[str, Any] | None:
+    """The record of the request a link asks for (option ``req``), when the newest RECORD_LIMIT
+    left it out: of a process shown, among the newest LINK_LIMIT the store holds; else None.
+
+    A link is opened on a busy host minutes after it was made: the newest records have
+    moved past it, yet the drill-down must show the request the console still holds."""
+    if not isinstance(key, str) or key in sent:
+        return None
+    pid, _, rest = key.partition(":")
+    incarnation, _, request = rest.partition(":")
+    if not (request and pid.isdigit() and incarnation.isdigit()) or (int(pid), int(incarnation)) not in shown:
+        return None  # no request of a process this snapshot shows: nothing worth a deeper read
+    process = (int(pid), int(incarnation))
+    for view in await store.aslow(host["id"], limit=LINK_LIMIT, now=now):
+        if (view["pid"], view["incarnation"]) == process and slow_request(view["fields"]) == request:
+            return slow_record(view)
+    return None
 
 
 def _ticking(samples: Sequence[Sample]) -> tuple[set[tuple[int, int]] | None, int]:

@@ -297,7 +297,10 @@ export function createTab(ctx) {
     options() {
       span = spanParam();
       spanSelect.value = String(span);
-      return { span };
+      // A link's request (req=<key>, awaited by the drill-down): the console sends its record
+      // even when it is older than the newest ones a snapshot carries (capacity.py, LINK_LIMIT).
+      const linked = pendingKey();
+      return typeof linked === "string" ? { span, req: linked } : { span };
     },
     reset() {
       if (pausedAt !== null) setPaused(false); // a new view: start live

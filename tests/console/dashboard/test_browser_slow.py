@@ -433,23 +433,36 @@ def test_a_capacity_drill_down_is_a_history_entry_too(tab):
     wait_frame_after(tab, len(tab.frames))
     assert len(subscribes) == subscribed and page.evaluate("window.wfSamePage") is True
     assert query_of(page.url)["tab"] == "capacity"
-    # a link opens it: the Capacity tab's records reach the waiting dialog. A snapshot holds the
-    # newest 100 records (capacity.RECORD_LIMIT), so the link is to the newest completed one
-    # (on a busy web-3 the first one may be past them by now).
+    # a link opens it: the page subscribes with the link's key (option req), and the console's
+    # snapshot carries that record however many newer ones fill its newest 100
+    # (capacity.RECORD_LIMIT; tests/console/live/test_tab_capacity.py). Before that, this failed
+    # in CI once the session's web-3 had more than 100 records in the span: `reversed` over a
+    # snapshot (newest first) picked its oldest record when no frame had brought a completed
+    # one, and by the reload newer records had pushed it out of the 100. The link is to the
+    # newest completed record the page has, by stamp: well inside the 5 min span at the reload.
     capacity = [m for m in messages(tab, "tab.snapshot", "tab.frame") if m.get("tab") == "capacity"]
-    record = next(r for m in reversed(capacity) for r in reversed(m.get("slow", []))
-                  if r.get("state") == "completed")
+    record = max((r for m in capacity for r in m.get("slow", []) if r.get("state") == "completed"),
+                 key=lambda r: r["stamp"])
+    subscribed = len(subscribes)
     page.goto(tab.base + "/hosts/web-3/?tab=capacity&span=300&req=" + quote(record["key"]))
     try:
         page.wait_for_function("url => document.getElementById('request-drilldown')?.open"
                                " && document.getElementById('request-drilldown').textContent.includes(url)",
                                arg=record["url"], timeout=30_000)
-    except Exception:  # say whether the console sent the record, or the page did not show it
+    except Exception:  # say whether the page asked for the record, the console sent it, the page showed it
         sent = [m for m in messages(tab, "tab.snapshot")[-1:] if any(r.get("key") == record["key"]
                                                                      for r in m.get("slow", []))]
         text = page.locator("#request-drilldown").text_content()
-        raise AssertionError(f"record {record['key']} ({record['url']}) in the reload's snapshot: "
-                             f"{bool(sent)}; the dialog says {text[:300]!r}") from None
+        last = messages(tab, "tab.snapshot")[-1:]
+        bands = [(p["pid"], p["incarnation"], p["state"], len(p["columns"].get("t", []))) for m in last
+                 for p in m.get("processes", [])]
+        asked = [m.get("options") for m in subscribes[subscribed:]]
+        raise AssertionError(f"record {record['key']} ({record['url']}, stamp {record['stamp']}) asked for "
+                             f"in {asked}; in the reload's snapshot: {bool(sent)}; its bands {bands}, "
+                             f"{[len(m.get('slow', [])) for m in last]} records, newest stamp "
+                             f"{max((r['stamp'] for m in last for r in m.get('slow', [])), default=None)}; "
+                             f"the dialog says {text[:200]!r}") from None
+    assert subscribes[subscribed:] and subscribes[subscribed]["options"].get("req") == record["key"]
     # with its process's request threads, as a click on its run shows it (web-3: 4 threads)
     assert " / 4 at start" in page.locator("#request-drilldown").text_content()
     page.keyboard.press("Escape")

@@ -114,6 +114,33 @@ async def test_snapshot_records_are_the_shown_processes_slow_requests_in_the_spa
 
 
 @pytest.mark.asyncio
+async def test_a_links_request_comes_in_the_snapshot_past_the_newest_records(store, monkeypatch):
+    """A drill-down link (``req=<key>``, a reload or a shared URL) opened on a busy host: newer
+    records fill the newest RECORD_LIMIT, and the snapshot still carries the one it names."""
+    busy = [slow(100, T0 + 40 + n * 0.4, 1, 1.5, start=T0 + 38.5 + n * 0.4, log_id=f"r{n}")
+            for n in range(capacity.RECORD_LIMIT + 20)]
+    now = await write(store, HOST["id"], sorted(scenario() + busy, key=lambda s: s["t"]))
+    plain = await snap(store, now)
+    keys = [r["key"] for r in plain["slow"]]
+    assert len(keys) == capacity.RECORD_LIMIT and "100:1:r0" not in keys
+    linked = await snap(store, now, options={"span": 60, "req": "100:1:r0"})
+    assert [r["key"] for r in linked["slow"]] == [*keys, "100:1:r0"]  # the newest first, then it
+    with monkeypatch.context() as m:  # the record as a snapshot with room for it has it
+        m.setattr(capacity, "RECORD_LIMIT", 1000)
+        whole = await snap(store, now)
+    assert linked["slow"][-1] == next(r for r in whole["slow"] if r["key"] == "100:1:r0")
+    # one among the newest already: not twice
+    assert (await snap(store, now, options={"req": keys[-1]}))["slow"] == plain["slow"]
+    # nothing more for a request not held, of a process not shown, ended before the span
+    # ("old"), or for what is no key
+    for odd in ("100:1:nosuch", "200:1:r0", "100:2:r0", "999:1:r0", "100:1:old", "100:1", "100:1:",
+                "x:1:r0", "-100:1:r0", "", 7, None, True):
+        assert (await snap(store, now, options={"req": odd}))["slow"] == plain["slow"], odd
+    # nor of another group than the page's
+    assert (await snap(store, now, group="app1", options={"req": "100:1:r0"}))["slow"] == []
+
+
+@pytest.mark.asyncio
 async def test_snapshot_options_group_span_and_window(store):
     now = await write(store, HOST["id"], scenario())
     only = await snap(store, now, group="app1")
