@@ -156,6 +156,13 @@ class App:
     # -- drawing -------------------------------------------------------------------------------------
 
     def lines(self) -> list[views.Line]:
+        """The view's lines; a view that fails says so in its place (the monitor goes on)."""
+        try:
+            return self.view_lines()
+        except Exception as exc:  # a bug of this view: the others, and the connection, go on
+            return [(f"  this view failed: {type(exc).__name__}: {exc}"[:300], "bad")]
+
+    def view_lines(self) -> list[views.Line]:
         s, m, width = self.state, self.model, curses.COLS
         body = {"overview": lambda: views.overview(m, s, width), "processes": lambda: views.processes(m, s),
                 "workers": lambda: views.workers(m, s), "latency": lambda: views.latency(m, s, width),

@@ -17,12 +17,22 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import frames, metrics, topview
 from ..model.fields import PHASES
 from ..model.frames import Frame
+from ..model.records import number
+from .state import (
+    Host,
+    Process,
+    busy_slots,
+    clean_frame,
+    clean_recent,
+    clean_tick,
+    mappings,
+    second_of,
+)
 
 #: Seconds of history kept: the longest window a view offers (10 min) and a little more; of
 #: each process, its rows' span and as much again (a thousand processes' 10 min would be 1 GB).
@@ -34,74 +44,6 @@ WINDOWS = (10, 60, 600)
 SLOW_SILENCE = 4.0
 #: Seconds after a second starts that it is complete (the console's PUBLISH_DELAY).
 COMPLETE_AFTER = 2
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None
-
-
-@dataclass
-class Process:
-    """One process incarnation: its registry record, its frames by second, its newest tick."""
-
-    pid: int
-    inc: int
-    group: str = ""
-    state: str = "running"
-    seconds: dict[int, Frame] = field(default_factory=dict)
-    #: the snapshot's merged frame of [first, until), until live seconds cover a whole span
-    base: tuple[int, int, Frame] | None = None
-    tick: dict[str, Any] = field(default_factory=dict)
-
-    def window(self, until: int, span: int = topview.SPAN) -> tuple[float, dict[str, float | None]] | None:
-        """(seconds covered, the row's metrics) over the span up to ``until``; None without data."""
-        merged: Frame = {}
-        start = window_start = until - span
-        first: int | None = None
-        if self.base is not None and self.base[0] > start:  # live seconds do not cover the span yet
-            base_until, first, frame = self.base
-            frames.merge_into(merged, frame)
-            start, window_start = base_until, base_until - topview.SPAN
-        for sec, frame in self.seconds.items():
-            if start <= sec < until:
-                frames.merge_into(merged, frame)
-                first = sec if first is None else min(first, sec)
-        if not merged or first is None:
-            return None
-        # A process seen before the window counts its whole span (a tick drifting across a second
-        # leaves one second empty, not the process younger); a new one, from its first second.
-        known = min([*self.seconds, *([self.base[1]] if self.base else [])])
-        covered = float(until - max(min(first, known), window_start))
-        return covered, topview.row_metrics(merged, covered)
-
-
-@dataclass
-class Host:
-    """One host's view: what its snapshot and frames said."""
-
-    id: Any = None
-    name: str = ""
-    group: str = "*"
-    groups: list[str] = field(default_factory=lambda: ["*"])
-    series: dict[str, list[Any]] = field(default_factory=dict)
-    recent: dict[str, Any] | None = None
-    agent: dict[str, Any] = field(default_factory=dict)
-    agent_state: dict[str, Any] = field(default_factory=dict)
-    seconds: dict[int, Frame] = field(default_factory=dict)
-    tens: dict[int, Frame] = field(default_factory=dict)
-    tens_step: int = 10
-    #: the end of the snapshot's frames: live seconds before it are already in them
-    until: int = 0
-    processes: dict[tuple[int, int], Process] = field(default_factory=dict)
-    processes_total: int = 0
-    slow: dict[str, dict[str, Any]] = field(default_factory=dict)
-    life: list[dict[str, Any]] = field(default_factory=list)
-    omitted: int = 0
-    trimmed: int = 0
-    snapshot_at: float | None = None
-    live_frames: int = 0
 
 
 class Model:
@@ -139,7 +81,7 @@ class Model:
         self.received += 1
         handler = getattr(self, "on_" + str(message.get("type", "")).replace(".", "_"), None)
         try:
-            now = _num(message.get("now"))
+            now = number(message.get("now"))
             if now is not None:
                 self.now = now
                 self.offset = now - time.time()
@@ -172,9 +114,11 @@ class Model:
         self.on_fleet_update(m)
 
     def on_fleet_update(self, m: Mapping[str, Any]) -> None:
-        for entry in m.get("hosts") or []:
-            if isinstance(entry, Mapping) and "id" in entry:
-                self.fleet[entry["id"]] = dict(entry)
+        for entry in mappings(m.get("hosts")):
+            if isinstance(entry.get("id"), int | str):
+                for key in ("metrics", "agent"):
+                    entry[key] = dict(entry[key]) if isinstance(entry.get(key), Mapping) else {}
+                self.fleet[entry["id"]] = entry
         self.fleet_at = self.now
 
     def on_host_snapshot(self, m: Mapping[str, Any]) -> None:
@@ -193,7 +137,7 @@ class Model:
         host = self.host
         if host is None or not isinstance(m.get("processes"), list):
             return
-        host.processes_total = int(_num(m.get("processes_total")) or 0)
+        host.processes_total = int(number(m.get("processes_total")) or 0)
         seen = set()
         for record in m["processes"]:
             if not isinstance(record, Mapping):
@@ -221,10 +165,10 @@ class Model:
             return
         if not m.get("partial"):
             if "recent" in m:
-                host.recent = m.get("recent")
+                host.recent = clean_recent(m.get("recent"))
             groups = m.get("groups") or {}
             point = groups.get(host.group) if isinstance(groups, Mapping) else None
-            t = _num(m.get("t"))
+            t = number(m.get("t"))
             if isinstance(point, Mapping) and t is not None and host.series.get("t") is not None:
                 self._extend_series(host, t, point)
         for key in ("agent", "agent_state"):
@@ -249,23 +193,24 @@ class Model:
         host = self.host
         if host is None or m.get("tab") != "top" or m.get("host") != host.id:
             return
-        host.until = int(_num(m.get("until")) or 0)
-        recent = m.get("recent")
-        if isinstance(recent, Mapping) and (host.recent is None or
-                                            (host.recent.get("until") or 0) <= (recent.get("until") or 0)):
-            host.recent = dict(recent)
-        host.seconds = {int(t): dict(f) for t, f in m.get("seconds") or []}
-        host.tens_step = int(_num(m.get("tens_step")) or 10)
-        host.tens = {int(t): dict(f) for t, f in m.get("tens") or []}
+        host.until = int(number(m.get("until")) or 0)
+        recent = clean_recent(m.get("recent"))
+        if recent is not None and (host.recent is None or
+                                   (host.recent.get("until") or 0) <= (recent.get("until") or 0)):
+            host.recent = recent
+        host.seconds = self._frames(m.get("seconds"))
+        host.tens_step = int(number(m.get("tens_step")) or 10)
+        host.tens = self._frames(m.get("tens"))
         window = m.get("processes") or {}
-        until = int(_num(window.get("until")) or host.until)
+        until = int(number(window.get("until")) or host.until)
         for pid, inc, group, first, frame in window.get("procs") or []:
-            self._process(pid, inc, group).base = (until, int(first), dict(frame))
+            if isinstance(pid, int) and isinstance(inc, int) and second_of(first) is not None:
+                self._process(pid, inc, group).base = (until, int(first), clean_frame(frame))
         self._ticks(window.get("ticks") or [])
-        host.omitted = int(_num((window.get("omitted") or {}).get("processes")) or 0)
+        host.omitted = int(number((window.get("omitted") or {}).get("processes")) or 0)
         for record in m.get("slow") or []:
             self._slow(record)
-        host.life = list(m.get("life") or [])[-200:]
+        host.life = mappings(m.get("life"))[-200:]
 
     def on_tab_frame(self, m: Mapping[str, Any]) -> None:
         host = self.host
@@ -273,19 +218,23 @@ class Model:
             return
         host.live_frames += 1
         for group, sec, frame in m.get("groups") or []:
-            if sec < host.until or not (host.group == "*" or group == host.group):
+            sec = second_of(sec)
+            if sec is None or sec < host.until or not (host.group == "*" or group == host.group):
                 continue
+            frame = clean_frame(frame)
             frames.merge_into(host.seconds.setdefault(sec, {}), frame)
             frames.merge_into(host.tens.setdefault(sec - sec % host.tens_step, {}), frame)
         for pid, inc, group, sec, frame in m.get("procs") or []:
-            if sec < host.until or not (host.group == "*" or group == host.group):
+            sec = second_of(sec)
+            if sec is None or sec < host.until or not (host.group == "*" or group == host.group) \
+                    or not isinstance(pid, int) or not isinstance(inc, int):
                 continue
-            frames.merge_into(self._process(pid, inc, group).seconds.setdefault(sec, {}), frame)
+            frames.merge_into(self._process(pid, inc, group).seconds.setdefault(sec, {}), clean_frame(frame))
         self._ticks(m.get("ticks") or [])
         for record in m.get("slow") or []:
             self._slow(record)
-        for event in m.get("life") or []:
-            if isinstance(event, Mapping) and (host.group == "*" or event.get("group") == host.group):
+        for event in mappings(m.get("life")):
+            if host.group == "*" or event.get("group") == host.group:
                 host.life.append(dict(event))
                 if event.get("kind") == "stopped":
                     key = (event.get("pid"), event.get("inc"))
@@ -299,13 +248,23 @@ class Model:
             host.trimmed = self.until()
             self._trim(host)
 
+    @staticmethod
+    def _frames(pairs: Any) -> dict[int, Frame]:
+        out: dict[int, Frame] = {}
+        for t, frame in pairs if isinstance(pairs, list) else []:
+            sec = second_of(t)
+            if sec is not None:
+                out[sec] = clean_frame(frame)
+        return out
+
     def _ticks(self, ticks: list[Any]) -> None:
         assert self.host is not None
         for pid, inc, info in ticks:
-            if isinstance(info, Mapping):
+            tick = clean_tick(info)
+            if tick is not None and isinstance(pid, int) and isinstance(inc, int):
                 proc = self._process(pid, inc, None)
-                if _num(info.get("t")) is not None and (info["t"] >= (proc.tick.get("t") or 0)):
-                    proc.tick = dict(info)
+                if tick["t"] >= (proc.tick.get("t") or 0):
+                    proc.tick = tick
 
     def _slow(self, record: Any) -> None:
         assert self.host is not None
@@ -313,10 +272,11 @@ class Model:
             return
         if self.host.group != "*" and (record.get("group") or "") != self.host.group:
             return
+        record = {**record, **{k: number(record.get(k)) for k in ("stamp", "start", "duration")}}
         old = self.host.slow.get(record["key"])
         if old is not None and old.get("state") == "completed" and record.get("state") != "completed":
             return  # a late active copy never undoes a completion
-        self.host.slow[record["key"]] = dict(record)
+        self.host.slow[record["key"]] = record
 
     def _trim(self, host: Host) -> None:
         oldest = self.until() - KEEP
@@ -407,11 +367,11 @@ class Model:
         for record in host.slow.values():
             row = dict(record)
             if row.get("state") == "active":
-                stamp, start = _num(row.get("stamp")) or 0.0, _num(row.get("start"))
+                stamp, start = number(row.get("stamp")) or 0.0, number(row.get("start"))
                 if now - stamp > SLOW_SILENCE:
                     row["state"] = "expired"
                 elif start is not None:
-                    row["duration"] = max(_num(row.get("duration")) or 0.0, now - start)
+                    row["duration"] = max(number(row.get("duration")) or 0.0, now - start)
             rows.append(row)
         return rows
 
@@ -425,8 +385,3 @@ class Model:
             if r.get("state") == "active" and (known is None or duration >= (known.get("duration") or 0.0)):
                 out[key] = r
         return out
-
-
-def busy_slots(tick: Mapping[str, Any]) -> int:
-    """Slots with a request running at the process's newest tick."""
-    return sum(1 for v in tick.get("elapsed") or [] if (_num(v) or 0) > 0)

@@ -37,6 +37,7 @@ from ingest.pipeline.localserve import LocalServer, dumps, process_records
 from ingest.pipeline.localview import HostRequest, LocalView
 from ingest.pipeline.receiver import SocketSetupError
 from ingest.pipeline.state import ProcessTable
+from stack.procs import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 HOST_SNAPSHOT_KEYS = {"type", "host", "group", "tab", "now", "step", "groups", "groups_total", "series",
@@ -346,12 +347,7 @@ def serve(sockdir: Path, *more: str) -> subprocess.Popen:
 
 
 def wait_for(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+    return wait_until(predicate, timeout, step=0.05)
 
 
 def stop(proc: subprocess.Popen) -> str:

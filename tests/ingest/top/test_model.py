@@ -122,7 +122,7 @@ message_lists = st.lists(st.tuples(st.sampled_from(MESSAGE_TYPES),
                                    st.dictionaries(st.sampled_from(KEYS), json_values)), max_size=6)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(message_lists)
 def test_messages_that_break_the_protocol_are_counted_and_the_views_still_draw(messages):
     model = fed(time.time(), seconds=12)
