@@ -39,6 +39,10 @@ class Terminal:
     def screen(self) -> list[str]:
         return self.tmux("capture-pane", "-p", "-t", "top").splitlines()
 
+    def escapes(self) -> str:
+        """The screen with its colours and attributes as escape sequences."""
+        return self.tmux("capture-pane", "-p", "-e", "-t", "top")
+
     def text(self) -> str:
         return "\n".join(self.screen())
 

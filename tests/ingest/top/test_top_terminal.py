@@ -93,6 +93,24 @@ def test_a_pause_freezes_the_screen_while_data_keeps_arriving(screen):
     term.wait_for(lambda s: "[live]" in s)
 
 
+def test_colours_mark_errors_unless_no_color_says_otherwise(screen):
+    term, dep, host = screen
+    red = "\x1b[31m"  # the header's rates line turns red while 5xx are served (the simulator serves some)
+    term.wait_for(lambda s: red in term.escapes(), timeout=30)
+    user = next(iter(dep.fleet["users"]))
+    for plain in ({"NO_COLOR": "1"}, {}):
+        extra = [] if plain else ["--no-color"]
+        command = [sys.executable, "-m", "ingest", "top", "--console", http_url(dep), "--token-file",
+                   token_file(dep, user), "--host", host, *extra]
+        other = Terminal(command, env={"PYTHONPATH": str(ROOT), **plain})
+        try:
+            other.wait_for(lambda s: "5xx" in s and "req/s" in s)
+            time.sleep(2)
+            assert red not in other.escapes() and "\x1b[33m" not in other.escapes()
+        finally:
+            other.close()
+
+
 def test_resize_redraws_to_the_new_size(screen):
     term, _, _ = screen
     term.keys("p")
