@@ -60,7 +60,9 @@ def test_keys_labels_and_shortcuts_are_unique_and_the_default_is_registered():
 
 
 def test_the_live_dispatch_and_the_subscribe_validation_are_the_registry():
-    assert list(tabs.TABS) == KEYS
+    # the page's tabs in nav order, then those only token clients ask for (top's), which no page shows
+    assert list(tabs.TABS) == [*KEYS, *tabs.CLIENT_TABS] and list(tabs.CLIENT_TABS) == ["top"]
+    assert not set(tabs.CLIENT_TABS) & set(KEYS)
     assert all(tabs.TABS[spec.key] is spec.module for spec in REGISTRY)
     assert tabs.DEFAULT_TAB == DEFAULT_TAB
     for key in KEYS:
