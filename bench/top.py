@@ -35,7 +35,7 @@ two draws ``ingest/top/app.py`` makes a second whatever the data's pace
 once a second), the second reuses them ("again ms"). The curses calls
 themselves (drawing the rows that fit) are not measured.
 
-Results go to bench/results/top-latest.json and are printed. A full run
+Results go to ``bench/results/`` (``top-latest.json``) and are printed. A full run
 (``python -m bench.top``, 2 cores shared with other work), its table less the
 legend line:
 

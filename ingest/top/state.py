@@ -113,8 +113,8 @@ def clean_recent(recent: Any) -> dict[str, Any] | None:
     if not isinstance(recent, Mapping) or not isinstance(recent.get("groups"), Mapping):
         return None
     groups = {str(g): dict(v) for g, v in recent["groups"].items() if isinstance(v, Mapping)}
-    return {"span": number(recent.get("span")), "since": number(recent.get("since")),
-            "until": number(recent.get("until")), "groups": groups}
+    return {"span": second_of(recent.get("span")), "since": second_of(recent.get("since")),
+            "until": second_of(recent.get("until")), "groups": groups}
 
 
 def mappings(values: Any) -> list[dict[str, Any]]:

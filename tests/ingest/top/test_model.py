@@ -64,12 +64,12 @@ def test_a_new_process_counts_from_its_first_second_and_an_old_one_over_the_whol
 
 def test_the_header_is_the_host_frames_recent_as_sent():
     model = fed(time.time())
-    recent = {"span": 10, "since": 1, "until": 11, "groups": {"*": {"throughput": 4.2, "requests": 42}}}
+    recent = {"span": 10.0, "since": 1, "until": 11, "groups": {"*": {"throughput": 4.2, "requests": 42}}}
     model.apply({"type": "host.frame", "host": 7, "t": 10, "recent": recent, "groups": {}})
     figures, span = model.headline()
     assert figures == recent["groups"]["*"] and span == {"span": 10, "since": 1, "until": 11}
     text = "\n".join(t for t, _ in views.header(model, "test", "live"))
-    assert "req/s 4.2" in text
+    assert "req/s 4.2" in text and "(last 10 s," in text
     model.apply({"type": "host.frame", "host": 7, "t": 11, "partial": True,
                  "recent": {"groups": {"*": {"throughput": 99}}}})
     assert model.headline()[0] == recent["groups"]["*"]  # a partial second never replaces it

@@ -13,11 +13,11 @@ from top_helpers import fed_host, http_url, token_file, top, top_json
 from stack.procs import wait_until
 
 
-@pytest.fixture
-def fleet(deploy):
+@pytest.fixture(scope="module")
+def fleet(module_deploy):
     tag = unique()
     team, fed, idle, user, other = f"{tag}-t", f"{tag}-web", f"{tag}-idle", f"{tag}-ann", f"{tag}-o"
-    dep = deploy({team: {"hosts": [fed, idle], "users": [user]},
+    dep = module_deploy({team: {"hosts": [fed, idle], "users": [user]},
                   f"{tag}-t2": {"hosts": [other], "users": []}})
     host_id = fed_host(dep, fed, processes=2, groups=2)
     return {"dep": dep, "fed": fed, "idle": idle, "other": other, "user": user, "id": host_id,

@@ -13,12 +13,20 @@ from terminal import Terminal
 from top_helpers import ROOT, fed_host, http_url, token_file
 
 
-@pytest.fixture
-def screen(deploy):
+@pytest.fixture(scope="module")
+def fed(module_deploy):
+    """One console and host for the module: three processes in one group."""
     tag = unique()
     host, user = f"{tag}-web", f"{tag}-ann"
-    dep = deploy({f"{tag}-t": {"hosts": [host], "users": [user]}})
+    dep = module_deploy({f"{tag}-t": {"hosts": [host], "users": [user]}})
     fed_host(dep, host, processes=3, groups=1)
+    return dep, host, user
+
+
+@pytest.fixture
+def screen(fed):
+    """A fresh ``top`` on the module's host, in a terminal of its own."""
+    dep, host, user = fed
     term = Terminal([sys.executable, "-m", "ingest", "top", "--console", http_url(dep),
                      "--token-file", token_file(dep, user), "--host", host], env={"PYTHONPATH": str(ROOT)})
     try:
