@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -53,11 +54,11 @@ def test_the_demo_prints_its_login_goes_live_without_false_warnings_and_stops_on
 
         assert wait_until(lambda: len(live()) == 3, 40, step=1), live()
         # the terminal monitor's line works as printed: one snapshot of the first demo host
-        line = re.search(r"terminal: (python -m ingest top .+)", text).group(1).split()
-        assert line[-2:] == ["--host", "demo-web-1"], line
+        line = shlex.split(re.search(r"terminal: (.+ -m ingest top .+)", text).group(1))
+        assert line[-2:] == ["--host", "demo-web-1"] and os.access(line[0], os.X_OK), line
 
-        def top_once() -> subprocess.CompletedProcess:
-            return subprocess.run([sys.executable, *line[1:], "--once", "--json"], cwd=ROOT, env=env,
+        def top_once() -> subprocess.CompletedProcess:  # as printed, from anywhere
+            return subprocess.run([*line, "--once", "--json"], cwd="/", env=env,
                                   capture_output=True, text=True, timeout=60, check=False)
         assert wait_until(lambda: top_once().returncode == 0, 30, step=1), top_once().stderr
         assert json.loads(top_once().stdout)["host"] == "demo-web-1"

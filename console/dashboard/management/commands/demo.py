@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shlex
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import zlib
@@ -134,8 +136,9 @@ class Command(BaseCommand):
         token_file = workdir / "top.token"
         token_file.write_text(token + "\n")
         token_file.chmod(0o600)
-        return (f"python -m ingest top --console {url.rstrip('/')} --token-file {token_file} "
-                f"--host {DEMO_HOSTS[0][0]}")
+        # this interpreter (the project's .venv): the system's python has none of the agent's packages
+        return (f"{shlex.quote(sys.executable)} -m ingest top --console {url.rstrip('/')} "
+                f"--token-file {token_file} --host {DEMO_HOSTS[0][0]}")
 
     def start_host(self, name: str, labels: dict[str, str], shape: list[str], team: Team, workdir: Path,
                    url: str) -> list[Agent | Simulator]:
