@@ -22,7 +22,7 @@ def tick(pid: int, t: float, requests: int, group: str = "app0") -> dict:
                   "capacity_utilization": 0.25, "cpu_utilization": 0.5, "memory_rss": 1 << 20,
                   "request_time": 0.01 * requests, "request_time_min": 0.01, "request_time_max": 0.01,
                   "request_time_buckets": [requests if b == bucket_index(0.01) else 0 for b in range(65)],
-                  "request_throughput": float(requests), "status_2xx": requests}}
+                  "request_throughput": float(requests), "status_2xx_total": requests}}
 
 
 def fed(now: float, seconds: int = 30) -> Model:
