@@ -21,6 +21,7 @@ import sys
 import time
 from typing import Any
 
+from ..model.records import display
 from . import fmt, views
 from .client import Link, Target
 from .model import Model
@@ -120,7 +121,8 @@ def main(target: Target, host: str | None, group: str, timeout: float, as_json: 
     model = once.model
     if code == OK:
         if as_json:
-            print(json.dumps(snapshot_json(model), allow_nan=False, default=str))
+            # strict JSON: a figure that is not finite (0/0 of an agent's nonsense) is null
+            print(json.dumps(display(snapshot_json(model)), allow_nan=False, default=str))
         else:
             lines = views.header(model, source, "once")
             lines += views.fleet(model, views.ViewState()) if model.host is None else \
