@@ -33,6 +33,7 @@ from redis.exceptions import RedisError
 from console.windows.store import BaseWindowStore
 from ingest.model.frames import merge, merge_into
 from ingest.model.kinds import STARTED, STATUS_CLASSES, STOPPED, STOPPING
+from ingest.model.records import first_processes
 from ingest.model.sample import Sample
 
 from .groups import STAFF_GROUP, host_group, team_group
@@ -57,7 +58,7 @@ from .summary import (
     recent_of,
 )
 from .tabs import TabRequest, live_messages
-from .tabs.base import MAX_GROUPS, first_processes
+from .tabs.base import MAX_GROUPS
 
 #: Tabs whose host snapshot carries the chart series: the Overview's charts, top's sparklines.
 SERIES_TABS = frozenset({"overview", "top"})

@@ -16,8 +16,9 @@ from typing import Any
 
 from console.windows.store import BaseWindowStore
 from ingest.model import metrics as metric_table
-from ingest.model.frames import derive, headline
+from ingest.model.frames import derive, recent_of
 from ingest.model.kinds import HOST
+from ingest.model.records import LIVE_STATES
 
 from .health import faults, not_decoding
 from .store import StoreUnavailable
@@ -44,8 +45,6 @@ HEADLINE_SPAN = metric_table.HEADLINE_SPAN
 #: would cost more than the row.
 RESTARTS_SPAN, LIFECYCLE_EVERY = metric_table.RESTARTS_SPAN, 10
 _lifecycle: dict[int, tuple[float, dict[str, int]]] = {}
-#: The registry's states of a process that is alive.
-LIVE_STATES = frozenset({"running", "stopping"})
 #: The fleet row's metrics that are not the headline's.
 FROM_LIFECYCLE = ("restarts", "processes_live")
 
@@ -136,20 +135,6 @@ async def recent(store: BaseWindowStore, host_id: int, second: int,
     """``host.frame``'s ``recent``: each group's headline (and the host's, "*") over the
     HEADLINE_SPAN complete seconds up to ``second``; ``groups`` limits which groups."""
     return recent_of(await headline_seconds(store, host_id, second), second, groups)
-
-
-def recent_of(per_group: dict[str, list[Any]], second: int,
-              groups: Iterable[str] | None = None) -> dict[str, Any]:
-    """``recent`` from the seconds ``headline_seconds`` read."""
-    until = second + 1
-    wanted = None if groups is None else {HOST, *groups}
-    out = {}
-    for group, frames in per_group.items():
-        if wanted is None or group in wanted:
-            values = headline(frames, until)
-            if values is not None:
-                out[group] = values
-    return {"span": HEADLINE_SPAN, "since": until - HEADLINE_SPAN, "until": until, "groups": out}
 
 
 def lifecycle_changed(host_id: int) -> None:

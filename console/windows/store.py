@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from ingest.model.frames import Frame, merge_into
+from ingest.model.frames import Frame, merge_into, point_step
 from ingest.model.kinds import HOST
 from ingest.model.sample import SILENT_INTERVALS, Sample
 
@@ -102,19 +102,6 @@ def choose_tier(tiers: Sequence[Tier], since: float, until: float, now: float) -
         if span <= tier.max_span and now - since <= tier.retention + tier.seconds:
             return tier
     return tiers[-1]
-
-
-def point_step(tier: int, first: float, until: float, points: int) -> int:
-    """A point width, a multiple of the tier, so that points aligned on multiples
-    of it (stable from one refresh to the next) number at most ``points``.
-
-    [first, until) of length L touches at most ceil(L / step) + 1 aligned
-    cells, hence the ``points - 1``; one point takes the whole range.
-    """
-    cells = max(1, math.ceil((until - first) / tier))
-    if points <= 1:
-        return tier * cells
-    return tier * max(1, math.ceil(cells / (points - 1)))
 
 
 class BaseWindowStore(abc.ABC):

@@ -40,6 +40,7 @@ loss       datagrams lost by sequence, added by the store from heartbeats
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -51,6 +52,7 @@ from .histogram import bucket_index
 from .kinds import (
     GC_EVENT,
     GC_SNAPSHOT,
+    HOST,
     SLOW,
     STARTED,
     STATUS_FIELDS,
@@ -240,6 +242,19 @@ def load(data: bytes) -> Frame:
     return frame
 
 
+def point_step(tier: int, first: float, until: float, points: int) -> int:
+    """A point width, a multiple of the tier, so that points aligned on multiples
+    of it (stable from one refresh to the next) number at most ``points``.
+
+    [first, until) of length L touches at most ceil(L / step) + 1 aligned
+    cells, hence the ``points - 1``; one point takes the whole range.
+    """
+    cells = max(1, math.ceil((until - first) / tier))
+    if points <= 1:
+        return tier * cells
+    return tier * max(1, math.ceil(cells / (points - 1)))
+
+
 # -- display metrics -----------------------------------------------------------------
 
 def derive(frame: Mapping[str, float], span: float,
@@ -274,3 +289,20 @@ def headline(seconds: Sequence[tuple[int, Mapping[str, float]]], until: int,
     for _, frame in frames:
         merge_into(merged, frame)
     return derive(merged, float(until - first), names)
+
+
+def recent_of(per_group: Mapping[str, Sequence[tuple[int, Mapping[str, float]]]], second: int,
+              groups: Iterable[str] | None = None) -> dict[str, Any]:
+    """``host.frame``'s ``recent``: each group's ``headline`` (and the host's, "*") over the
+    HEADLINE_SPAN complete seconds up to ``second``, from each group's 1 s frames;
+    ``groups`` limits which groups. A group without data in the span is left out."""
+    until = second + 1
+    wanted = None if groups is None else {HOST, *groups}
+    out = {}
+    for group, seconds in per_group.items():
+        if wanted is None or group in wanted:
+            values = headline(seconds, until)
+            if values is not None:
+                out[group] = values
+    span = metrics.HEADLINE_SPAN
+    return {"span": span, "since": until - span, "until": until, "groups": out}

@@ -10,9 +10,10 @@ no NaN), for ``textContent`` or a terminal, never for markup.
 
 from __future__ import annotations
 
+import heapq
 import math
 from array import array
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from .fields import MAX_SLOTS
@@ -21,6 +22,15 @@ from .sample import slow_request
 
 #: largest duration or age believed (s); anything beyond is clamped, not sent as is
 LONGEST: Final = 1e7
+#: Registry states of a process that is still there.
+LIVE_STATES: Final = frozenset({"running", "stopping"})
+#: Processes one message describes at most (registry records, heatmap rows, per-process
+#: ticks, GC series, top's frames): the largest host the console is benchmarked with
+#: (bench/console_load/). A flood of datagrams from fake pids made host frames of 10-36 MB;
+#: with this bound the per-process part of a message stays near half of the console's
+#: 1 MiB text limit, and the processes left out are counted so a page or ``top`` can say
+#: "and 12,345 more processes".
+MAX_PROCESSES: Final = 1000
 
 KIND_NAMES = {STARTED: "started", STOPPING: "stopping", STOPPED: "stopped"}
 
@@ -204,3 +214,16 @@ def lifecycle_event(sample: Mapping[str, Any]) -> dict[str, Any] | None:
                    requests=finite(f.get("lifetime_request_count")),
                    drain=None if drain is None else bool(drain))
     return compact(out)
+
+
+def first_processes(records: Sequence[Mapping[str, Any]], limit: int = MAX_PROCESSES) -> list[Any]:
+    """At most ``limit`` registry records, order kept: live processes first, then the most
+    recently seen (a real process ticks every second; a fake pid is seen once)."""
+    if len(records) <= limit:
+        return list(records)
+
+    def rank(i: int) -> tuple[bool, float]:
+        seen: Any = records[i].get("last_seen")  # a stored record's: checked by finite
+        return records[i].get("state") not in LIVE_STATES, -(seen if finite(seen) is not None else 0.0)
+
+    return [records[i] for i in sorted(heapq.nsmallest(limit, range(len(records)), key=rank))]

@@ -31,7 +31,7 @@ from . import frames, metrics
 from .fields import PHASES
 from .frames import Frame
 from .kinds import GC_EVENT, SLOW, STARTED, STOPPED, STOPPING, TICK
-from .records import display, lifecycle_event, slot_array, slots_of, slow_record, threshold_of
+from .records import MAX_PROCESSES, display, lifecycle_event, slot_array, slots_of, slow_record, threshold_of
 from .sample import Sample
 
 #: Seconds the process table and the header average over (the fleet row's span).
@@ -43,8 +43,6 @@ SECONDS: Final = 60
 TENS: Final = 600
 TEN: Final = 10
 TENS_POINTS: Final = TENS // TEN + 1
-#: Processes one message describes at most (the lowest pids, the same every second).
-MAX_PROCESSES: Final = 1000
 #: Slow records one live message carries at most (completed ones first).
 MAX_SLOW: Final = 256
 REQUEST: Final = PHASES.index("request")

@@ -23,7 +23,7 @@ from .. import __version__
 from ..model import frames, metrics, topview
 from ..model.frames import Frame
 from ..model.kinds import GC_EVENT, HOST, SLOW, STARTED, STATUS_CLASSES, STOPPED, STOPPING, TICK
-from ..model.records import display, lifecycle_event, number, slow_record
+from ..model.records import LIVE_STATES, display, first_processes, lifecycle_event, number, slow_record
 from ..model.sample import SILENT_INTERVALS, Sample, sample_time, slow_request
 from .process import Process
 from .samples import sample_from
@@ -46,7 +46,6 @@ NOT_DECODING_AFTER, CATCH_UP = 10.0, 30
 AGENT_KEYS: Final = ("received", "decoded", "lost", "malformed", "spooled", "dropped", "bad_samples",
                      "queue_drops", "dropped_samples", "dropped_seconds", "refused_samples", "kernel_qlen")
 TOTALS: Final = ("requests", *(f"status_{c}" for c in STATUS_CLASSES))
-LIVE_STATES: Final = frozenset({"running", "stopping"})
 _WINDOW_KINDS = frozenset({TICK, SLOW, GC_EVENT, STARTED, STOPPING, STOPPED})
 _LIFECYCLE = frozenset({STARTED, STOPPING, STOPPED})
 
@@ -106,25 +105,14 @@ class Bounded:
 def downsample(seconds: Mapping[int, Frame], since: float, until: float,
                points: int) -> tuple[int, list[tuple[int, Frame]]]:
     """(step, [(start, frame)]): the 1 s frames of [since, until) merged into points aligned on
-    the step, as the console's store does (``point_step`` of console/windows/store.py)."""
+    the step, as the console's store does (``frames.point_step``)."""
     first = math.floor(since)
-    cells = max(1, math.ceil(until - first))
-    step = cells if points <= 1 else max(1, math.ceil(cells / (points - 1)))
+    step = frames.point_step(1, first, until, points)
     merged: dict[int, Frame] = {}
     end = math.ceil(until)
     for sec in sorted(s for s in seconds if first <= s < end):
         frames.merge_into(merged.setdefault(first if points <= 1 else sec - sec % step, {}), seconds[sec])
     return step, sorted(merged.items())
-
-
-def first_processes(records: list[dict[str, Any]],
-                    limit: int = topview.MAX_PROCESSES) -> list[dict[str, Any]]:
-    """At most ``limit`` records, order kept: live ones first, then the most recently seen."""
-    if len(records) <= limit:
-        return records
-    ranked = sorted(range(len(records)), key=lambda i: (records[i]["state"] not in LIVE_STATES,
-                                                       -records[i]["last_seen"]))
-    return [records[i] for i in sorted(ranked[:limit])]
 
 
 class LocalView:
@@ -275,17 +263,11 @@ class LocalView:
 
     def recent(self, second: int, groups: Iterable[str]) -> dict[str, Any]:
         """``host.frame``'s ``recent``: the headline of the host and of each of ``groups``."""
-        until = second + 1
-        out = {}
+        span = range(second + 1 - metrics.HEADLINE_SPAN, second + 1)
         with self._lock:
-            for group in (HOST, *groups):
-                per = self._frames.get(group, {})
-                values = frames.headline([(t, per[t]) for t in range(until - metrics.HEADLINE_SPAN, until)
-                                          if t in per], until)
-                if values is not None:
-                    out[group] = values
-        return {"span": metrics.HEADLINE_SPAN, "since": until - metrics.HEADLINE_SPAN, "until": until,
-                "groups": out}
+            per_group = {group: [(t, per[t]) for t in span if t in per]
+                         for group in (HOST, *groups) for per in [self._frames.get(group, {})]}
+        return frames.recent_of(per_group, second)
 
     def restarts(self, now: float) -> int:
         """Processes that stopped in the last hour: by their first STOPPING, else their STOPPED."""

@@ -71,10 +71,9 @@ class App:
         self.model.apply(message)
         kind = message.get("type")
         if kind == "fleet.snapshot" and self.wanted_host and self.host_id is None:
-            wanted = self.wanted_host
-            found = [e for e in self.model.fleet.values() if wanted in (e.get("name"), str(e.get("id")))]
-            if found:
-                self.host_id = found[0]["id"]
+            found = self.model.find_host(self.wanted_host)
+            if found is not None:
+                self.host_id = found["id"]
                 if self.state.view != "fleet":
                     self.link.ask(self.subscription())
             else:

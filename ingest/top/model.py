@@ -121,6 +121,10 @@ class Model:
                 self.fleet[entry["id"]] = entry
         self.fleet_at = self.now
 
+    def find_host(self, name: str) -> dict[str, Any] | None:
+        """The fleet entry a user's ``--host`` names (by name, or by the console's id)."""
+        return next((e for e in self.fleet.values() if name in (e.get("name"), str(e.get("id")))), None)
+
     def on_host_snapshot(self, m: Mapping[str, Any]) -> None:
         host = Host(id=m.get("host"), group=str(m.get("group", "*")))
         entry = self.fleet.get(host.id)  # the console names hosts by id; its fleet, by name too

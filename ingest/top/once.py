@@ -65,12 +65,12 @@ class Once:
             if self.host is None:
                 self.finish(OK)
                 return
-            found = [e for e in self.model.fleet.values() if self.host in (e.get("name"), str(e.get("id")))]
-            if not found:
+            found = self.model.find_host(self.host)
+            if found is None:
                 self.finish(UNKNOWN_HOST, f"no host {self.host!r} among the {len(self.model.fleet)} "
                                           "hosts this token's user may see")
                 return
-            self.link.ask(self.host_subscribe(found[0]["id"]))
+            self.link.ask(self.host_subscribe(found["id"]))
         elif kind == "host.snapshot" and self.model.host is not None:
             state = self.model.host.agent_state
             if not state.get("online"):

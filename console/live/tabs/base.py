@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
+
+from ingest.model import records
 
 #: Seconds after a second starts that the console publishes it complete (``host.frame``
 #: without ``partial``: every agent batch of it has come). The Overview's page model keeps
@@ -29,16 +30,11 @@ POINTS_MIN, POINTS_MAX, DEFAULT_POINTS = 10, 2000, 300
 PAGE_POINTS_MIN = 100
 #: The longest group name a page may ask for.
 MAX_GROUP = 256
-#: Processes one message describes at most (registry records, heatmap rows, per-process
-#: ticks, GC series...): the largest host the console is benchmarked with (bench/console_load/).
-#: A flood of datagrams from fake pids made host frames of 10-36 MB; with this bound the
-#: per-process part of a message stays near half of jsontext.MAX_TEXT, and the processes
-#: left out are counted so the page can say "and 12,345 more processes".
-MAX_PROCESSES = 1000
+#: Processes one message describes at most: the model's bound (``ingest.model.records``),
+#: shared with ``top``'s frames and the agent's local view.
+MAX_PROCESSES: Final = records.MAX_PROCESSES
 #: Process groups one message describes at most (each costs a store read a second).
 MAX_GROUPS = 64
-#: Registry states of a process that is still there.
-LIVE_STATES = frozenset({"running", "stopping"})
 
 
 @dataclass(frozen=True)
@@ -78,19 +74,6 @@ class TabRequest:
     def wants(self, group: str | None) -> bool:
         """True when a process of ``group`` (None: embedded) belongs to the requested group."""
         return self.group == "*" or (group or "") == self.group
-
-
-def first_processes(records: Sequence[Mapping[str, Any]], limit: int = MAX_PROCESSES) -> list[Any]:
-    """At most ``limit`` registry records, order kept: live processes first, then the most
-    recently seen (a real process ticks every second; a fake pid is seen once)."""
-    if len(records) <= limit:
-        return list(records)
-
-    def rank(i: int) -> tuple[bool, float]:
-        seen: Any = records[i].get("last_seen")  # a stored record's: checked by _finite
-        return records[i].get("state") not in LIVE_STATES, -(seen if _finite(seen) else 0.0)
-
-    return [records[i] for i in sorted(heapq.nsmallest(limit, range(len(records)), key=rank))]
 
 
 def _finite(value: Any) -> bool:

@@ -37,6 +37,8 @@ from typing import Any, Final
 from console.windows.store import BaseWindowStore
 from ingest.model.kinds import SLOW, STOPPED, TICK
 from ingest.model.records import (
+    LIVE_STATES,
+    MAX_PROCESSES,
     display,
     number,
     scalar,
@@ -47,7 +49,7 @@ from ingest.model.records import (
 )
 from ingest.model.sample import Sample, slow_request
 
-from .base import MAX_PROCESSES, TabRequest
+from .base import TabRequest
 
 SPANS: Final = (30, 60, 120, 300)
 DEFAULT_SPAN: Final = 60
@@ -63,8 +65,6 @@ LIVE_RECORD_LIMIT: Final = 256
 #: newest slow records searched for a link's request (option ``req``) past the newest RECORD_LIMIT:
 #: as deep as the Slow tab reads (slow.STORE_LIMIT), so a request the console holds opens from a link
 LINK_LIMIT: Final = 2000
-#: rows are the processes the registry still calls alive, and those that ended in the span
-LIVE_STATES: Final = frozenset({"running", "stopping"})
 ENDED_STATES: Final = frozenset({"stopped", "gone"})
 #: slack around a record's lifetime when deciding it overlaps the window (s)
 SLACK: Final = 2.0

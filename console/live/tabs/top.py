@@ -16,7 +16,7 @@ from typing import Any, Final
 from console.windows.store import BaseWindowStore
 from ingest.model import frames, topview
 from ingest.model.kinds import GC_EVENT, SLOW, STARTED, STOPPED, STOPPING, TICK
-from ingest.model.records import lifecycle_event, slow_record
+from ingest.model.records import MAX_PROCESSES, lifecycle_event, slow_record
 from ingest.model.sample import Sample
 
 from .base import PUBLISH_DELAY, TabRequest
@@ -26,7 +26,7 @@ SLOW_LIMIT: Final = 200
 LIFE_LIMIT: Final = 200
 LIFE_SPAN: Final = 3600
 #: Raw samples read for the process window at most: 1,000 processes ticking twice a second.
-RAW_LIMIT: Final = 20 * topview.MAX_PROCESSES
+RAW_LIMIT: Final = 20 * MAX_PROCESSES
 
 
 def complete_until(now: float) -> int:
@@ -39,8 +39,6 @@ async def snapshot(store: BaseWindowStore, host: dict[str, Any], request: TabReq
                    now: float) -> dict[str, Any]:
     until = complete_until(now)
     group = request.group
-    from ..summary import recent_of  # summary imports the tabs package: read it here, not at import
-
     per_group = await store.aseconds(host["id"], until - topview.SECONDS, until)
     seconds = per_group.get(group, [])
     tens = await store.aframes(host["id"], group, until - topview.TENS, until, topview.TENS_POINTS, now=now)
@@ -55,7 +53,7 @@ async def snapshot(store: BaseWindowStore, host: dict[str, Any], request: TabReq
         "until": until,
         # the host frame's ``recent`` of the snapshot's last second: the header of the very
         # seconds ``processes`` covers (the fleet row's numbers, one read shared)
-        "recent": recent_of(per_group, until - 1, [group] if group != "*" else None),
+        "recent": frames.recent_of(per_group, until - 1, [group] if group != "*" else None),
         "seconds": [[t, frames.compact(f)] for t, f in seconds],
         "tens": [[int(t), frames.compact(f)] for t, f in tens], "tens_step": tens.step,
         "processes": window,
